@@ -1,0 +1,137 @@
+"""Merchants, users, rooms and stream keys: creation, sign-in and guest identities."""
+
+from __future__ import annotations
+
+import re
+import secrets
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from livecommerce.auth import Principal, hash_password, hash_stream_key, new_stream_key, verify_password
+from livecommerce.db.models import Merchant, Role, Room, StreamKey, User
+from livecommerce.errors import AppError
+
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+DISPLAY_NAME_MAX = 32
+
+
+def clean_display_name(name: str) -> str:
+    """Trim, collapse whitespace and drop control characters; reject what is left empty."""
+    cleaned = " ".join("".join(ch for ch in name if ch.isprintable()).split())
+    if not cleaned:
+        raise AppError("invalid", "display name must not be empty")
+    if len(cleaned) > DISPLAY_NAME_MAX:
+        raise AppError("invalid", f"display name must be at most {DISPLAY_NAME_MAX} characters")
+    return cleaned
+
+
+def check_slug(slug: str) -> str:
+    if not _SLUG.match(slug):
+        raise AppError("invalid", "slug must be lower-case letters, digits and dashes")
+    return slug
+
+
+def principal_of(user: User) -> Principal:
+    return Principal(
+        user_id=user.id,
+        role=user.role,
+        display_name=user.display_name,
+        merchant_id=user.merchant_id,
+        is_guest=user.is_guest,
+    )
+
+
+async def create_merchant(session: AsyncSession, *, name: str, slug: str, currency: str = "USD") -> Merchant:
+    if not re.fullmatch(r"[A-Z]{3}", currency):
+        raise AppError("invalid", "currency must be a three-letter ISO 4217 code")
+    merchant = Merchant(name=name, slug=check_slug(slug), currency=currency)
+    session.add(merchant)
+    try:
+        await session.flush()
+    except IntegrityError:
+        raise AppError("already_exists", f"a merchant with slug {slug!r} exists") from None
+    return merchant
+
+
+async def create_user(
+    session: AsyncSession,
+    *,
+    login: str,
+    password: str,
+    role: Role,
+    display_name: str,
+    merchant_id: int | None = None,
+) -> User:
+    if len(password) < 8:
+        raise AppError("invalid", "password must be at least 8 characters")
+    if role not in (Role.VIEWER, Role.ADMIN) and merchant_id is None:
+        raise AppError("invalid", f"a {role.value} account belongs to a merchant")
+    user = User(
+        login=login.strip().lower(),
+        password_hash=hash_password(password),
+        role=role,
+        display_name=clean_display_name(display_name),
+        merchant_id=merchant_id,
+    )
+    session.add(user)
+    try:
+        await session.flush()
+    except IntegrityError:
+        raise AppError("already_exists", f"login {login!r} is taken") from None
+    return user
+
+
+async def create_guest(session: AsyncSession, display_name: str) -> User:
+    user = User(display_name=clean_display_name(display_name), is_guest=True, role=Role.VIEWER)
+    session.add(user)
+    await session.flush()
+    return user
+
+
+async def sign_in(session: AsyncSession, login: str, password: str) -> User:
+    user = await session.scalar(select(User).where(User.login == login.strip().lower()))
+    if user is None or user.disabled or not verify_password(password, user.password_hash):
+        raise AppError("invalid_credentials", "wrong login or password")
+    return user
+
+
+async def create_room(
+    session: AsyncSession, *, merchant_id: int, title: str, slug: str | None = None
+) -> Room:
+    room = Room(merchant_id=merchant_id, title=title, slug=check_slug(slug or secrets.token_hex(5)))
+    session.add(room)
+    try:
+        await session.flush()
+    except IntegrityError:
+        raise AppError("already_exists", f"a room with slug {slug!r} exists") from None
+    return room
+
+
+async def create_stream_key(
+    session: AsyncSession,
+    *,
+    room_id: int,
+    created_by: int | None = None,
+    label: str = "",
+    key: str | None = None,
+) -> tuple[StreamKey, str]:
+    """Return the stored row and the plaintext key, which is shown once and never stored."""
+    plaintext = key or new_stream_key()
+    row = StreamKey(
+        room_id=room_id,
+        key_hash=hash_stream_key(plaintext),
+        key_prefix=plaintext[:10],
+        label=label,
+        created_by=created_by,
+    )
+    session.add(row)
+    await session.flush()
+    return row, plaintext
+
+
+async def room_for_stream_key(session: AsyncSession, key: str) -> StreamKey | None:
+    return await session.scalar(
+        select(StreamKey).where(StreamKey.key_hash == hash_stream_key(key), StreamKey.revoked_at.is_(None))
+    )

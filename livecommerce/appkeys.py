@@ -1,0 +1,16 @@
+"""Typed keys for the components that the app factory creates and hands to request handlers."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from livecommerce.auth import Tokens
+from livecommerce.config import Settings
+
+SETTINGS = web.AppKey("settings", Settings)
+ENGINE = web.AppKey("engine", AsyncEngine)
+SESSIONS = web.AppKey("sessions", async_sessionmaker[AsyncSession])
+TOKENS = web.AppKey("tokens", Tokens)
+METRICS = web.AppKey("metrics", CollectorRegistry)

@@ -1,0 +1,239 @@
+"""The `livecommerce` command: serve, migrate, and the admin subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import signal
+import sys
+import warnings
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from livecommerce.config import ConfigError, Settings, load_settings
+
+log = logging.getLogger("livecommerce")
+
+
+class DataDirInUse(Exception):
+    pass
+
+
+@contextlib.contextmanager
+def data_dir_lock(data_dir: Path):
+    """Hold an exclusive lock on the data directory for the life of `serve`."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / "serve.lock"
+    handle = path.open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        owner = handle.read().strip() or "unknown"
+        handle.close()
+        raise DataDirInUse(
+            f"data directory {data_dir} is in use by another `livecommerce serve` (pid {owner})"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    try:
+        yield
+    finally:
+        handle.close()
+
+
+@contextlib.asynccontextmanager
+async def database(settings: Settings) -> AsyncIterator[None]:
+    """Use DATABASE_URL, or start the embedded PostgreSQL in the data directory for the block."""
+    if settings.database_url:
+        yield
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from livecommerce.db.embedded import EmbeddedPostgres
+    server = EmbeddedPostgres(settings.data_dir)
+    await asyncio.to_thread(server.start)
+    settings.database_url = server.url
+    try:
+        yield
+    finally:
+        await asyncio.to_thread(server.stop)
+
+
+async def _serve(settings: Settings, demo: bool) -> None:
+    from aiohttp import web
+
+    from livecommerce.app import create_app
+    from livecommerce.appkeys import SESSIONS
+    from livecommerce.db.migrate import upgrade_async
+
+    async with database(settings):
+        await upgrade_async(settings.database_url)
+        app = create_app(settings)
+        runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=5)
+        await runner.setup()
+        if demo:
+            from livecommerce.demo import seed_demo
+
+            async with app[SESSIONS].begin() as session:
+                info = await seed_demo(session, base_url=settings.base_url, data_dir=settings.data_dir)
+            print(f"demo data written to {settings.data_dir / 'demo.json'}")
+            for page in ("studio_url", "watch_url", "console_url"):
+                print(f"  {page.removesuffix('_url'):8} {info[page]}")
+        site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True)
+        await site.start()
+        print(f"livecommerce listening on {settings.base_url} (node {settings.node_id})", flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        print("shutting down", flush=True)
+        await runner.cleanup()
+
+
+async def _with_db(settings: Settings, action: Callable[[Any], Awaitable[Any]]) -> Any:
+    """Run one unit of work against the configured (or embedded) database, after migrating."""
+    from livecommerce.db.engine import make_engine, make_sessionmaker
+    from livecommerce.db.migrate import upgrade_async
+
+    async with database(settings):
+        await upgrade_async(settings.database_url)
+        engine = make_engine(settings.database_url, pool_size=2)
+        try:
+            async with make_sessionmaker(engine).begin() as session:
+                return await action(session)
+        finally:
+            await engine.dispose()
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="livecommerce", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the server")
+    serve.add_argument("--host", help="address to listen on (HOST, default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (PORT, default 8080)")
+    serve.add_argument(
+        "--data-dir", type=Path, help="embedded database and secrets (DATA_DIR, default ./data)"
+    )
+    serve.add_argument("--demo", action="store_true", help="create demo data and write <data-dir>/demo.json")
+
+    migrate = sub.add_parser("migrate", help="apply database migrations (DATABASE_URL or embedded)")
+    migrate.add_argument("--data-dir", type=Path)
+    migrate.add_argument("--revision", default="head")
+
+    merchant = sub.add_parser("create-merchant", help="create a merchant")
+    merchant.add_argument("--name", required=True)
+    merchant.add_argument("--slug", required=True)
+    merchant.add_argument("--currency", default="USD")
+    merchant.add_argument("--data-dir", type=Path)
+
+    user = sub.add_parser(
+        "create-user", help="create an account (password from LIVECOMMERCE_PASSWORD or stdin)"
+    )
+    user.add_argument("--login", required=True)
+    user.add_argument("--role", required=True, choices=["viewer", "anchor", "operator", "moderator", "admin"])
+    user.add_argument("--display-name", required=True)
+    user.add_argument("--merchant-id", type=int)
+    user.add_argument("--data-dir", type=Path)
+
+    room = sub.add_parser("create-room", help="create a room for a merchant")
+    room.add_argument("--merchant-id", type=int, required=True)
+    room.add_argument("--title", required=True)
+    room.add_argument("--slug")
+    room.add_argument("--data-dir", type=Path)
+
+    key = sub.add_parser("create-stream-key", help="create a stream key for a room (printed once)")
+    key.add_argument("--room-id", type=int, required=True)
+    key.add_argument("--label", default="")
+    key.add_argument("--data-dir", type=Path)
+    return parser
+
+
+def _admin_action(args: argparse.Namespace) -> Callable[[Any], Awaitable[dict[str, Any]]]:
+    from livecommerce import accounts
+    from livecommerce.db.models import Role
+
+    async def run(session: Any) -> dict[str, Any]:
+        if args.command == "create-merchant":
+            row = await accounts.create_merchant(
+                session, name=args.name, slug=args.slug, currency=args.currency
+            )
+            return {"merchant_id": row.id}
+        if args.command == "create-user":
+            password = os.environ.get("LIVECOMMERCE_PASSWORD") or sys.stdin.readline().rstrip("\n")
+            row = await accounts.create_user(
+                session,
+                login=args.login,
+                password=password,
+                role=Role(args.role),
+                display_name=args.display_name,
+                merchant_id=args.merchant_id,
+            )
+            return {"user_id": row.id}
+        if args.command == "create-room":
+            row = await accounts.create_room(
+                session, merchant_id=args.merchant_id, title=args.title, slug=args.slug
+            )
+            return {"room_id": row.id, "slug": row.slug}
+        row, plaintext = await accounts.create_stream_key(session, room_id=args.room_id, label=args.label)
+        return {"stream_key_id": row.id, "stream_key": plaintext}
+
+    return run
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    overrides = {k: v for k in ("host", "port", "data_dir") if (v := getattr(args, k, None)) is not None}
+    try:
+        settings = load_settings(**overrides)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        uvloop.install()
+
+    from livecommerce.errors import AppError
+
+    try:
+        if args.command == "serve":
+            with data_dir_lock(settings.data_dir):
+                asyncio.run(_serve(settings, args.demo))
+            return 0
+        if args.command == "migrate":
+            from livecommerce.db.migrate import upgrade_async
+
+            async def migrate() -> None:
+                async with database(settings):
+                    await upgrade_async(settings.database_url, args.revision)
+
+            with data_dir_lock(settings.data_dir):
+                asyncio.run(migrate())
+            print("database is at", args.revision)
+            return 0
+        with data_dir_lock(settings.data_dir) if not settings.database_url else contextlib.nullcontext():
+            result = asyncio.run(_with_db(settings, _admin_action(args)))
+        print(json.dumps(result))
+        return 0
+    except DataDirInUse as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except AppError as exc:
+        print(f"error: {exc.code}: {exc.message}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1

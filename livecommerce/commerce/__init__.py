@@ -1,0 +1,1 @@
+"""Commerce plane: catalog, inventory, flash sales, orders, payments and prize orders."""

@@ -1,0 +1,165 @@
+"""Settings from environment variables, validated once at start."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import socket
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class ConfigError(Exception):
+    """A setting is missing or wrong; the message is one line meant for the operator."""
+
+
+def _split_list(value: Any) -> Any:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Every knob of the server. Environment variables use the field name in upper case."""
+
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    data_dir: Path = Path("data")
+    public_url: str = ""
+    node_id: str = Field(default_factory=lambda: f"{socket.gethostname()}-{secrets.token_hex(3)}")
+
+    database_url: str = ""
+    db_pool_size: int = Field(20, ge=1, le=500)
+    redis_url: str = ""
+
+    secret_key: str = ""
+    session_ttl_seconds: int = Field(7 * 24 * 3600, ge=60)
+    guest_ttl_seconds: int = Field(30 * 24 * 3600, ge=60)
+
+    stripe_secret_key: str = ""
+    stripe_webhook_secret: str = ""
+    stripe_publishable_key: str = ""
+    stripe_api_base: str = ""
+    reservation_ttl_seconds: int = Field(600, ge=5, le=7 * 24 * 3600)
+    order_batch_window_ms: float = Field(2.0, ge=0, le=1000)
+
+    ice_servers: Annotated[list[dict[str, Any]], NoDecode] = Field(default_factory=list)
+    rtc_host_addresses: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    rtc_announced_addresses: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    max_viewers_per_node: int = Field(500, ge=1)
+    publisher_grace_seconds: float = Field(10.0, ge=0)
+
+    max_request_bytes: int = Field(1024 * 1024, ge=1024)
+    ws_max_frame_bytes: int = Field(8 * 1024, ge=256)
+    ws_send_queue: int = Field(256, ge=8)
+    chat_max_length: int = Field(500, ge=1, le=10_000)
+    room_history: int = Field(1000, ge=10)
+    draw_min_watch_seconds: float = Field(30.0, ge=0)
+
+    log_level: str = "INFO"
+
+    @field_validator("rtc_host_addresses", "rtc_announced_addresses", mode="before")
+    @classmethod
+    def _addresses(cls, value: Any) -> Any:
+        return _split_list(value)
+
+    @field_validator("ice_servers", mode="before")
+    @classmethod
+    def _ice_servers(cls, value: Any) -> Any:
+        """ICE_SERVERS is a JSON list of RTCIceServer objects or a comma list of URLs."""
+        if isinstance(value, str):
+            text = value.strip()
+            if not text:
+                return []
+            if text.startswith("["):
+                try:
+                    return json.loads(text)
+                except json.JSONDecodeError as exc:
+                    raise ValueError(f"not valid JSON: {exc.msg}") from None
+            return [{"urls": url} for url in _split_list(text)]
+        return value
+
+    @field_validator("ice_servers")
+    @classmethod
+    def _ice_urls(cls, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for server in value:
+            urls = server.get("urls")
+            urls = [urls] if isinstance(urls, str) else urls
+            if not urls or not all(
+                isinstance(u, str) and u.split(":", 1)[0] in ("stun", "turn", "turns") for u in urls
+            ):
+                raise ValueError("every entry needs urls starting with stun:, turn: or turns:")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        if value and not value.startswith(("postgresql://", "postgres://", "postgresql+asyncpg://")):
+            raise ValueError("must be a postgresql:// URL")
+        if value.startswith("postgres://"):
+            value = "postgresql://" + value.removeprefix("postgres://")
+        if value.startswith("postgresql://"):
+            value = "postgresql+asyncpg://" + value.removeprefix("postgresql://")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        if value and not value.startswith(("redis://", "rediss://", "unix://", "valkey://")):
+            raise ValueError("must be a redis:// or rediss:// URL")
+        return value.replace("valkey://", "redis://", 1)
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        if value.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
+        return value.upper()
+
+    @model_validator(mode="after")
+    def _stripe_pair(self) -> Settings:
+        if bool(self.stripe_secret_key) != bool(self.stripe_webhook_secret):
+            raise ValueError("STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET must be set together")
+        if self.secret_key and len(self.secret_key) < 32:
+            raise ValueError("SECRET_KEY must be at least 32 characters")
+        return self
+
+    @property
+    def payments_test_mode(self) -> bool:
+        return not self.stripe_secret_key
+
+    @property
+    def base_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        return f"http://{host}:{self.port}"
+
+    def ensure_secret_key(self) -> None:
+        """Without SECRET_KEY, keep one in the data directory so tokens survive restarts."""
+        if self.secret_key:
+            return
+        path = self.data_dir / "secret_key"
+        if path.exists():
+            self.secret_key = path.read_text().strip()
+            return
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.secret_key = secrets.token_urlsafe(48)
+        path.write_text(self.secret_key)
+        path.chmod(0o600)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings from the environment (overrides win); raise ConfigError with one line."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = ".".join(str(p) for p in first["loc"]).upper() or "configuration"
+        message = first["msg"].removeprefix("Value error, ")
+        raise ConfigError(f"invalid setting {name}: {message}") from None

@@ -1,0 +1,1 @@
+"""Media plane: WHIP ingest and WHEP playback on aiortc, forwarding encoded frames without re-encoding."""

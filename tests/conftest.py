@@ -1,0 +1,101 @@
+"""Fixtures: one real PostgreSQL per test session, a fresh database per test, a real server."""
+
+from __future__ import annotations
+
+import os
+import uuid
+import warnings
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from livecommerce.config import Settings
+from livecommerce.db.migrate import upgrade
+
+from helpers import LiveServer, start_server
+
+TEMPLATE = "lc_template"
+
+
+class Postgres:
+    """Admin access to the test server: DATABASE_URL's server, or an embedded one."""
+
+    def __init__(self, admin_dsn: str) -> None:
+        self.admin_dsn = admin_dsn
+
+    def url(self, database: str) -> str:
+        base = self.admin_dsn.rsplit("/", 1)[0]
+        return base.replace("postgresql://", "postgresql+asyncpg://", 1) + f"/{database}"
+
+    def dsn(self, database: str) -> str:
+        return self.admin_dsn.rsplit("/", 1)[0] + f"/{database}"
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgres]:
+    external = os.environ.get("DATABASE_URL")
+    if external:
+        pg = Postgres(external.replace("postgresql+asyncpg://", "postgresql://", 1))
+        server = None
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from livecommerce.db.embedded import EmbeddedPostgres
+        server = EmbeddedPostgres(tmp_path_factory.mktemp("pg"), durable=False)
+        server.start()
+        pg = Postgres(server.dsn("postgres"))
+    import asyncio
+
+    async def make_template() -> None:
+        conn = await asyncpg.connect(pg.admin_dsn)
+        try:
+            await conn.execute(f"DROP DATABASE IF EXISTS {TEMPLATE} WITH (FORCE)")
+            await conn.execute(f"CREATE DATABASE {TEMPLATE}")
+        finally:
+            await conn.close()
+
+    asyncio.run(make_template())
+    upgrade(pg.url(TEMPLATE))
+    yield pg
+    if server is not None:
+        server.stop()
+
+
+@pytest.fixture
+async def database_url(postgres: Postgres) -> AsyncIterator[str]:
+    """A fresh, migrated database for one test, cloned from the template in milliseconds."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    conn = await asyncpg.connect(postgres.admin_dsn)
+    try:
+        await conn.execute(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}")
+    finally:
+        await conn.close()
+    yield postgres.url(name)
+    conn = await asyncpg.connect(postgres.admin_dsn)
+    try:
+        await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return Settings(
+        database_url=database_url,
+        data_dir=tmp_path / "data",
+        secret_key="test-secret-key-" + "x" * 32,
+        port=0,
+        rtc_host_addresses=["127.0.0.1"],
+        ice_servers=[],
+        draw_min_watch_seconds=0,
+        db_pool_size=10,
+    )
+
+
+@pytest.fixture
+async def server(settings: Settings) -> AsyncIterator[LiveServer]:
+    live = await start_server(settings)
+    yield live
+    await live.runner.cleanup()
