@@ -31,7 +31,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-async def wait_for(predicate, timeout: float = 10.0, interval: float = 0.02, message: str = "condition") -> Any:
+async def wait_for(
+    predicate, timeout: float = 10.0, interval: float = 0.02, message: str = "condition"
+) -> Any:
     """Poll until predicate() (sync or async) is truthy; fail with the message after timeout."""
     deadline = time.monotonic() + timeout
     while True:
@@ -76,9 +78,10 @@ class LiveServer:
         return f"{self.ws_url}/ws/rooms/{room_id}?{query}"
 
     async def guest(self, name: str = "Guest") -> tuple[int, str]:
-        async with aiohttp.ClientSession() as http, http.post(
-            f"{self.url}/api/auth/guest", json={"display_name": name}
-        ) as response:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(f"{self.url}/api/auth/guest", json={"display_name": name}) as response,
+        ):
             body = await response.json()
             return body["user"]["id"], body["token"]
 
@@ -86,22 +89,37 @@ class LiveServer:
         """Create a merchant, room, product, SKU, stream key and one account per staff role."""
         async with self.app[SESSIONS].begin() as session:
             suffix = os.urandom(3).hex()
-            merchant = await accounts.create_merchant(session, name="Shop", slug=f"shop-{suffix}", currency=currency)
-            room = await accounts.create_room(session, merchant_id=merchant.id, title="Live", slug=f"room-{suffix}")
-            product = Product(merchant_id=merchant.id, name="Green tea", image_url="https://example.com/tea.jpg")
+            merchant = await accounts.create_merchant(
+                session, name="Shop", slug=f"shop-{suffix}", currency=currency
+            )
+            room = await accounts.create_room(
+                session, merchant_id=merchant.id, title="Live", slug=f"room-{suffix}"
+            )
+            product = Product(
+                merchant_id=merchant.id, name="Green tea", image_url="https://example.com/tea.jpg"
+            )
             session.add(product)
             await session.flush()
             sku = Sku(
-                product_id=product.id, merchant_id=merchant.id, code="TEA", name="250 g",
-                price_minor=price_minor, currency=currency, on_hand=stock,
+                product_id=product.id,
+                merchant_id=merchant.id,
+                code="TEA",
+                name="250 g",
+                price_minor=price_minor,
+                currency=currency,
+                on_hand=stock,
             )
             session.add(sku)
             _, key = await accounts.create_stream_key(session, room_id=room.id)
             world = World(merchant.id, room.id, product.id, 0, key)
             for role in (Role.ANCHOR, Role.OPERATOR, Role.MODERATOR, Role.ADMIN):
                 user = await accounts.create_user(
-                    session, login=f"{role.value}-{suffix}@test", password="password123", role=role,
-                    display_name=role.value.title(), merchant_id=None if role is Role.ADMIN else merchant.id,
+                    session,
+                    login=f"{role.value}-{suffix}@test",
+                    password="password123",
+                    role=role,
+                    display_name=role.value.title(),
+                    merchant_id=None if role is Role.ADMIN else merchant.id,
                 )
                 world.tokens[role.value] = self.app[TOKENS].issue(accounts.principal_of(user))
                 world.user_ids[role.value] = user.id
@@ -138,8 +156,9 @@ class ServerProcess:
         return self.proc.wait(timeout)
 
 
-def spawn_server(env: dict[str, str], *args: str, data_dir: Path, port: int | None = None,
-                 timeout: float = 60) -> ServerProcess:
+def spawn_server(
+    env: dict[str, str], *args: str, data_dir: Path, port: int | None = None, timeout: float = 60
+) -> ServerProcess:
     """Start `python -m livecommerce serve` and wait until /healthz answers."""
     port = port or free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -147,8 +166,11 @@ def spawn_server(env: dict[str, str], *args: str, data_dir: Path, port: int | No
     full_env = {**os.environ, **env, "PORT": str(port), "DATA_DIR": str(data_dir)}
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "livecommerce", "serve", *args], env=full_env, cwd=ROOT,
-            stdout=log, stderr=subprocess.STDOUT,
+            [sys.executable, "-m", "livecommerce", "serve", *args],
+            env=full_env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
     server = ServerProcess(proc, f"http://127.0.0.1:{port}", log_path)
     deadline = time.monotonic() + timeout

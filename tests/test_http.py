@@ -35,9 +35,12 @@ async def test_unknown_path_has_json_error_shape(server):
 
 async def test_oversized_body_is_refused_with_413(server, settings):
     body = b"x" * (settings.max_request_bytes + 1)
-    async with aiohttp.ClientSession() as http, http.post(
-        f"{server.url}/api/auth/login", data=body, headers={"Content-Type": "application/json"}
-    ) as response:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
+            f"{server.url}/api/auth/login", data=body, headers={"Content-Type": "application/json"}
+        ) as response,
+    ):
         assert response.status == 413
         assert (await response.json())["error"]["code"] == "payload_too_large"
 
@@ -64,8 +67,9 @@ async def test_login_sets_cookie_and_me_reads_it(server):
         ) as response:
             assert response.status == 401
             assert (await response.json())["error"]["code"] == "invalid_credentials"
-        async with http.get(f"{server.url}/api/me", headers={"Authorization": f"Bearer {world.tokens['operator']}"}
-                            ) as response:
+        async with http.get(
+            f"{server.url}/api/me", headers={"Authorization": f"Bearer {world.tokens['operator']}"}
+        ) as response:
             me = await response.json()
             assert me["role"] == "operator" and me["merchant_id"] == world.merchant_id
         async with http.get(f"{server.url}/api/me") as response:
@@ -74,7 +78,9 @@ async def test_login_sets_cookie_and_me_reads_it(server):
 
 async def test_guest_cookie_identifies_the_guest(server):
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
-        async with http.post(f"{server.url}/api/auth/guest", json={"display_name": "  Ann \x07 "}) as response:
+        async with http.post(
+            f"{server.url}/api/auth/guest", json={"display_name": "  Ann \x07 "}
+        ) as response:
             body = await response.json()
             assert body["user"]["display_name"] == "Ann"
             assert body["user"]["is_guest"] is True
@@ -86,7 +92,8 @@ async def test_password_login_issues_a_working_token(server):
     world = await server.seed()
     async with aiohttp.ClientSession() as http:
         async with http.post(
-            f"{server.url}/api/auth/login", json={"login": world.logins["moderator"], "password": "password123"}
+            f"{server.url}/api/auth/login",
+            json={"login": world.logins["moderator"], "password": "password123"},
         ) as response:
             assert response.status == 200
             token = (await response.json())["token"]
@@ -101,8 +108,9 @@ async def test_stream_key_creation_is_role_checked_and_audited(server):
         _, guest = await server.guest()
         async with http.post(url, json={}, headers={"Authorization": f"Bearer {guest}"}) as response:
             assert response.status == 403
-        async with http.post(url, json={"label": "OBS"}, headers={"Authorization": f"Bearer {world.tokens['anchor']}"}
-                             ) as response:
+        async with http.post(
+            url, json={"label": "OBS"}, headers={"Authorization": f"Bearer {world.tokens['anchor']}"}
+        ) as response:
             assert response.status == 201
             assert (await response.json())["stream_key"].startswith("sk_")
     async with server.app[SESSIONS]() as session:

@@ -1,0 +1,69 @@
+"""Configuration errors are one line and a non-zero exit; good values parse."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from livecommerce.config import ConfigError, load_settings
+
+
+@pytest.mark.parametrize(
+    ("env", "fragment"),
+    [
+        ({"PORT": "abc"}, "PORT"),
+        ({"PORT": "70000"}, "PORT"),
+        ({"DATABASE_URL": "mysql://x"}, "DATABASE_URL: must be a postgresql:// URL"),
+        ({"REDIS_URL": "http://x"}, "REDIS_URL"),
+        ({"ICE_SERVERS": "[{"}, "ICE_SERVERS: not valid JSON"),
+        ({"ICE_SERVERS": "http://stun.example"}, "ICE_SERVERS"),
+        (
+            {"STRIPE_SECRET_KEY": "sk_test_x"},
+            "STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET must be set together",
+        ),
+        ({"SECRET_KEY": "short"}, "SECRET_KEY must be at least 32 characters"),
+        ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
+    ],
+)
+def test_bad_setting_is_a_one_line_error(monkeypatch, env, fragment):
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(ConfigError) as error:
+        load_settings()
+    assert fragment in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_lists_and_urls_are_normalised(monkeypatch):
+    monkeypatch.setenv("ICE_SERVERS", "stun:stun.example.org:3478, turn:turn.example.org")
+    monkeypatch.setenv("RTC_HOST_ADDRESSES", "127.0.0.1, ::1")
+    monkeypatch.setenv("DATABASE_URL", "postgres://u@h/db")
+    settings = load_settings()
+    assert settings.ice_servers == [{"urls": "stun:stun.example.org:3478"}, {"urls": "turn:turn.example.org"}]
+    assert settings.rtc_host_addresses == ["127.0.0.1", "::1"]
+    assert settings.database_url == "postgresql+asyncpg://u@h/db"
+    assert settings.payments_test_mode
+
+
+def test_secret_key_is_generated_once_per_data_dir(tmp_path):
+    first = load_settings(data_dir=tmp_path)
+    first.ensure_secret_key()
+    second = load_settings(data_dir=tmp_path)
+    second.ensure_secret_key()
+    assert first.secret_key == second.secret_key and len(first.secret_key) >= 32
+
+
+def test_cli_exits_non_zero_with_one_line_on_bad_config(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "livecommerce", "serve", "--data-dir", str(tmp_path)],
+        env={"PATH": "/usr/bin:/bin", "PORT": "nope"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: invalid setting PORT: Input should be a valid integer, unable to parse string as an integer"
+    ]
