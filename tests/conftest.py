@@ -10,11 +10,10 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from helpers import LiveServer, start_server
 
 from livecommerce.config import Settings
 from livecommerce.db.migrate import upgrade
-
-from helpers import LiveServer, start_server
 
 TEMPLATE = "lc_template"
 

@@ -14,7 +14,6 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 import pytest
-
 from helpers import ROOT, spawn_server
 
 EMBEDDED = {"DATABASE_URL": "", "LOG_LEVEL": "WARNING"}
