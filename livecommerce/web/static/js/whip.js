@@ -1,0 +1,98 @@
+// WHIP (RFC 9725) publishing from the browser: send a MediaStream to a room's WHIP URL.
+//
+//   import { publish } from "/static/js/whip.js";
+//   const session = await publish(whipUrl, stream, streamKey);
+//   ...
+//   await session.stop();   // DELETE on the session resource, then close
+//
+// The offer is sent once every ICE candidate is gathered (no trickle), as the server's
+// PATCH answers 405. ICE servers come from the server's /api/ice-servers.
+
+const GATHER_TIMEOUT_MS = 3000;
+
+export class WhipError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+export async function fetchIceServers(url) {
+  const response = await fetch(new URL("/api/ice-servers", url));
+  if (!response.ok) return [];
+  return (await response.json()).ice_servers;
+}
+
+export function gatheringComplete(pc, timeoutMs = GATHER_TIMEOUT_MS) {
+  if (pc.iceGatheringState === "complete") return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      if (pc.iceGatheringState !== "complete") return;
+      pc.removeEventListener("icegatheringstatechange", done);
+      clearTimeout(timer);
+      resolve();
+    };
+    const timer = setTimeout(() => {
+      pc.removeEventListener("icegatheringstatechange", done);
+      resolve();
+    }, timeoutMs);
+    pc.addEventListener("icegatheringstatechange", done);
+  });
+}
+
+export async function exchange(url, pc, token) {
+  const headers = { "Content-Type": "application/sdp" };
+  if (token) headers.Authorization = `Bearer ${token}`;
+  const response = await fetch(url, { method: "POST", headers, body: pc.localDescription.sdp });
+  if (response.status !== 201) {
+    let code = "http_" + response.status;
+    let message = response.statusText;
+    try {
+      const body = await response.json();
+      code = body.error.code;
+      message = body.error.message;
+    } catch (_) {
+      // not a JSON error body
+    }
+    throw new WhipError(response.status, code, message);
+  }
+  const location = new URL(response.headers.get("Location"), url).toString();
+  await pc.setRemoteDescription({ type: "answer", sdp: await response.text() });
+  return location;
+}
+
+export function session(pc, location, token) {
+  let stopped = false;
+  return {
+    pc,
+    location,
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      pc.close();
+      const headers = token ? { Authorization: `Bearer ${token}` } : {};
+      try {
+        await fetch(location, { method: "DELETE", headers });
+      } catch (_) {
+        // the server ends the session on its own when the connection goes away
+      }
+    },
+  };
+}
+
+export async function publish(url, stream, token, { iceServers } = {}) {
+  const pc = new RTCPeerConnection({ iceServers: iceServers ?? (await fetchIceServers(url)) });
+  try {
+    for (const track of stream.getTracks()) {
+      pc.addTransceiver(track, { direction: "sendonly", streams: [stream] });
+    }
+    await pc.setLocalDescription(await pc.createOffer());
+    await gatheringComplete(pc);
+    const location = await exchange(url, pc, token);
+    return session(pc, location, token);
+  } catch (error) {
+    pc.close();
+    throw error;
+  }
+}
