@@ -12,7 +12,7 @@ from livecommerce.appkeys import ENGINE, METRICS, SESSIONS, SETTINGS, TOKENS
 from livecommerce.auth import Tokens
 from livecommerce.config import Settings
 from livecommerce.db.engine import make_engine, make_sessionmaker
-from livecommerce.web import accounts_api, health
+from livecommerce.web import accounts_api, health, metrics
 from livecommerce.web.http import error_middleware, security_headers
 
 log = logging.getLogger(__name__)
@@ -32,12 +32,16 @@ def create_app(settings: Settings) -> web.Application:
     if not settings.database_url:
         raise ValueError("create_app needs settings.database_url (the CLI starts the embedded database)")
     settings.ensure_secret_key()
-    app = web.Application(middlewares=[error_middleware], client_max_size=settings.max_request_bytes)
+    # metrics outermost, so it counts the JSON error answers that error_middleware makes
+    app = web.Application(
+        middlewares=[metrics.metrics_middleware, error_middleware], client_max_size=settings.max_request_bytes
+    )
     app[SETTINGS] = settings
     app[TOKENS] = Tokens(
         settings.secret_key, session_ttl=settings.session_ttl_seconds, guest_ttl=settings.guest_ttl_seconds
     )
     app[METRICS] = CollectorRegistry()
+    metrics.setup(app)
     app.cleanup_ctx.append(_database)
     app.on_response_prepare.append(security_headers)
     app.add_routes(health.routes)

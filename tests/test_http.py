@@ -116,3 +116,11 @@ async def test_stream_key_creation_is_role_checked_and_audited(server):
     async with server.app[SESSIONS]() as session:
         rows = (await session.scalars(select(AuditLog).where(AuditLog.action == "stream_key.create"))).all()
         assert [r.actor_id for r in rows] == [world.user_ids["anchor"]]
+
+
+async def test_requests_are_counted_per_route_including_errors(server):
+    async with aiohttp.ClientSession() as http:
+        await (await http.get(f"{server.url}/api/me")).read()
+        async with http.get(f"{server.url}/metrics") as response:
+            text = await response.text()
+    assert 'livecommerce_http_requests_total{method="GET",route="/api/me",status="401"} 1.0' in text
