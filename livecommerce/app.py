@@ -12,7 +12,7 @@ from livecommerce.appkeys import ENGINE, METRICS, SESSIONS, SETTINGS, TOKENS
 from livecommerce.auth import Tokens
 from livecommerce.config import Settings
 from livecommerce.db.engine import make_engine, make_sessionmaker
-from livecommerce.web import accounts_api, health, metrics
+from livecommerce.web import accounts_api, health, metrics, pages
 from livecommerce.web.http import error_middleware, security_headers
 
 log = logging.getLogger(__name__)
@@ -46,4 +46,5 @@ def create_app(settings: Settings) -> web.Application:
     app.on_response_prepare.append(security_headers)
     app.add_routes(health.routes)
     app.add_routes(accounts_api.routes)
+    pages.setup(app)
     return app

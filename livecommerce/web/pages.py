@@ -1,0 +1,94 @@
+"""The three pages people use (studio, watch, console), the index, and their static files."""
+
+from __future__ import annotations
+
+import html
+import re
+from importlib import resources
+from pathlib import Path
+
+from aiohttp import web
+from sqlalchemy import select
+
+from livecommerce.appkeys import SESSIONS, SETTINGS
+from livecommerce.db.models import Room
+from livecommerce.errors import AppError
+from livecommerce.web.http import int_param
+
+STATIC = Path(str(resources.files("livecommerce.web") / "static"))
+_SLOT = re.compile(r"\{\{(\w+)\}\}")
+
+routes = web.RouteTableDef()
+
+
+def _page(name: str) -> str:
+    return (STATIC / f"{name}.html").read_text(encoding="utf-8")
+
+
+def _html(text: str, status: int = 200) -> web.Response:
+    return web.Response(
+        text=text, status=status, content_type="text/html", headers={"Cache-Control": "no-store"}
+    )
+
+
+def _fill(template: str, values: dict[str, str]) -> str:
+    """Put escaped values into the `{{name}}` slots of a page template, in one pass."""
+    return _SLOT.sub(lambda match: html.escape(values[match.group(1)], quote=True), template)
+
+
+async def _room_page(request: web.Request, name: str) -> web.Response:
+    try:
+        room_id = int_param(request, "room_id")
+    except AppError:
+        raise web.HTTPNotFound() from None
+    async with request.app[SESSIONS]() as session:
+        room = await session.scalar(select(Room).where(Room.id == room_id))
+    if room is None:
+        return _html(_fill(_page("missing"), {"room_id": str(room_id)}), status=404)
+    settings = request.app[SETTINGS]
+    values = {
+        "room_id": str(room.id),
+        "room_title": room.title,
+        "payments": "test" if settings.payments_test_mode else "stripe",
+        "stripe_key": settings.stripe_publishable_key,
+    }
+    return _html(_fill(_page(name), values))
+
+
+@routes.get("/studio/{room_id}")
+async def studio(request: web.Request) -> web.Response:
+    return await _room_page(request, "studio")
+
+
+@routes.get("/watch/{room_id}")
+async def watch(request: web.Request) -> web.Response:
+    return await _room_page(request, "watch")
+
+
+@routes.get("/console/{room_id}")
+async def console(request: web.Request) -> web.Response:
+    return await _room_page(request, "console")
+
+
+@routes.get("/")
+async def index(request: web.Request) -> web.Response:
+    """Every room with links to its three pages."""
+    async with request.app[SESSIONS]() as session:
+        rooms = (await session.scalars(select(Room).order_by(Room.id))).all()
+    items = []
+    for room in rooms:
+        links = " ".join(
+            f'<a href="/{page}/{room.id}">{page.title()}</a>' for page in ("watch", "studio", "console")
+        )
+        items.append(
+            f'<li><span class="room-name">{html.escape(room.title)}</span>'
+            f' <span class="muted">#{room.id}</span> {links}</li>'
+        )
+    listing = "\n".join(items) or '<li class="muted">No rooms yet. Start the server with --demo.</li>'
+    return _html(_page("index").replace("<!--rooms-->", listing))
+
+
+def setup(app: web.Application) -> None:
+    """Add the page routes and serve `web/static/` under `/static/`."""
+    app.add_routes(routes)
+    app.router.add_static("/static/", STATIC, append_version=False)
