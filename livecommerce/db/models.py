@@ -317,7 +317,10 @@ class Draw(Base):
     entrants_hash: Mapped[str | None] = mapped_column(String(64))
     entrant_count: Mapped[int | None] = mapped_column(Integer)
     claim_deadline: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    __table_args__ = (CheckConstraint("winners_count >= 1", name="winners_positive"),)
+    __table_args__ = (
+        CheckConstraint("winners_count >= 1", name="winners_positive"),
+        Index("uq_draws_open_room_id", "room_id", unique=True, postgresql_where=text("state = 'open'")),
+    )
 
 
 class DrawEntry(Base):

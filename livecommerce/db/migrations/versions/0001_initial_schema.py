@@ -229,6 +229,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_draws")),
     )
     op.create_index(op.f("ix_draws_room_id"), "draws", ["room_id"], unique=False)
+    op.create_index(
+        "uq_draws_open_room_id", "draws", ["room_id"], unique=True, postgresql_where=sa.text("state = 'open'")
+    )
     op.create_table(
         "flash_sales",
         sa.Column("id", sa.BigInteger(), nullable=False),
@@ -501,6 +504,7 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_flash_sales_sku_id"), table_name="flash_sales")
     op.drop_index(op.f("ix_flash_sales_room_id"), table_name="flash_sales")
     op.drop_table("flash_sales")
+    op.drop_index("uq_draws_open_room_id", table_name="draws")
     op.drop_index(op.f("ix_draws_room_id"), table_name="draws")
     op.drop_table("draws")
     op.drop_index("ix_chat_messages_room_id_id", table_name="chat_messages")
