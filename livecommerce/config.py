@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     stripe_api_base: str = ""
     reservation_ttl_seconds: int = Field(600, ge=5, le=7 * 24 * 3600)
     order_batch_window_ms: float = Field(2.0, ge=0, le=1000)
+    # False: one row-locking transaction per tap (the baseline the batched hot-SKU path is measured against)
+    order_batching: bool = True
 
     ice_servers: Annotated[list[dict[str, Any]], NoDecode] = Field(default_factory=list)
     rtc_host_addresses: Annotated[list[str], NoDecode] = Field(default_factory=list)

@@ -222,6 +222,8 @@ class FlashSale(Base):
         CheckConstraint("per_user_limit >= 1", name="limit_positive"),
         CheckConstraint("sale_price_minor >= 0", name="price_not_negative"),
         CheckConstraint("ends_at > starts_at", name="ends_after_start"),
+        # one open sale per SKU, so a tap naming a SKU finds exactly one sale
+        Index("ix_flash_sales_open_sku", "sku_id", unique=True, postgresql_where=text("state <> 'ended'")),
     )
 
 
@@ -265,6 +267,19 @@ class Order(Base):
         CheckConstraint("amount_minor = quantity * unit_price_minor", name="amount_matches"),
         Index("ix_orders_reserved_until", "reserved_until", postgresql_where=text("status = 'reserved'")),
     )
+
+
+class OrderAttempt(Base):
+    """The first answer to each buyer's idempotency key, so a repeated key gets it back unchanged."""
+
+    __tablename__ = "order_attempts"
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    sale_id: Mapped[int] = mapped_column(ForeignKey("flash_sales.id", ondelete="CASCADE"), index=True)
+    quantity: Mapped[int] = mapped_column(Integer)
+    outcome: Mapped[str] = mapped_column(String(16))
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = _created()
 
 
 class Payment(Base):

@@ -279,6 +279,13 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_flash_sales")),
     )
     op.create_index(op.f("ix_flash_sales_room_id"), "flash_sales", ["room_id"], unique=False)
+    op.create_index(
+        "ix_flash_sales_open_sku",
+        "flash_sales",
+        ["sku_id"],
+        unique=True,
+        postgresql_where=sa.text("state <> 'ended'"),
+    )
     op.create_index(op.f("ix_flash_sales_sku_id"), "flash_sales", ["sku_id"], unique=False)
     op.create_table(
         "room_restrictions",
@@ -414,6 +421,30 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("sale_id", "user_id", name=op.f("pk_sale_buyers")),
     )
     op.create_table(
+        "order_attempts",
+        sa.Column("user_id", sa.BigInteger(), nullable=False),
+        sa.Column("idempotency_key", sa.String(length=100), nullable=False),
+        sa.Column("sale_id", sa.BigInteger(), nullable=False),
+        sa.Column("quantity", sa.Integer(), nullable=False),
+        sa.Column("outcome", sa.String(length=16), nullable=False),
+        sa.Column("order_id", sa.BigInteger(), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["order_id"], ["orders.id"], name=op.f("fk_order_attempts_order_id_orders"), ondelete="SET NULL"
+        ),
+        sa.ForeignKeyConstraint(
+            ["sale_id"],
+            ["flash_sales.id"],
+            name=op.f("fk_order_attempts_sale_id_flash_sales"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["user_id"], ["users.id"], name=op.f("fk_order_attempts_user_id_users"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("user_id", "idempotency_key", name=op.f("pk_order_attempts")),
+    )
+    op.create_index(op.f("ix_order_attempts_sale_id"), "order_attempts", ["sale_id"], unique=False)
+    op.create_table(
         "stream_sessions",
         sa.Column("id", sa.BigInteger(), nullable=False),
         sa.Column("room_id", sa.BigInteger(), nullable=False),
@@ -487,6 +518,8 @@ def downgrade() -> None:
     op.drop_table("draw_winners")
     op.drop_index(op.f("ix_stream_sessions_room_id"), table_name="stream_sessions")
     op.drop_table("stream_sessions")
+    op.drop_index(op.f("ix_order_attempts_sale_id"), table_name="order_attempts")
+    op.drop_table("order_attempts")
     op.drop_table("sale_buyers")
     op.drop_index(op.f("ix_orders_user_id"), table_name="orders")
     op.drop_index(op.f("ix_orders_sku_id"), table_name="orders")
@@ -503,6 +536,7 @@ def downgrade() -> None:
     op.drop_table("room_restrictions")
     op.drop_index(op.f("ix_flash_sales_sku_id"), table_name="flash_sales")
     op.drop_index(op.f("ix_flash_sales_room_id"), table_name="flash_sales")
+    op.drop_index("ix_flash_sales_open_sku", table_name="flash_sales", postgresql_where=sa.text("state <> 'ended'"))
     op.drop_table("flash_sales")
     op.drop_index("uq_draws_open_room_id", table_name="draws")
     op.drop_index(op.f("ix_draws_room_id"), table_name="draws")

@@ -1,0 +1,176 @@
+"""The hot-SKU path: concurrent taps on one sale are decided together, many per transaction.
+
+`decide_batch` is the whole decision as a pure function (sale phase, per-viewer limit, stock,
+repeated keys inside one batch). `TapBatcher` is the thin async shell that gathers taps per
+sale while the previous batch is being written (group commit) and hands each caller its own
+answer once the batch's transaction has committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from livecommerce.db.models import SaleState
+
+
+class Outcome(enum.StrEnum):
+    """Every tap gets exactly one of these (bad input is refused before it becomes a tap)."""
+
+    RESERVED = "reserved"
+    SOLD_OUT = "sold_out"
+    LIMIT_EXCEEDED = "limit_exceeded"
+    NOT_STARTED = "not_started"
+    ENDED = "ended"
+
+
+@dataclass(frozen=True, slots=True)
+class Tap:
+    """One buyer's Buy: who, with which idempotency key, how many units."""
+
+    user_id: int
+    key: str
+    quantity: int
+
+
+@dataclass(frozen=True, slots=True)
+class SaleSnapshot:
+    """The sale row as read under its lock, with the database's clock."""
+
+    state: SaleState
+    available: int
+    per_user_limit: int
+    starts_at: datetime
+    ends_at: datetime
+    now: datetime
+
+
+def sale_phase(sale: SaleSnapshot) -> Outcome | None:
+    """NOT_STARTED or ENDED when taps cannot be served at all; None while the sale is open."""
+    if sale.state is SaleState.ENDED or sale.now >= sale.ends_at:
+        return Outcome.ENDED
+    if sale.state is SaleState.SCHEDULED or sale.now < sale.starts_at:
+        return Outcome.NOT_STARTED
+    return None
+
+
+@dataclass(slots=True)
+class BatchPlan:
+    """What one batch decided: an outcome per tap, and the writes that make it true."""
+
+    outcomes: list[Outcome]
+    first_of: list[int]
+    """Index of the tap whose answer each tap shares (itself, or an earlier tap with the same key)."""
+    taken: int = 0
+    """Units the batch reserves in total."""
+    added_units: dict[int, int] = field(default_factory=dict)
+    """Units each buyer reserves in this batch (the per-viewer ledger's increments)."""
+
+    def reserved(self) -> list[int]:
+        """Indexes of the taps that reserve units (first occurrences only)."""
+        return [i for i, outcome in enumerate(self.outcomes) if outcome is Outcome.RESERVED and self.first_of[i] == i]
+
+
+def decide_batch(sale: SaleSnapshot, taps: Sequence[Tap], held: Mapping[int, int]) -> BatchPlan:
+    """Decide taps in arrival order. `held` is what each buyer already holds in this sale.
+
+    Taps here have never been answered before; a key repeated inside the batch gets the first
+    occurrence's answer and reserves nothing more.
+    """
+    phase = sale_phase(sale)
+    available = sale.available
+    holding = dict(held)
+    plan = BatchPlan(outcomes=[], first_of=[])
+    seen: dict[tuple[int, str], int] = {}
+    for index, tap in enumerate(taps):
+        first = seen.setdefault((tap.user_id, tap.key), index)
+        plan.first_of.append(first)
+        if first != index:
+            plan.outcomes.append(plan.outcomes[first])
+            continue
+        already = holding.get(tap.user_id, 0)
+        if phase is not None:
+            outcome = phase
+        elif already + tap.quantity > sale.per_user_limit:
+            outcome = Outcome.LIMIT_EXCEEDED
+        elif available < tap.quantity:
+            outcome = Outcome.SOLD_OUT
+        else:
+            outcome = Outcome.RESERVED
+            available -= tap.quantity
+            holding[tap.user_id] = already + tap.quantity
+            plan.added_units[tap.user_id] = plan.added_units.get(tap.user_id, 0) + tap.quantity
+            plan.taken += tap.quantity
+        plan.outcomes.append(outcome)
+    return plan
+
+
+DecideFn = Callable[[int, list[Tap]], Awaitable[list[Any]]]
+
+
+@dataclass(slots=True)
+class _Queue:
+    taps: list[Tap] = field(default_factory=list)
+    waiters: list[asyncio.Future[Any]] = field(default_factory=list)
+    runner: asyncio.Task[None] | None = None
+
+
+class TapBatcher:
+    """Per sale, one batch in flight; taps arriving meanwhile form the next batch.
+
+    `decide(sale_id, taps)` runs one transaction and returns one answer per tap, in order. A
+    caller's future resolves only after that transaction committed, so every acknowledged
+    reservation is durable. If the transaction fails, every tap in it gets the exception.
+    """
+
+    def __init__(self, decide: DecideFn, *, window_s: float, max_batch: int = 2000) -> None:
+        self._decide = decide
+        self._window_s = window_s
+        self._max_batch = max_batch
+        self._queues: dict[int, _Queue] = {}
+        self.batches = 0
+        self.taps = 0
+
+    async def submit(self, sale_id: int, tap: Tap) -> Any:
+        queue = self._queues.setdefault(sale_id, _Queue())
+        waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        queue.taps.append(tap)
+        queue.waiters.append(waiter)
+        if queue.runner is None:
+            queue.runner = asyncio.create_task(self._run(sale_id, queue))
+        return await waiter
+
+    async def _run(self, sale_id: int, queue: _Queue) -> None:
+        try:
+            if self._window_s:
+                await asyncio.sleep(self._window_s)
+            while queue.taps:
+                taps, waiters = queue.taps[: self._max_batch], queue.waiters[: self._max_batch]
+                del queue.taps[: self._max_batch], queue.waiters[: self._max_batch]
+                self.batches += 1
+                self.taps += len(taps)
+                try:
+                    answers = await self._decide(sale_id, taps)
+                except Exception as exc:
+                    for waiter in waiters:
+                        if not waiter.done():
+                            waiter.set_exception(exc)
+                    continue
+                for waiter, answer in zip(waiters, answers, strict=True):
+                    if not waiter.done():
+                        waiter.set_result(answer)
+        finally:
+            queue.runner = None
+            if not queue.taps:
+                self._queues.pop(sale_id, None)
+            else:
+                queue.runner = asyncio.create_task(self._run(sale_id, queue))
+
+    async def close(self) -> None:
+        for queue in list(self._queues.values()):
+            if queue.runner is not None:
+                await asyncio.gather(queue.runner, return_exceptions=True)
