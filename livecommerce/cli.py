@@ -156,7 +156,59 @@ def _parser() -> argparse.ArgumentParser:
     key.add_argument("--room-id", type=int, required=True)
     key.add_argument("--label", default="")
     key.add_argument("--data-dir", type=Path)
+    verify = sub.add_parser(
+        "verify-draw", help="recompute a closed prize draw's winners from its published data"
+    )
+    verify.add_argument("draw_id", type=int)
+    verify.add_argument(
+        "--url", help="read the draw from this server's API (base URL) instead of the database"
+    )
+    verify.add_argument("--data-dir", type=Path)
     return parser
+
+
+async def _fetch_draw(base_url: str, draw_id: int) -> dict[str, Any]:
+    """A draw's published record from a server's `GET /api/draws/{id}`."""
+    import aiohttp
+
+    from livecommerce.errors import HTTP_STATUS, AppError
+
+    url = f"{base_url.rstrip('/')}/api/draws/{draw_id}"
+    try:
+        async with aiohttp.ClientSession() as http, http.get(url) as response:
+            body = await response.json(content_type=None)
+    except (aiohttp.ClientError, ValueError) as exc:
+        raise AppError("unavailable", f"cannot read {url}: {exc}") from None
+    if response.status != 200:
+        error = body.get("error", {}) if isinstance(body, dict) else {}
+        code = error.get("code") if error.get("code") in HTTP_STATUS else "unavailable"
+        raise AppError(code, f"{url} answered {response.status}: {error.get('message', '')}")
+    return body
+
+
+def _verify_draw(args: argparse.Namespace, settings: Settings) -> int:
+    """Recompute a draw from its published data (docs/draws.md); 0 when it checks out, else 1."""
+    from livecommerce.commerce.draw_verification import verify
+
+    if args.url:
+        record = asyncio.run(_fetch_draw(args.url, args.draw_id))
+    else:
+        from livecommerce.commerce.draws import draw_record
+
+        with data_dir_lock(settings.data_dir) if not settings.database_url else contextlib.nullcontext():
+            record = asyncio.run(_with_db(settings, lambda session: draw_record(session, args.draw_id)))
+    result = verify(record)
+    if result.ok:
+        winners = ", ".join(str(winner["user_id"]) for winner in record["winners"]) or "none"
+        print(
+            f"draw {args.draw_id} verifies: seed matches its commitment, "
+            f"{record['entrant_count']} entrants hash to {record['entrants_hash']}, winners {winners}"
+        )
+        return 0
+    print(f"draw {args.draw_id} does NOT verify:", file=sys.stderr)
+    for mismatch in result.mismatches:
+        print(f"  {mismatch}", file=sys.stderr)
+    return 1
 
 
 def _admin_action(args: argparse.Namespace) -> Callable[[Any], Awaitable[dict[str, Any]]]:
@@ -213,6 +265,8 @@ def main(argv: list[str] | None = None) -> int:
             with data_dir_lock(settings.data_dir):
                 asyncio.run(_serve(settings, args.demo))
             return 0
+        if args.command == "verify-draw":
+            return _verify_draw(args, settings)
         if args.command == "migrate":
             from livecommerce.db.migrate import upgrade_async
 
