@@ -12,6 +12,7 @@ from livecommerce.appkeys import ENGINE, METRICS, SESSIONS, SETTINGS, TOKENS
 from livecommerce.auth import Tokens
 from livecommerce.config import Settings
 from livecommerce.db.engine import make_engine, make_sessionmaker
+from livecommerce.realtime import setup as realtime
 from livecommerce.web import accounts_api, health, metrics, pages
 from livecommerce.web.http import error_middleware, security_headers
 
@@ -46,5 +47,6 @@ def create_app(settings: Settings) -> web.Application:
     app.on_response_prepare.append(security_headers)
     app.add_routes(health.routes)
     app.add_routes(accounts_api.routes)
+    realtime.setup(app)
     pages.setup(app)
     return app

@@ -61,6 +61,12 @@ class Settings(BaseSettings):
     ws_send_queue: int = Field(256, ge=8)
     chat_max_length: int = Field(500, ge=1, le=10_000)
     room_history: int = Field(1000, ge=10)
+    chat_rate_per_second: float = Field(1.0, gt=0)
+    chat_burst: int = Field(5, ge=1)
+    chat_coalesce_connections: int = Field(100, ge=1)
+    chat_max_per_second: int = Field(50, ge=1)
+    realtime_tick_ms: int = Field(100, ge=10, le=2000)
+    presence_interval_seconds: float = Field(1.0, gt=0, le=60)
     draw_min_watch_seconds: float = Field(30.0, ge=0)
 
     log_level: str = "INFO"

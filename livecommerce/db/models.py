@@ -370,7 +370,11 @@ class ChatMessage(Base):
 
 
 class RoomRestriction(Base):
-    """A mute or ban of one account in one room; expires_at NULL means until lifted."""
+    """A mute or ban of one account in one room; expires_at NULL means until lifted.
+
+    client_hash (a keyed hash of a banned guest's address) also keeps that address's other
+    guest identities out of the room.
+    """
 
     __tablename__ = "room_restrictions"
     room_id: Mapped[int] = mapped_column(ForeignKey("rooms.id", ondelete="CASCADE"), primary_key=True)
@@ -378,9 +382,13 @@ class RoomRestriction(Base):
     kind: Mapped[str] = mapped_column(String(8), primary_key=True)
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     reason: Mapped[str] = mapped_column(String(300), server_default="")
+    client_hash: Mapped[str | None] = mapped_column(String(64))
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = _created()
-    __table_args__ = (CheckConstraint("kind IN ('mute', 'ban')", name="kind_known"),)
+    __table_args__ = (
+        CheckConstraint("kind IN ('mute', 'ban')", name="kind_known"),
+        Index("ix_room_restrictions_room_id_client_hash", "room_id", "client_hash"),
+    )
 
 
 class AuditLog(Base):

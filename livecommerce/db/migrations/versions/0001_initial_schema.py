@@ -294,6 +294,7 @@ def upgrade() -> None:
         sa.Column("kind", sa.String(length=8), nullable=False),
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("reason", sa.String(length=300), server_default="", nullable=False),
+        sa.Column("client_hash", sa.String(length=64), nullable=True),
         sa.Column("created_by", sa.BigInteger(), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
         sa.CheckConstraint("kind IN ('mute', 'ban')", name=op.f("ck_room_restrictions_kind_known")),
@@ -310,6 +311,9 @@ def upgrade() -> None:
             ["user_id"], ["users.id"], name=op.f("fk_room_restrictions_user_id_users"), ondelete="CASCADE"
         ),
         sa.PrimaryKeyConstraint("room_id", "user_id", "kind", name=op.f("pk_room_restrictions")),
+    )
+    op.create_index(
+        "ix_room_restrictions_room_id_client_hash", "room_restrictions", ["room_id", "client_hash"], unique=False
     )
     op.create_table(
         "stream_keys",
@@ -533,6 +537,7 @@ def downgrade() -> None:
     op.drop_table("draw_entries")
     op.drop_index(op.f("ix_stream_keys_room_id"), table_name="stream_keys")
     op.drop_table("stream_keys")
+    op.drop_index("ix_room_restrictions_room_id_client_hash", table_name="room_restrictions")
     op.drop_table("room_restrictions")
     op.drop_index(op.f("ix_flash_sales_sku_id"), table_name="flash_sales")
     op.drop_index(op.f("ix_flash_sales_room_id"), table_name="flash_sales")

@@ -1,0 +1,69 @@
+"""The in-process broker: one node, events delivered synchronously in sequence order."""
+
+from __future__ import annotations
+
+import time
+
+from livecommerce.realtime.broker import Broker
+from livecommerce.realtime.protocol import BrokerMessage
+from livecommerce.realtime.resume import HistoryView, RoomHistory
+
+
+class MemoryBroker(Broker):
+    def __init__(self, *, history_limit: int, presence_ttl: float) -> None:
+        super().__init__(history_limit=history_limit, presence_ttl=presence_ttl)
+        self._histories: dict[int, RoomHistory] = {}
+        self._members: dict[int, dict[int, float]] = {}
+        self._claims: dict[str, float] = {}
+
+    def _history(self, room_id: int) -> RoomHistory:
+        history = self._histories.get(room_id)
+        if history is None:
+            history = self._histories[room_id] = RoomHistory(self.history_limit)
+        return history
+
+    def _emit(self, message: BrokerMessage) -> None:
+        if self._deliver is not None:
+            self._deliver(message)
+
+    async def publish_event(self, room_id: int, kind: str, type_: str, head: bytes, tail: bytes) -> int:
+        history = self._history(room_id)
+        seq = history.next_seq()
+        payload = head + str(seq).encode() + tail
+        history.append(seq, payload)
+        self._emit(BrokerMessage(room_id, kind, type_, None, seq, payload))
+        return seq
+
+    async def publish_private(self, room_id: int, type_: str, to_user: int, payload: bytes) -> None:
+        self._emit(BrokerMessage(room_id, "private", type_, to_user, None, payload))
+
+    async def latest_seq(self, room_id: int) -> int:
+        return self._history(room_id).latest
+
+    async def history_after(self, room_id: int, since: int) -> HistoryView:
+        return self._history(room_id).view_after(since)
+
+    async def presence_join(self, room_id: int, user_id: int, joined_at: float) -> None:
+        self._members.setdefault(room_id, {})[user_id] = joined_at
+
+    async def presence_leave(self, room_id: int, user_id: int) -> None:
+        members = self._members.get(room_id)
+        if members is not None:
+            members.pop(user_id, None)
+            if not members:
+                del self._members[room_id]
+
+    async def presence_refresh(self, room_ids: list[int]) -> None:
+        """One process: presence lives and dies with it."""
+
+    async def room_members(self, room_id: int) -> dict[int, float]:
+        return dict(self._members.get(room_id, {}))
+
+    async def claim(self, key: str, seconds: float) -> bool:
+        now = time.monotonic()
+        if self._claims.get(key, 0.0) > now:
+            return False
+        if len(self._claims) > 10_000:
+            self._claims = {k: until for k, until in self._claims.items() if until > now}
+        self._claims[key] = now + seconds
+        return True

@@ -1,0 +1,174 @@
+"""The Redis (or Valkey) broker: shared sequence numbers, history, pub/sub fan-out and presence.
+
+Publishing is one Lua script (INCR, ZADD, trim, PUBLISH), so every node receives a room's
+events in sequence order and history never misses an event that was delivered. Presence is
+one hash per room and node with a TTL that the node refreshes: a crashed node's viewers
+vanish from counts when its keys expire.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import redis.asyncio as redis
+from redis.exceptions import RedisError
+
+from livecommerce.realtime.broker import Broker, Deliver
+from livecommerce.realtime.protocol import broker_header, decode_broker_message
+from livecommerce.realtime.resume import HistoryView
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "lc:events"
+
+PUBLISH_EVENT = """
+local seq = redis.call('INCR', KEYS[1])
+local payload = ARGV[1] .. seq .. ARGV[2]
+redis.call('ZADD', KEYS[2], seq, payload)
+redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -(tonumber(ARGV[4]) + 1))
+redis.call('PUBLISH', ARGV[5], ARGV[3] .. seq .. '\\n' .. payload)
+return seq
+"""
+
+HISTORY_AFTER = """
+local latest = tonumber(redis.call('GET', KEYS[1]) or '0')
+local oldest = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+local events = redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. ARGV[1], '+inf')
+return {latest, oldest[2] or '0', events}
+"""
+
+
+def _seq_key(room_id: int) -> str:
+    return f"lc:room:{room_id}:seq"
+
+
+def _history_key(room_id: int) -> str:
+    return f"lc:room:{room_id}:history"
+
+
+def _nodes_key(room_id: int) -> str:
+    return f"lc:room:{room_id}:nodes"
+
+
+def _presence_key(room_id: int, node_id: str) -> str:
+    return f"lc:room:{room_id}:presence:{node_id}"
+
+
+def _seq_of(payload: bytes) -> int:
+    """The seq of a stored envelope, read from its fixed `"seq":` field."""
+    start = payload.index(b'"seq":') + 6
+    end = payload.index(b",", start)
+    return int(payload[start:end])
+
+
+class RedisBroker(Broker):
+    def __init__(self, url: str, *, node_id: str, history_limit: int, presence_ttl: float) -> None:
+        super().__init__(history_limit=history_limit, presence_ttl=presence_ttl)
+        self.node_id = node_id
+        self._redis = redis.from_url(url)
+        self._publish_event = self._redis.register_script(PUBLISH_EVENT)
+        self._history_after = self._redis.register_script(HISTORY_AFTER)
+        self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+        self._reader: asyncio.Task[None] | None = None
+        self._local_rooms: set[int] = set()
+
+    async def start(self, deliver: Deliver) -> None:
+        await super().start(deliver)
+        await self._pubsub.subscribe(CHANNEL)
+        self._reader = asyncio.create_task(self._read(deliver), name="redis-broker-reader")
+
+    async def _read(self, deliver: Deliver) -> None:
+        while True:
+            try:
+                message = await self._pubsub.get_message(timeout=None)
+            except (RedisError, OSError) as exc:
+                log.warning("broker subscription lost (%s); reconnecting", exc)
+                await asyncio.sleep(0.5)
+                continue
+            if message is not None and message["type"] == "message":
+                try:
+                    deliver(decode_broker_message(message["data"]))
+                except Exception:
+                    log.exception("dropping an undeliverable broker message")
+
+    async def close(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+        with contextlib.suppress(RedisError, OSError):
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for room_id in self._local_rooms:
+                    pipe.delete(_presence_key(room_id, self.node_id))
+                    pipe.srem(_nodes_key(room_id), self.node_id)
+                await pipe.execute()
+        await self._pubsub.aclose()
+        await self._redis.aclose()
+        await super().close()
+
+    async def publish_event(self, room_id: int, kind: str, type_: str, head: bytes, tail: bytes) -> int:
+        header = broker_header(room_id, kind, type_, None)
+        seq = await self._publish_event(
+            keys=[_seq_key(room_id), _history_key(room_id)],
+            args=[head, tail, header, self.history_limit, CHANNEL],
+        )
+        return int(seq)
+
+    async def publish_private(self, room_id: int, type_: str, to_user: int, payload: bytes) -> None:
+        await self._redis.publish(
+            CHANNEL, broker_header(room_id, "private", type_, to_user) + b"0\n" + payload
+        )
+
+    async def latest_seq(self, room_id: int) -> int:
+        return int(await self._redis.get(_seq_key(room_id)) or 0)
+
+    async def history_after(self, room_id: int, since: int) -> HistoryView:
+        latest, oldest, events = await self._history_after(
+            keys=[_seq_key(room_id), _history_key(room_id)], args=[max(since, 0)]
+        )
+        oldest_seq = int(oldest) or None
+        return HistoryView(int(latest), oldest_seq, [(_seq_of(p), p) for p in events])
+
+    async def presence_join(self, room_id: int, user_id: int, joined_at: float) -> None:
+        self._local_rooms.add(room_id)
+        key = _presence_key(room_id, self.node_id)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hset(key, str(user_id), repr(joined_at))
+            pipe.pexpire(key, int(self.presence_ttl * 1000))
+            pipe.sadd(_nodes_key(room_id), self.node_id)
+            await pipe.execute()
+
+    async def presence_leave(self, room_id: int, user_id: int) -> None:
+        await self._redis.hdel(_presence_key(room_id, self.node_id), str(user_id))
+
+    async def presence_refresh(self, room_ids: list[int]) -> None:
+        gone = self._local_rooms.difference(room_ids)
+        self._local_rooms = set(room_ids)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for room_id in room_ids:
+                pipe.pexpire(_presence_key(room_id, self.node_id), int(self.presence_ttl * 1000))
+                pipe.sadd(_nodes_key(room_id), self.node_id)
+            for room_id in gone:
+                pipe.delete(_presence_key(room_id, self.node_id))
+                pipe.srem(_nodes_key(room_id), self.node_id)
+            await pipe.execute()
+
+    async def room_members(self, room_id: int) -> dict[int, float]:
+        nodes = [n.decode() for n in await self._redis.smembers(_nodes_key(room_id))]
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for node in nodes:
+                pipe.hgetall(_presence_key(room_id, node))
+            per_node = await pipe.execute()
+        members: dict[int, float] = {}
+        for node, fields in zip(nodes, per_node, strict=True):
+            if not fields and node != self.node_id:
+                await self._redis.srem(_nodes_key(room_id), node)
+            for user, joined in fields.items():
+                user_id, joined_at = int(user), float(joined)
+                members[user_id] = min(joined_at, members.get(user_id, joined_at))
+        return members
+
+    async def claim(self, key: str, seconds: float) -> bool:
+        return bool(await self._redis.set(f"lc:claim:{key}", b"1", nx=True, px=max(1, int(seconds * 1000))))

@@ -1,0 +1,78 @@
+"""Product cards: anchors and operators pin a product to the room; every viewer sees it live."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy import select, update
+
+from livecommerce.appkeys import SESSIONS
+from livecommerce.auth import Principal, audit, authorize
+from livecommerce.commerce.catalog import product_card
+from livecommerce.db.models import Product, Room
+from livecommerce.errors import AppError
+from livecommerce.realtime.hub import CommandContext, Hub
+from livecommerce.web.http import parse
+
+
+class PinCard(BaseModel):
+    product_id: int
+
+
+async def pin(ctx: CommandContext, data: dict[str, Any]) -> dict[str, Any]:
+    authorize(ctx.principal, "card.pin", ctx.merchant_id)
+    body = parse(PinCard, data)
+    async with ctx.app[SESSIONS].begin() as session:
+        merchant_id = await session.scalar(select(Product.merchant_id).where(Product.id == body.product_id))
+        if merchant_id != ctx.merchant_id:
+            raise AppError("not_found", f"product {body.product_id} is not in this shop")
+        await session.execute(
+            update(Room)
+            .where(Room.id == ctx.room_id)
+            .values(pinned_product_id=body.product_id, pinned_at=datetime.now(UTC))
+        )
+        await audit(
+            session,
+            ctx.principal,
+            "card.pin",
+            merchant_id=ctx.merchant_id,
+            room_id=ctx.room_id,
+            target_type="product",
+            target_id=body.product_id,
+        )
+        card = await product_card(session, body.product_id)
+    await ctx.hub.publish(ctx.room_id, "card.pinned", {"card": card})
+    return {"card": card}
+
+
+async def unpin(ctx: CommandContext, data: dict[str, Any]) -> dict[str, Any]:
+    authorize(ctx.principal, "card.pin", ctx.merchant_id)
+    async with ctx.app[SESSIONS].begin() as session:
+        previous = await session.scalar(select(Room.pinned_product_id).where(Room.id == ctx.room_id))
+        await session.execute(
+            update(Room).where(Room.id == ctx.room_id).values(pinned_product_id=None, pinned_at=None)
+        )
+        await audit(
+            session,
+            ctx.principal,
+            "card.unpin",
+            merchant_id=ctx.merchant_id,
+            room_id=ctx.room_id,
+            target_type="product",
+            target_id=previous or "",
+        )
+    await ctx.hub.publish(ctx.room_id, "card.unpinned", {"product_id": previous})
+    return {"product_id": previous}
+
+
+def register(hub: Hub) -> None:
+    async def pinned_card(room_id: int, principal: Principal) -> dict[str, Any] | None:
+        async with hub.app[SESSIONS]() as session:
+            product_id = await session.scalar(select(Room.pinned_product_id).where(Room.id == room_id))
+            return await product_card(session, product_id) if product_id else None
+
+    hub.command("card.pin", pin)
+    hub.command("card.unpin", unpin)
+    hub.snapshot_provider("card", pinned_card)

@@ -1,0 +1,115 @@
+"""Room chat: checks (length, blocked words, rate, slow mode, mute), storage and broadcast.
+
+Text is stored and sent raw; pages escape it where they render it.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy import select
+
+from livecommerce.appkeys import SESSIONS
+from livecommerce.auth import Principal, authorize
+from livecommerce.config import Settings
+from livecommerce.db.models import ChatMessage
+from livecommerce.errors import AppError
+from livecommerce.realtime import moderation
+from livecommerce.realtime.hub import CommandContext, Hub
+from livecommerce.realtime.ratelimit import BucketMap
+from livecommerce.web.http import parse
+
+RECENT_IN_SNAPSHOT = 50
+
+
+class SendChat(BaseModel):
+    text: str
+
+
+def clean_text(text: str, max_length: int) -> str:
+    """Strip surrounding whitespace; refuse empty text and text over the limit."""
+    text = text.strip()
+    if not text:
+        raise AppError("invalid", "text: the message is empty")
+    if len(text) > max_length:
+        raise AppError("invalid", f"text: at most {max_length} characters")
+    return text
+
+
+def blocked_word_in(text: str, blocked_words: tuple[str, ...]) -> str | None:
+    """The first blocked word or phrase that appears as whole words in text, case-insensitively."""
+    folded = " ".join(text.split()).casefold()
+    for word in blocked_words:
+        if re.search(r"(?<!\w)" + re.escape(word) + r"(?!\w)", folded):
+            return word
+    return None
+
+
+def message_event(message: ChatMessage) -> dict[str, Any]:
+    return {
+        "id": message.id,
+        "user_id": message.user_id,
+        "display_name": message.display_name,
+        "text": message.body,
+        "at": message.created_at.isoformat(),
+    }
+
+
+class Chat:
+    """The `chat.send` command and the recent-chat snapshot part."""
+
+    def __init__(self, hub: Hub, settings: Settings) -> None:
+        self.hub = hub
+        self.max_length = settings.chat_max_length
+        self.buckets = BucketMap(settings.chat_rate_per_second, settings.chat_burst)
+
+    async def send(self, ctx: CommandContext, data: dict[str, Any]) -> dict[str, Any]:
+        principal = authorize(ctx.principal, "chat.send", ctx.merchant_id)
+        text = clean_text(parse(SendChat, data).text, self.max_length)
+        if blocked_word_in(text, ctx.room.blocked_words):
+            raise AppError("blocked_content", "the message contains a word this room does not allow")
+        if not self.buckets.allow(principal.user_id):
+            retry = round(self.buckets.retry_after(principal.user_id), 2)
+            raise AppError(
+                "rate_limited", "you are sending messages too fast", details={"retry_after": retry}
+            )
+        async with ctx.app[SESSIONS].begin() as session:
+            until = await moderation.muted_until(session, ctx.room_id, principal.user_id)
+            if until is not None:
+                raise AppError("muted", "you are muted in this room", details={"until": until.isoformat()})
+            slow = ctx.room.slow_mode_seconds
+            if slow and not principal.is_staff:
+                if not await self.hub.broker.claim(f"slow:{ctx.room_id}:{principal.user_id}", slow):
+                    raise AppError(
+                        "slow_mode", f"slow mode: one message every {slow} s", details={"seconds": slow}
+                    )
+            message = ChatMessage(
+                room_id=ctx.room_id, user_id=principal.user_id, display_name=principal.display_name, body=text
+            )
+            session.add(message)
+            await session.flush()
+            await session.refresh(message, ["created_at"])
+            event = message_event(message)
+        await self.hub.publish(ctx.room_id, "chat.message", event, kind="chat")
+        await self.hub.chat_accepted(ctx.room_id, principal, text)
+        return {"message_id": event["id"]}
+
+    async def recent(self, room_id: int, principal: Principal) -> list[dict[str, Any]]:
+        async with self.hub.app[SESSIONS]() as session:
+            rows = (
+                await session.scalars(
+                    select(ChatMessage)
+                    .where(ChatMessage.room_id == room_id, ChatMessage.deleted_at.is_(None))
+                    .order_by(ChatMessage.id.desc())
+                    .limit(RECENT_IN_SNAPSHOT)
+                )
+            ).all()
+        return [message_event(m) for m in reversed(rows)]
+
+
+def register(hub: Hub, settings: Settings) -> None:
+    chat = Chat(hub, settings)
+    hub.command("chat.send", chat.send)
+    hub.snapshot_provider("chat", chat.recent)

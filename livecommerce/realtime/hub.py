@@ -1,0 +1,379 @@
+"""The room hub: publishes room events through the broker and fans them out to this node's sockets.
+
+Other planes use only `HUB`, `Hub.publish`, `Hub.command`, `Hub.snapshot_provider`,
+`Hub.on_chat` and `Hub.watchers` (see docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from sqlalchemy import select
+
+from livecommerce.appkeys import SESSIONS
+from livecommerce.auth import Principal
+from livecommerce.config import Settings
+from livecommerce.db.models import Room
+from livecommerce.errors import AppError
+from livecommerce.realtime import protocol
+from livecommerce.realtime.broker import Broker, make_broker
+from livecommerce.realtime.coalesce import ChatCoalescer
+from livecommerce.realtime.connection import Connection
+from livecommerce.realtime.resume import HistoryView
+
+log = logging.getLogger(__name__)
+
+CHAT = "chat"
+PRIVATE = "private"
+
+
+@dataclass(frozen=True, slots=True)
+class RoomInfo:
+    """What a node caches about a room to check commands; refreshed on `room.settings`."""
+
+    room_id: int
+    merchant_id: int
+    slow_mode_seconds: int
+    blocked_words: tuple[str, ...]
+
+
+@dataclass(slots=True)
+class CommandContext:
+    """Who sent a command, in which room, and where to reach the app's components."""
+
+    principal: Principal
+    room_id: int
+    merchant_id: int
+    app: web.Application
+    hub: Hub
+    room: RoomInfo
+
+
+CommandHandler = Callable[[CommandContext, dict[str, Any]], Awaitable[dict[str, Any]]]
+SnapshotProvider = Callable[[int, Principal], Awaitable[Any]]
+ChatObserver = Callable[[int, Principal, str], Awaitable[None]]
+BanObserver = Callable[[int, Connection], Awaitable[None]]
+
+
+@dataclass(slots=True)
+class LocalRoom:
+    """This node's connections to one room."""
+
+    room_id: int
+    coalescer: ChatCoalescer
+    live: set[Connection] = field(default_factory=set)
+    joining: set[Connection] = field(default_factory=set)
+    by_user: dict[int, set[Connection]] = field(default_factory=dict)
+    viewers_sent: int | None = None
+
+    def __len__(self) -> int:
+        return len(self.live) + len(self.joining)
+
+
+class RealtimeMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.connections = Gauge(
+            "livecommerce_ws_connections", "Open room WebSockets on this node", registry=registry
+        )
+        self.frames = Counter(
+            "livecommerce_ws_frames_sent", "WebSocket frames written to clients", registry=registry
+        )
+        self.events = Counter(
+            "livecommerce_room_events_published", "Room events published", ["kind"], registry=registry
+        )
+        self.chat_dropped = Counter(
+            "livecommerce_ws_chat_sampled_out",
+            "Chat messages not delivered live in large rooms",
+            registry=registry,
+        )
+        self.closes = Counter(
+            "livecommerce_ws_closes", "Room WebSockets closed by the server", ["code"], registry=registry
+        )
+
+
+class Hub:
+    def __init__(self, app: web.Application, settings: Settings, registry: CollectorRegistry) -> None:
+        self.app = app
+        self.settings = settings
+        self.presence_interval = settings.presence_interval_seconds
+        self.broker: Broker = make_broker(settings, presence_ttl=max(3.0, 5 * self.presence_interval))
+        self.metrics = RealtimeMetrics(registry)
+        self._commands: dict[str, CommandHandler] = {}
+        self._snapshot_providers: dict[str, SnapshotProvider] = {}
+        self._chat_observers: list[ChatObserver] = []
+        self._ban_observers: list[BanObserver] = []
+        self._background: set[asyncio.Task[None]] = set()
+        self._rooms: dict[int, LocalRoom] = {}
+        self._room_info: dict[int, RoomInfo] = {}
+        self._chat_per_tick = max(1, round(settings.chat_max_per_second * settings.realtime_tick_ms / 1000))
+        self._ticker: asyncio.Task[None] | None = None
+
+    # -- the interface other planes use ------------------------------------------------------
+
+    async def publish(
+        self, room_id: int, type: str, data: Any, *, kind: str = "commerce", to_user: int | None = None
+    ) -> int | None:
+        """Publish a room event; returns its seq (None for a private event, which has none)."""
+        self.metrics.events.labels(PRIVATE if to_user is not None else kind).inc()
+        if to_user is not None:
+            payload = protocol.unsequenced_event(type, data, time.time())
+            await self.broker.publish_private(room_id, type, to_user, payload)
+            return None
+        head, tail = protocol.event_parts(type, data, time.time())
+        return await self.broker.publish_event(room_id, kind, type, head, tail)
+
+    def command(self, type: str, handler: CommandHandler) -> None:
+        if type in self._commands:
+            raise ValueError(f"command {type!r} is already registered")
+        self._commands[type] = handler
+
+    def snapshot_provider(self, name: str, fn: SnapshotProvider) -> None:
+        if name in self._snapshot_providers or name in ("v", "seq", "viewers"):
+            raise ValueError(f"snapshot part {name!r} is already taken")
+        self._snapshot_providers[name] = fn
+
+    def on_chat(self, fn: ChatObserver) -> None:
+        self._chat_observers.append(fn)
+
+    def on_local_ban(self, fn: BanObserver) -> None:
+        """`async fn(room_id, connection)` for each connection this node closes for a ban."""
+        self._ban_observers.append(fn)
+
+    async def watchers(self, room_id: int) -> dict[int, float]:
+        """User id -> when that user joined the room (epoch seconds), across every node."""
+        return await self.broker.room_members(room_id)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.broker.start(self._deliver)
+        self._ticker = asyncio.create_task(self._tick(), name="realtime-hub-tick")
+
+    async def close_all(self, code: int = protocol.CLOSE_GOING_AWAY) -> None:
+        """Close every socket with `code` (1001 on shutdown) and wait briefly for the handshakes."""
+        sockets = [conn.ws for room in self._rooms.values() for conn in (*room.live, *room.joining)]
+        if sockets:
+            await asyncio.wait(
+                [
+                    asyncio.ensure_future(ws.close(code=code, message=b"server shutting down"))
+                    for ws in sockets
+                ],
+                timeout=3,
+            )
+
+    async def stop(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+        await self.broker.close()
+
+    # -- rooms and connections -----------------------------------------------------------------
+
+    async def room_info(self, room_id: int) -> RoomInfo:
+        """The room's cached settings; `not_found` if there is no such room."""
+        info = self._room_info.get(room_id)
+        if info is None:
+            async with self.app[SESSIONS]() as session:
+                room = await session.scalar(select(Room).where(Room.id == room_id))
+            if room is None:
+                raise AppError("not_found", f"room {room_id} does not exist")
+            info = RoomInfo(room.id, room.merchant_id, room.slow_mode_seconds, tuple(room.blocked_words))
+            self._room_info[room_id] = info
+        return info
+
+    def context(self, principal: Principal, room: RoomInfo) -> CommandContext:
+        return CommandContext(principal, room.room_id, room.merchant_id, self.app, self, room)
+
+    async def attach(self, conn: Connection) -> None:
+        """Register a joining connection: room events are held for it until `go_live`."""
+        room = self._rooms.get(conn.room_id)
+        if room is None:
+            room = self._rooms[conn.room_id] = LocalRoom(conn.room_id, ChatCoalescer(self._chat_per_tick))
+        room.joining.add(conn)
+        user_conns = room.by_user.setdefault(conn.user_id, set())
+        user_conns.add(conn)
+        self.metrics.connections.inc()
+        if len(user_conns) == 1:
+            await self.broker.presence_join(conn.room_id, conn.user_id, conn.joined_at)
+
+    def go_live(self, conn: Connection, after_seq: int) -> None:
+        """Send the held events newer than what the client already has, then deliver live."""
+        room = self._rooms.get(conn.room_id)
+        if room is None or conn not in room.joining:
+            return
+        held = [payload for seq, payload in conn.pending if seq is None or seq > after_seq]
+        conn.pending = []
+        if held and not conn.send(protocol.batch(held)):
+            return
+        room.joining.discard(conn)
+        room.live.add(conn)
+        conn.live = True
+
+    async def detach(self, conn: Connection) -> None:
+        """Forget a connection (idempotent); the user leaves presence with their last one."""
+        room = self._rooms.get(conn.room_id)
+        if room is None:
+            return
+        if conn not in room.live and conn not in room.joining:
+            return
+        room.live.discard(conn)
+        room.joining.discard(conn)
+        self.metrics.connections.dec()
+        user_conns = room.by_user.get(conn.user_id)
+        if user_conns is not None:
+            user_conns.discard(conn)
+            if not user_conns:
+                del room.by_user[conn.user_id]
+                await self.broker.presence_leave(conn.room_id, conn.user_id)
+        if not room and self._rooms.get(conn.room_id) is room:
+            del self._rooms[conn.room_id]
+
+    def connection_closed(self, conn: Connection, code: int) -> None:
+        """Called by a Connection the server closed; removal happens off the fan-out loop."""
+        self.metrics.closes.labels(str(code)).inc()
+        self._spawn(self.detach(conn))
+
+    async def history_after(self, room_id: int, since: int) -> HistoryView:
+        return await self.broker.history_after(room_id, since)
+
+    async def latest_seq(self, room_id: int) -> int:
+        return await self.broker.latest_seq(room_id)
+
+    async def snapshot(self, room_id: int, principal: Principal, seq: int) -> dict[str, Any]:
+        """The join snapshot: protocol version, seq, viewer count and every provider's part."""
+        parts = await asyncio.gather(*(fn(room_id, principal) for fn in self._snapshot_providers.values()))
+        members = await self.broker.room_members(room_id)
+        snapshot: dict[str, Any] = {"v": protocol.PROTOCOL_VERSION, "seq": seq, "viewers": len(members)}
+        snapshot.update(zip(self._snapshot_providers, parts, strict=True))
+        return snapshot
+
+    async def run_command(self, conn: Connection, command: protocol.Command) -> bytes:
+        """Run a client command and return the ack or typed error to send back."""
+        handler = self._commands.get(command.type)
+        if handler is None:
+            error = AppError("unknown_command", f"unknown command type {command.type!r}")
+            return protocol.error(command.id, error)
+        try:
+            room = await self.room_info(conn.room_id)
+            result = await handler(self.context(conn.principal, room), command.data)
+        except AppError as exc:
+            return protocol.error(command.id, exc)
+        except Exception:
+            log.exception("command %s failed in room %s", command.type, conn.room_id)
+            return protocol.error(command.id, AppError("internal", "internal error"))
+        return protocol.ack(command.id, result)
+
+    async def chat_accepted(self, room_id: int, principal: Principal, text: str) -> None:
+        for observer in self._chat_observers:
+            try:
+                await observer(room_id, principal, text)
+            except Exception:
+                log.exception("chat observer %r failed", observer)
+
+    def local_connections(self, room_id: int, user_id: int | None = None) -> list[Connection]:
+        room = self._rooms.get(room_id)
+        if room is None:
+            return []
+        if user_id is not None:
+            return list(room.by_user.get(user_id, ()))
+        return [*room.live, *room.joining]
+
+    # -- delivery ------------------------------------------------------------------------------
+
+    def _deliver(self, message: protocol.BrokerMessage) -> None:
+        """Called once per event on every node, in the room's seq order."""
+        self._observe(message)
+        room = self._rooms.get(message.room_id)
+        if room is None:
+            return
+        if message.to_user is not None:
+            for conn in list(room.by_user.get(message.to_user, ())):
+                if conn.live:
+                    conn.send(message.payload)
+                else:
+                    conn.hold(None, message.payload)
+            return
+        for conn in list(room.joining):
+            conn.hold(message.seq, message.payload)
+        if message.kind == CHAT and len(room.live) >= self.settings.chat_coalesce_connections:
+            room.coalescer.add(message.payload)
+            return
+        payloads = [*room.coalescer.take(), message.payload] if room.coalescer else [message.payload]
+        self._fan_out(room, payloads)
+
+    def _fan_out(self, room: LocalRoom, payloads: list[bytes]) -> None:
+        frame = protocol.text_frame(protocol.batch(payloads))
+        sent = 0
+        for conn in list(room.live):
+            if conn.write(frame):
+                sent += 1
+        self.metrics.frames.inc(sent)
+
+    def _observe(self, message: protocol.BrokerMessage) -> None:
+        """Events that change what this node enforces, whichever node published them."""
+        if message.type == "room.settings":
+            self._room_info.pop(message.room_id, None)
+        elif message.type == "user.banned":
+            user_id = orjson.loads(message.payload)["data"]["user_id"]
+            for conn in self.local_connections(message.room_id, user_id):
+                conn.write(protocol.text_frame(message.payload))
+                conn.close(protocol.close_code_for(AppError("banned", "")), "banned")
+                for observer in self._ban_observers:
+                    self._spawn(observer(message.room_id, conn))
+
+    def _spawn(self, work: Awaitable[None]) -> None:
+        async def run() -> None:
+            try:
+                await work
+            except Exception:
+                log.exception("background room work failed")
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _tick(self) -> None:
+        tick = self.settings.realtime_tick_ms / 1000
+        next_presence = 0.0
+        while True:
+            await asyncio.sleep(tick)
+            try:
+                for room in list(self._rooms.values()):
+                    if room.coalescer:
+                        self._fan_out(room, room.coalescer.take())
+                    if room.coalescer.dropped:
+                        self.metrics.chat_dropped.inc(room.coalescer.dropped)
+                        room.coalescer.dropped = 0
+                now = time.monotonic()
+                if now >= next_presence:
+                    next_presence = now + self.presence_interval
+                    await self._presence_round()
+            except Exception:
+                log.exception("realtime tick failed")
+
+    async def _presence_round(self) -> None:
+        """Keep this node's presence alive and send changed viewer counts to local sockets.
+
+        Counts go out at most once per interval and only when they changed, so a join storm
+        in a large room becomes one `presence` message per interval, not one per join.
+        """
+        await self.broker.presence_refresh(list(self._rooms))
+        for room_id, room in list(self._rooms.items()):
+            viewers = len(await self.broker.room_members(room_id))
+            if viewers != room.viewers_sent:
+                room.viewers_sent = viewers
+                payload = protocol.unsequenced_event("presence", {"viewers": viewers}, time.time())
+                self._fan_out(room, [payload])
+
+
+HUB = web.AppKey("hub", Hub)
