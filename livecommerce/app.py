@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from livecommerce import media
 from livecommerce.appkeys import ENGINE, METRICS, SESSIONS, SETTINGS, TOKENS
 from livecommerce.auth import Tokens
 from livecommerce.config import Settings
@@ -48,5 +49,6 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(health.routes)
     app.add_routes(accounts_api.routes)
     realtime.setup(app)
+    media.setup(app)
     pages.setup(app)
     return app

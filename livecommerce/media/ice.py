@@ -1,0 +1,134 @@
+"""ICE and DTLS set-up for peer connections: the addresses to gather on and announce, the scope of
+remote addresses worth checking, the configured STUN/TURN servers, and the DTLS server role.
+
+aioice gathers host candidates on every interface except 127.0.0.1 and offers no per-connection
+choice, so `pin_gathering` is the one place that replaces a connection's gathering: host
+candidates only on the given addresses (RTC_HOST_ADDRESSES), optionally announced as other
+addresses (RTC_ANNOUNCED_ADDRESSES, for a server behind 1:1 NAT). When every host address is
+loopback, remote candidates (`scope_candidates`) and connectivity checks from other addresses
+are ignored: a loopback
+socket cannot reach them, and sending there would leave the loopback scope.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+from typing import Any
+
+from aioice import Candidate
+from aioice.ice import Connection
+from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection
+
+from livecommerce.config import Settings
+
+
+def configuration(entries: Sequence[dict[str, Any]]) -> RTCConfiguration:
+    """Always explicit: aiortc's default configuration would contact a public STUN server."""
+    return RTCConfiguration(iceServers=ice_servers(entries))
+
+
+def ice_servers(entries: Sequence[dict[str, Any]]) -> list[RTCIceServer]:
+    return [
+        RTCIceServer(urls=entry["urls"], username=entry.get("username"), credential=entry.get("credential"))
+        for entry in entries
+    ]
+
+
+def peer_connection(settings: Settings) -> RTCPeerConnection:
+    return RTCPeerConnection(configuration(settings.ice_servers))
+
+
+def _is_loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
+
+
+def loopback_only(host_addresses: Sequence[str]) -> bool:
+    return bool(host_addresses) and all(_is_loopback(a) for a in host_addresses)
+
+
+def announced_for(host_addresses: Sequence[str], announced: Sequence[str]) -> dict[str, str]:
+    """Pair host and announced addresses in order; one announced address stands for them all."""
+    if not announced:
+        return {}
+    if len(announced) == 1:
+        return dict.fromkeys(host_addresses, announced[0])
+    return dict(zip(host_addresses, announced, strict=False))
+
+
+def _ice_connections(pc: RTCPeerConnection) -> list[Connection]:
+    connections: dict[int, Connection] = {}
+    for transceiver in pc.getTransceivers():
+        connection = transceiver.receiver.transport.transport.iceGatherer._connection
+        connections[id(connection)] = connection
+    return list(connections.values())
+
+
+def pin_gathering(
+    pc: RTCPeerConnection, host_addresses: Sequence[str], announced: Sequence[str] = ()
+) -> None:
+    """Gather host candidates only on host_addresses (empty: aioice's automatic choice).
+
+    Call it after the transceivers exist and before setLocalDescription (which gathers).
+    """
+    if not host_addresses:
+        return
+    addresses = list(host_addresses)
+    mapping = announced_for(addresses, announced)
+    for connection in _ice_connections(pc):
+        _replace_gathering(connection, addresses, mapping)
+        if loopback_only(addresses):
+            _ignore_outside_loopback(connection)
+
+
+def _replace_gathering(connection: Connection, addresses: list[str], mapping: dict[str, str]) -> None:
+    async def gather_candidates() -> None:
+        if connection._local_candidates_start:
+            return
+        connection._local_candidates_start = True
+        for component in sorted(connection._components):
+            candidates = await connection.get_component_candidates(component=component, addresses=addresses)
+            for candidate in candidates:
+                if candidate.type == "host" and candidate.host in mapping:
+                    candidate.host = mapping[candidate.host]
+            connection._local_candidates += candidates
+        connection._local_candidates_end = True
+
+    connection.gather_candidates = gather_candidates  # type: ignore[method-assign]
+
+
+def _ignore_outside_loopback(connection: Connection) -> None:
+    check_incoming = connection.check_incoming
+
+    def incoming(message: Any, addr: tuple[str, int], protocol: Any) -> None:
+        if _is_loopback(addr[0]):
+            check_incoming(message, addr, protocol)
+
+    connection.check_incoming = incoming  # type: ignore[method-assign]
+
+
+def scope_candidates(sdp: str, host_addresses: Sequence[str]) -> str:
+    """Drop the remote description's candidates that loopback-only host addresses cannot reach
+    (including mDNS `.local` names, which would otherwise be resolved by multicast)."""
+    if not loopback_only(host_addresses):
+        return sdp
+    lines = sdp.splitlines()
+    kept = [line for line in lines if not line.startswith("a=candidate:") or _candidate_in_scope(line)]
+    return "\r\n".join(kept) + "\r\n"
+
+
+def _candidate_in_scope(line: str) -> bool:
+    try:
+        return _is_loopback(Candidate.from_sdp(line.removeprefix("a=")).host)
+    except (ValueError, IndexError):
+        return False
+
+
+def answer_as_dtls_server(pc: RTCPeerConnection) -> None:
+    """Make the answer say `a=setup:passive`: FFmpeg's and GStreamer's WHIP clients expect to be
+    the DTLS client. Call it after setRemoteDescription(offer), before createAnswer."""
+    for transceiver in pc.getTransceivers():
+        transceiver.receiver.transport._set_role("server")

@@ -1,0 +1,51 @@
+"""Answering an offer: a server peer connection with the planned transceivers and codecs, pinned
+to the configured ICE addresses, answering as the DTLS server, with errors mapped to typed ones."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiortc import RTCPeerConnection, RTCRtpTransceiver, RTCSessionDescription
+from aiortc.exceptions import InternalError, InvalidAccessError, InvalidStateError, OperationError
+from aiortc.rtcrtpparameters import RTCRtpCodecCapability
+
+from livecommerce.config import Settings
+from livecommerce.errors import AppError
+from livecommerce.media import ice
+
+
+@dataclass(frozen=True)
+class Section:
+    """One media section of the offer as the server will answer it."""
+
+    kind: str
+    direction: str
+    codecs: list[RTCRtpCodecCapability]
+
+
+async def answer(
+    settings: Settings, offer: str, sections: list[Section], *, no_common_codec: str
+) -> tuple[RTCPeerConnection, list[RTCRtpTransceiver]]:
+    """Return the connection (local answer set) and the transceivers in section order."""
+    pc = ice.peer_connection(settings)
+    try:
+        transceivers = []
+        for section in sections:
+            transceiver = pc.addTransceiver(section.kind, direction=section.direction)
+            if section.codecs:
+                transceiver.setCodecPreferences(section.codecs)
+            transceivers.append(transceiver)
+        ice.pin_gathering(pc, settings.rtc_host_addresses, settings.rtc_announced_addresses)
+        text = ice.scope_candidates(offer, settings.rtc_host_addresses)
+        try:
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=text, type="offer"))
+        except OperationError:
+            raise AppError("not_acceptable", no_common_codec) from None
+        except (ValueError, InvalidAccessError, InvalidStateError, InternalError) as exc:
+            raise AppError("invalid_sdp", f"the offer was refused: {exc}") from None
+        ice.answer_as_dtls_server(pc)
+        await pc.setLocalDescription(await pc.createAnswer())
+        return pc, transceivers
+    except BaseException:
+        await pc.close()
+        raise

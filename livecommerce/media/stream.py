@@ -1,0 +1,233 @@
+"""A room's broadcast on this node: the current publisher (or a gap within the grace period), one
+fanout per published track, the keyframe relay, the viewers, and the broadcast's lifecycle.
+
+States: `live` (a publisher is attached), `grace` (the publisher dropped; viewers keep their
+tracks for `publisher_grace_seconds` while a publisher with a key for the room may resume), and
+`ended` (recorded, announced, every viewer's connection closed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from aiohttp import web
+from aiortc import RTCPeerConnection
+from aiortc.jitterbuffer import JitterFrame
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+
+from livecommerce.media import sessions
+from livecommerce.media.forwarder import Fanout, ForwardedTrack
+from livecommerce.media.keyframes import KeyframeRelay
+from livecommerce.media.receiver import EncodedFrameReceiver
+from livecommerce.media.tasks import background
+
+log = logging.getLogger(__name__)
+
+MEDIA_TIMEOUT = 5.0  # seconds without a frame from a connected publisher before it counts as dropped
+CONNECT_TIMEOUT = 15.0  # seconds for a new publisher to deliver its first frame
+WATCH_INTERVAL = 0.5
+
+
+def resource_id() -> str:
+    return secrets.token_urlsafe(16)
+
+
+@dataclass(eq=False)
+class Publisher:
+    """A WHIP session: one publisher's peer connection and its tapped receivers."""
+
+    pc: RTCPeerConnection
+    stream_key_id: int | None
+    codecs: dict[str, RTCRtpCodecParameters]
+    id: str = field(default_factory=resource_id)
+    receivers: dict[str, EncodedFrameReceiver] = field(default_factory=dict)
+
+
+@dataclass(eq=False)
+class Viewer:
+    """A WHEP session: one viewer's peer connection and its forwarded tracks."""
+
+    pc: RTCPeerConnection
+    tracks: dict[str, ForwardedTrack]
+    id: str = field(default_factory=resource_id)
+
+
+class PublisherSink:
+    """Where a publisher's tapped receiver delivers frames: forwarded only while that publisher is
+    the stream's current one; the end of its track means the publisher dropped."""
+
+    def __init__(self, stream: Stream, publisher: Publisher, kind: str) -> None:
+        self.stream = stream
+        self.publisher = publisher
+        self.kind = kind
+
+    def put(self, item: tuple[RTCRtpCodecParameters, JitterFrame] | None) -> None:
+        if self.stream.publisher is not self.publisher:
+            return
+        if item is None:
+            self.stream.publisher_lost(self.publisher, "track_ended")
+            return
+        self.stream.last_media = time.monotonic()
+        self.stream.media_seen = True
+        fanout = self.stream.fanouts.get(self.kind)
+        if fanout is not None:
+            fanout.push(item[1].data, item[1].timestamp)
+
+
+class Stream:
+    def __init__(
+        self,
+        app: web.Application,
+        room_id: int,
+        codecs: dict[str, RTCRtpCodecParameters],
+        *,
+        grace_seconds: float,
+        on_ended: Callable[[Stream], None],
+    ) -> None:
+        self.app = app
+        self.room_id = room_id
+        self.codecs = codecs
+        self.grace_seconds = grace_seconds
+        self.keyframes = KeyframeRelay()
+        self.fanouts = {
+            kind: Fanout(kind, codec, self.keyframes if kind == "video" else None)
+            for kind, codec in codecs.items()
+        }
+        self.state = "live"
+        self.publisher: Publisher | None = None
+        self.last_publisher: Publisher | None = None
+        self.viewers: dict[str, Viewer] = {}
+        self.session_id: int | None = None
+        self.started_at: datetime | None = None
+        self.last_media = time.monotonic()
+        self.resumes = 0
+        self._on_ended = on_ended
+        self.media_seen = False
+        self._grace_timer: asyncio.TimerHandle | None = None
+        self._watchdog = asyncio.ensure_future(self._watch())
+        self._ending: asyncio.Task[None] | None = None
+
+    @property
+    def codec_names(self) -> dict[str, str]:
+        return {kind: codec.mimeType.split("/", 1)[1] for kind, codec in self.codecs.items()}
+
+    def summary(self) -> dict[str, object]:
+        return {
+            "room_id": self.room_id,
+            "session_id": self.session_id,
+            "state": self.state,
+            "video_codec": self.codec_names.get("video"),
+            "audio_codec": self.codec_names.get("audio"),
+            "viewers": len(self.viewers),
+            "started_at": self.started_at.isoformat() if self.started_at else None,
+        }
+
+    # publishers
+
+    def attach(self, publisher: Publisher) -> None:
+        """Make publisher the current one: a first start, a resume within grace, or a takeover."""
+        previous = self.publisher
+        resumed = self.state == "grace" or previous is not None
+        if self._grace_timer is not None:
+            self._grace_timer.cancel()
+            self._grace_timer = None
+        self.publisher = publisher
+        self.last_publisher = publisher
+        self.state = "live"
+        self.last_media = time.monotonic()
+        self.media_seen = False
+        self.keyframes.attach(publisher.receivers.get("video"))
+        if resumed:
+            self.resumes += 1
+            for fanout in self.fanouts.values():
+                fanout.new_source()
+        if previous is not None:
+            background(previous.pc.close())
+
+    def publisher_lost(self, publisher: Publisher, reason: str) -> None:
+        """The current publisher dropped: keep viewers for the grace period, then end."""
+        if publisher is not self.publisher or self.state != "live":
+            return
+        log.info("room %s: publisher lost (%s); grace %.1fs", self.room_id, reason, self.grace_seconds)
+        self.publisher = None
+        self.keyframes.attach(None)
+        self.state = "grace"
+        background(publisher.pc.close())
+        self._grace_timer = asyncio.get_running_loop().call_later(
+            self.grace_seconds, self.end_soon, "publisher_lost"
+        )
+
+    def is_publisher(self, publisher: Publisher) -> bool:
+        """Whether a DELETE on this publisher's resource ends the broadcast."""
+        return publisher is self.publisher or (self.state == "grace" and publisher is self.last_publisher)
+
+    # viewers
+
+    def add_viewer(self, pc: RTCPeerConnection) -> Viewer:
+        tracks = {kind: fanout.add_viewer() for kind, fanout in self.fanouts.items()}
+        viewer = Viewer(pc, tracks)
+        self.viewers[viewer.id] = viewer
+        return viewer
+
+    def remove_viewer(self, viewer: Viewer) -> None:
+        if self.viewers.pop(viewer.id, None) is None:
+            return
+        for kind, track in viewer.tracks.items():
+            self.fanouts[kind].remove_viewer(track)
+        background(viewer.pc.close())
+
+    # the end
+
+    def end_soon(self, reason: str) -> None:
+        if self._ending is None:
+            self._ending = asyncio.ensure_future(self.end(reason))
+
+    async def end(self, reason: str) -> None:
+        if self.state == "ended":
+            return
+        self.state = "ended"
+        log.info("room %s: stream ended (%s)", self.room_id, reason)
+        if self._grace_timer is not None:
+            self._grace_timer.cancel()
+        self._watchdog.cancel()
+        self.keyframes.close()
+        publisher, self.publisher = self.publisher, None
+        for fanout in self.fanouts.values():
+            fanout.close()
+        closing = [viewer.pc.close() for viewer in self.viewers.values()]
+        if publisher is not None:
+            closing.append(publisher.pc.close())
+        self.viewers.clear()
+        self._on_ended(self)
+        await asyncio.gather(*closing, return_exceptions=True)
+        if self.session_id is not None:
+            try:
+                await sessions.record_end(self.app, self.room_id, self.session_id, reason)
+                await sessions.announce(
+                    self.app,
+                    self.room_id,
+                    "stream.ended",
+                    {"session_id": self.session_id, "reason": reason},
+                )
+            except Exception:
+                log.exception("room %s: could not record the end of the stream", self.room_id)
+
+    async def _watch(self) -> None:
+        """Notice a publisher that is connected but silent (a dead uplink sends no RTCP BYE)."""
+        with contextlib.suppress(asyncio.CancelledError):
+            while True:
+                await asyncio.sleep(WATCH_INTERVAL)
+                publisher = self.publisher
+                if publisher is None or self.state != "live":
+                    continue
+                timeout = MEDIA_TIMEOUT if self.media_seen else CONNECT_TIMEOUT
+                silent = time.monotonic() - self.last_media > timeout
+                if silent or publisher.pc.connectionState in ("failed", "closed"):
+                    self.publisher_lost(publisher, "silent" if silent else publisher.pc.connectionState)

@@ -1,0 +1,335 @@
+"""A synthetic publisher and viewer in Python, for trying a room without a camera, for the tests
+and for the load test.
+
+The publisher sends a moving test pattern and a tone, each encoded once here with PyAV and
+handed to aiortc as pre-encoded packets (so its own encoders never run); the viewer takes the
+encoded frames off its receivers like the server does and decodes them with PyAV when asked. Every video frame
+carries the wall-clock time at which it was captured, drawn as a row of black and white blocks
+that survive lossy coding; `capture_time_ms` reads it back from a decoded frame, which gives the
+glass-to-glass latency at a viewer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import av
+import numpy as np
+from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
+from aiortc.jitterbuffer import JitterFrame
+from aiortc.mediastreams import MediaStreamError
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+
+from livecommerce.media import ice
+from livecommerce.media.keyframes import is_keyframe
+from livecommerce.media.receiver import tap
+
+VIDEO_CLOCK = 90_000
+STAMP_BITS = 44  # milliseconds since the epoch fit in 44 bits until the year 2527
+STAMP_BLOCK = 16  # pixels per bit; the stamp is one row of blocks at the top of the frame
+CODECS = {"vp8": "libvpx", "h264": "libx264"}
+
+
+class PatternVideoTrack(MediaStreamTrack):
+    """A moving pattern with a capture timestamp, as encoded packets at a steady frame rate."""
+
+    kind = "video"
+
+    def __init__(
+        self,
+        *,
+        width: int = 640,
+        height: int = 360,
+        fps: int = 30,
+        bitrate: int = 1_000_000,
+        codec: str = "vp8",
+    ) -> None:
+        super().__init__()
+        if width < STAMP_BITS * STAMP_BLOCK:
+            raise ValueError(f"width must be at least {STAMP_BITS * STAMP_BLOCK} to carry the timestamp")
+        self.width, self.height, self.fps = width, height, fps
+        self.frames = 0
+        self.keyframes = 0
+        self._force_keyframe = True
+        self._encoder = av.CodecContext.create(CODECS[codec], "w")
+        self._encoder.width, self._encoder.height = width, height
+        self._encoder.pix_fmt = "yuv420p"
+        self._encoder.time_base = fractions.Fraction(1, VIDEO_CLOCK)
+        self._encoder.framerate = fractions.Fraction(fps, 1)
+        self._encoder.bit_rate = bitrate
+        self._encoder.gop_size = fps * 10
+        if codec == "vp8":
+            self._encoder.options = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0"}
+        else:
+            self._encoder.options = {"preset": "ultrafast", "tune": "zerolatency", "profile": "baseline"}
+        self._start: float | None = None
+        self._pending: list[av.Packet] = []
+        y = np.arange(height, dtype=np.uint16)[:, None]
+        x = np.arange(width, dtype=np.uint16)[None, :]
+        self._base = ((x + y) % 256).astype(np.uint8)
+
+    def request_keyframe(self) -> None:
+        self._force_keyframe = True
+
+    async def recv(self) -> av.Packet:  # type: ignore[override]
+        if self.readyState != "live":
+            raise MediaStreamError
+        while not self._pending:
+            if self._start is None:
+                self._start = time.monotonic()
+            due = self._start + self.frames / self.fps
+            delay = due - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            self._pending = self._encode()
+        return self._pending.pop(0)
+
+    def _encode(self) -> list[av.Packet]:
+        index = self.frames
+        self.frames += 1
+        luma = self._base.copy()
+        bar = (index * 8) % self.width
+        luma[:, bar : bar + 24] = 235
+        stamp_time_ms(luma, int(time.time() * 1000))
+        chroma = np.full((self.height // 2, self.width // 2), 128, dtype=np.uint8)
+        frame = av.VideoFrame(self.width, self.height, "yuv420p")
+        for plane, data in zip(frame.planes, (luma, chroma, chroma), strict=True):
+            _fill_plane(plane, data)
+        frame.pts = index * VIDEO_CLOCK // self.fps
+        frame.time_base = fractions.Fraction(1, VIDEO_CLOCK)
+        if self._force_keyframe:
+            frame.pict_type = av.video.frame.PictureType.I
+            self._force_keyframe = False
+            self.keyframes += 1
+        return list(self._encoder.encode(frame))
+
+
+class ToneAudioTrack(MediaStreamTrack):
+    """A 440 Hz tone as Opus packets, 20 ms each."""
+
+    kind = "audio"
+    RATE = 48_000
+    SAMPLES = 960
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.frames = 0
+        self._encoder = av.CodecContext.create("libopus", "w")
+        self._encoder.sample_rate = self.RATE
+        self._encoder.layout = "stereo"
+        self._encoder.format = "s16"
+        self._encoder.bit_rate = 64_000
+        self._encoder.time_base = fractions.Fraction(1, self.RATE)
+        self._start: float | None = None
+        self._pending: list[av.Packet] = []
+
+    async def recv(self) -> av.Packet:  # type: ignore[override]
+        if self.readyState != "live":
+            raise MediaStreamError
+        while not self._pending:
+            if self._start is None:
+                self._start = time.monotonic()
+            delay = self._start + self.frames * self.SAMPLES / self.RATE - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            t = (np.arange(self.SAMPLES) + self.frames * self.SAMPLES) / self.RATE
+            wave = (np.sin(2 * math.pi * 440 * t) * 8000).astype(np.int16)
+            frame = av.AudioFrame.from_ndarray(np.repeat(wave, 2)[None, :], format="s16", layout="stereo")
+            frame.sample_rate = self.RATE
+            frame.pts = self.frames * self.SAMPLES
+            frame.time_base = fractions.Fraction(1, self.RATE)
+            self.frames += 1
+            self._pending = list(self._encoder.encode(frame))
+        return self._pending.pop(0)
+
+
+def _fill_plane(plane: av.video.plane.VideoPlane, data: np.ndarray) -> None:
+    height, width = data.shape
+    if plane.line_size == width:
+        plane.update(data.tobytes())
+    else:
+        padded = np.zeros((height, plane.line_size), dtype=np.uint8)
+        padded[:, :width] = data
+        plane.update(padded.tobytes())
+
+
+def stamp_time_ms(luma: np.ndarray, value: int) -> None:
+    """Draw `value` as STAMP_BITS blocks (black 0, white 1) across the top of a luma plane."""
+    for bit in range(STAMP_BITS):
+        on = (value >> (STAMP_BITS - 1 - bit)) & 1
+        x = bit * STAMP_BLOCK
+        luma[:STAMP_BLOCK, x : x + STAMP_BLOCK] = 235 if on else 16
+
+
+def capture_time_ms(frame: av.VideoFrame) -> int:
+    """Read the capture time back from a decoded frame (block centres, thresholded)."""
+    luma = frame.to_ndarray(format="gray")
+    half = STAMP_BLOCK // 2
+    value = 0
+    for bit in range(STAMP_BITS):
+        centre = luma[half - 2 : half + 2, bit * STAMP_BLOCK + half - 2 : bit * STAMP_BLOCK + half + 2]
+        value = (value << 1) | int(centre.mean() > 128)
+    return value
+
+
+def keyframes_on_request(pc: RTCPeerConnection, track: PatternVideoTrack) -> None:
+    """aiortc's sender answers PLI/FIR by flagging its own encoder; route it to the pattern's."""
+    for transceiver in pc.getTransceivers():
+        if transceiver.sender.track is track:
+            transceiver.sender._send_keyframe = track.request_keyframe  # type: ignore[method-assign]
+
+
+async def exchange(
+    http: aiohttp.ClientSession,
+    url: str,
+    pc: RTCPeerConnection,
+    host_addresses: Sequence[str],
+    token: str | None,
+) -> str:
+    """Send the offer (every candidate gathered), apply the answer, return the session URL."""
+    ice.pin_gathering(pc, host_addresses)
+    await pc.setLocalDescription(await pc.createOffer())
+    headers = {"Content-Type": "application/sdp"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    async with http.post(url, data=pc.localDescription.sdp, headers=headers) as response:
+        if response.status != 201:
+            raise SignallingError(response.status, await response.text())
+        answer = await response.text()
+        location = str(response.url.join(aiohttp.client.URL(response.headers["Location"])))
+    await pc.setRemoteDescription(
+        RTCSessionDescription(sdp=ice.scope_candidates(answer, host_addresses), type="answer")
+    )
+    return location
+
+
+class SignallingError(Exception):
+    def __init__(self, status: int, body: str) -> None:
+        super().__init__(f"{status}: {body}")
+        self.status = status
+        self.body = body
+
+
+@dataclass
+class Publisher:
+    pc: RTCPeerConnection
+    location: str
+    video: PatternVideoTrack | None
+    audio: ToneAudioTrack | None
+
+
+async def publish(
+    http: aiohttp.ClientSession,
+    whip_url: str,
+    stream_key: str,
+    *,
+    host_addresses: Sequence[str] = ("127.0.0.1",),
+    ice_servers: Sequence[dict[str, Any]] = (),
+    video: PatternVideoTrack | None = None,
+    audio: ToneAudioTrack | None = None,
+) -> Publisher:
+    pc = RTCPeerConnection(ice.configuration(ice_servers))
+    for track in (video, audio):
+        if track is not None:
+            pc.addTransceiver(track, direction="sendonly")
+    if video is not None:
+        keyframes_on_request(pc, video)
+    try:
+        location = await exchange(http, whip_url, pc, host_addresses, stream_key)
+    except BaseException:
+        await pc.close()
+        raise
+    return Publisher(pc, location, video, audio)
+
+
+DECODERS = {"video/vp8": "vp8", "video/h264": "h264", "audio/opus": "opus"}
+
+
+@dataclass
+class Viewer:
+    """A WHEP viewer that takes the encoded frames off its receivers (no aiortc decoder thread),
+    keeps count, and decodes them itself when asked to (sizes, first-frame keyframe, latency)."""
+
+    pc: RTCPeerConnection
+    decode: bool = True
+    measure_latency: bool = False
+    location: str = ""
+    video_frames: int = 0
+    audio_frames: int = 0
+    decode_errors: int = 0
+    sizes: set[tuple[int, int]] = field(default_factory=set)
+    first_frame_keyframe: bool | None = None
+    latencies_ms: list[float] = field(default_factory=list)
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
+    _decoders: dict[str, av.CodecContext] = field(default_factory=dict)
+
+    def sink(self, kind: str) -> _ViewerSink:
+        return _ViewerSink(self, kind)
+
+    def frame(self, kind: str, codec: RTCRtpCodecParameters, data: bytes, timestamp: int) -> None:
+        if kind == "video":
+            if self.first_frame_keyframe is None:
+                self.first_frame_keyframe = is_keyframe(codec.mimeType, data)
+            self.video_frames += 1
+        else:
+            self.audio_frames += 1
+        if not self.decode:
+            return
+        decoder = self._decoders.get(kind)
+        if decoder is None:
+            decoder = self._decoders[kind] = av.CodecContext.create(DECODERS[codec.mimeType.lower()], "r")
+        try:
+            frames = decoder.decode(av.Packet(data))
+        except av.FFmpegError:
+            self.decode_errors += 1
+            return
+        for decoded in frames:
+            if kind == "video":
+                self.sizes.add((decoded.width, decoded.height))
+                if self.measure_latency:
+                    self.latencies_ms.append(time.time() * 1000 - capture_time_ms(decoded))
+
+    async def close(self) -> None:
+        await self.pc.close()
+
+
+class _ViewerSink:
+    def __init__(self, viewer: Viewer, kind: str) -> None:
+        self.viewer = viewer
+        self.kind = kind
+
+    def put(self, item: tuple[RTCRtpCodecParameters, JitterFrame] | None) -> None:
+        if item is None:
+            self.viewer.ended.set()
+            return
+        codec, frame = item
+        self.viewer.frame(self.kind, codec, frame.data, frame.timestamp)
+
+
+async def play(
+    http: aiohttp.ClientSession,
+    whep_url: str,
+    *,
+    host_addresses: Sequence[str] = ("127.0.0.1",),
+    ice_servers: Sequence[dict[str, Any]] = (),
+    decode: bool = True,
+    measure_latency: bool = False,
+) -> Viewer:
+    pc = RTCPeerConnection(ice.configuration(ice_servers))
+    viewer = Viewer(pc, decode=decode, measure_latency=measure_latency)
+    for kind in ("video", "audio"):
+        transceiver = pc.addTransceiver(kind, direction="recvonly")
+        tap(transceiver.receiver, viewer.sink(kind))
+    try:
+        viewer.location = await exchange(http, whep_url, pc, host_addresses, None)
+    except BaseException:
+        await pc.close()
+        raise
+    return viewer

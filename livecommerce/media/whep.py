@@ -1,0 +1,70 @@
+"""The WHEP endpoint of a room and its session resources: a viewer posts an SDP offer (recvonly
+audio and video) and gets an answer whose tracks carry the publisher's own encoded media; DELETE
+leaves. Viewers are admitted while the room is live on this node (or within its grace period),
+up to MAX_VIEWERS_PER_NODE."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from livecommerce.appkeys import SETTINGS
+from livecommerce.errors import AppError
+from livecommerce.media import offer, peer, signalling
+from livecommerce.media.node import MEDIA
+from livecommerce.web.http import error_response, int_param
+
+RETRY_AFTER_SECONDS = 10
+
+
+async def post(request: web.Request) -> web.Response:
+    room_id = int_param(request, "room_id")
+    offer.check_content_type(request.content_type)
+    text, kinds = offer.parse_offer(await request.read(), sending=False)
+    node = request.app[MEDIA]
+    if node.at_capacity():
+        error = AppError("over_capacity", "this node has as many viewers as it can serve; try again shortly")
+        return error_response(error, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+    stream = node.streams.get(room_id)
+    if stream is None:
+        raise AppError("not_live", "this room is not live")
+
+    sections = [
+        peer.Section(kind, "sendonly", offer.viewer_preferences(stream.codecs[kind]))
+        if kind in stream.codecs
+        else peer.Section(kind, "inactive", [])
+        for kind in kinds
+    ]
+    names = " and ".join(f"{kind} {name}" for kind, name in stream.codec_names.items())
+    pc, transceivers = await peer.answer(
+        request.app[SETTINGS],
+        text,
+        sections,
+        no_common_codec=f"this stream is {names}; the offer cannot receive it",
+    )
+    if stream.state == "ended":
+        await pc.close()
+        raise AppError("not_live", "the stream ended")
+
+    viewer = stream.add_viewer(pc)
+    node.add_viewer(stream, viewer)
+    for transceiver in transceivers:
+        track = viewer.tracks.get(transceiver.kind)
+        if track is not None:
+            transceiver.sender.replaceTrack(track)
+        if transceiver.kind == "video":
+            # aiortc's sender answers PLI/FIR by flagging its own encoder; here it asks the publisher.
+            transceiver.sender._send_keyframe = stream.keyframes.request  # type: ignore[method-assign]
+
+    @pc.on("connectionstatechange")
+    def _state() -> None:
+        if pc.connectionState in ("failed", "closed"):
+            node.remove_viewer(viewer.id)
+
+    location = f"/api/rooms/{room_id}/whep/{viewer.id}"
+    return signalling.created(request, pc.localDescription.sdp, location)
+
+
+async def delete(request: web.Request) -> web.Response:
+    if not request.app[MEDIA].remove_viewer(request.match_info["resource_id"]):
+        raise AppError("not_found", "no such WHEP session (it may have ended already)")
+    return web.Response(status=200)
