@@ -14,7 +14,7 @@ from livecommerce.auth import Tokens
 from livecommerce.config import Settings
 from livecommerce.db.engine import make_engine, make_sessionmaker
 from livecommerce.realtime import setup as realtime
-from livecommerce.web import accounts_api, health, metrics, pages
+from livecommerce.web import accounts_api, draws_api, health, metrics, pages
 from livecommerce.web.http import error_middleware, security_headers
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,7 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(health.routes)
     app.add_routes(accounts_api.routes)
     realtime.setup(app)
+    draws_api.setup(app)
     media.setup(app)
     pages.setup(app)
     return app

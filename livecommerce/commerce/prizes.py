@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
-from sqlalchemy import distinct, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from livecommerce.commerce import inventory
@@ -79,7 +79,7 @@ async def create_prize_order(
 async def buyers_since(session: AsyncSession, room_id: int, since: datetime) -> list[tuple[int, str]]:
     """(user id, display name) of everyone with a live or paid sale order in the room since T."""
     rows = await session.execute(
-        select(distinct(Order.user_id), User.display_name)
+        select(Order.user_id, User.display_name)
         .join(User, User.id == Order.user_id)
         .where(
             Order.room_id == room_id,
@@ -87,6 +87,7 @@ async def buyers_since(session: AsyncSession, room_id: int, since: datetime) -> 
             Order.status.in_((OrderStatus.RESERVED, OrderStatus.PAID)),
             Order.created_at >= since,
         )
+        .distinct()
     )
     return [(int(user_id), name) for user_id, name in rows.all()]
 

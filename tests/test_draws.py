@@ -1,0 +1,433 @@
+"""Prize draws on one real server: roles, entries by tap and by chat keyword, the close, the
+published record, winners told personally, prize claims, and the verify-draw command."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from datetime import UTC, datetime, timedelta
+
+import aiohttp
+import pytest
+from draw_room_client import RoomClient
+from helpers import ROOT
+from sqlalchemy import update
+
+from livecommerce.appkeys import SESSIONS
+from livecommerce.commerce.draw_verification import verify
+from livecommerce.commerce.draws import StartDraw, mentions_keyword
+from livecommerce.db.models import Draw, DrawWinner, Order, OrderKind, OrderStatus, Sku, StreamSession
+from livecommerce.errors import AppError
+from livecommerce.web.http import parse
+
+SHIPPING = {
+    "name": "Ann Lee",
+    "line1": "1 Main St",
+    "city": "Springfield",
+    "postal_code": "12345",
+    "country": "US",
+}
+
+
+def keyword_draw(**overrides) -> dict:
+    return {
+        "prize_text": "Tea set",
+        "winners_count": 1,
+        "rule": "keyword",
+        "keyword": "tea",
+        "duration_seconds": 600,
+        **overrides,
+    }
+
+
+async def api(method: str, url: str, token: str | None = None, body: dict | None = None) -> tuple[int, dict]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with (
+        aiohttp.ClientSession() as http,
+        http.request(method, url, json=body, headers=headers) as response,
+    ):
+        return response.status, await response.json()
+
+
+def test_keyword_matches_whole_words_ignoring_case():
+    assert mentions_keyword("I want the TEA please", "tea")
+    assert mentions_keyword("tea!", "tea")
+    assert not mentions_keyword("steam", "tea")
+    assert not mentions_keyword("teapot", "tea")
+    assert mentions_keyword("win 🎁 now", "🎁")
+
+
+def test_start_rules_are_checked():
+    for bad in (
+        keyword_draw(keyword=None),
+        keyword_draw(rule="watching"),
+        keyword_draw(prize_text=""),
+        keyword_draw(winners_count=0),
+        keyword_draw(duration_seconds=0),
+        keyword_draw(rule="lottery"),
+    ):
+        with pytest.raises(AppError) as caught:
+            parse(StartDraw, bad)
+        assert caught.value.code == "invalid"
+
+
+async def test_keyword_draw_from_start_to_verified_result(server):
+    world = await server.seed()
+    guests = [await server.guest(f"Viewer {i}") for i in range(4)]
+    clients = [await RoomClient.connect(server.room_ws(world.room_id, token)) for _, token in guests]
+    try:
+        status, started = await api(
+            "POST",
+            f"{server.url}/api/rooms/{world.room_id}/draws",
+            world.tokens["anchor"],
+            keyword_draw(winners_count=2),
+        )
+        assert status == 201, started
+        assert started["seed"] is None and len(started["seed_commitment"]) == 64
+        event = await clients[0].event("draw.started")
+        assert event["data"]["seed_commitment"] == started["seed_commitment"]
+        assert event["data"]["remaining_seconds"] > 0
+
+        assert (await clients[0].command("draw.enter", {}))["data"] == {
+            "draw_id": started["id"],
+            "entered": True,
+        }
+        await clients[1].command("draw.enter", {"draw_id": started["id"]})
+        await clients[2].command("chat.send", {"text": "TEA please!"})
+        await clients[3].command("chat.send", {"text": "steam"})
+        await clients[1].event("draw.entered", private=True)
+        assert (await clients[2].event("draw.entered", private=True))["data"]["draw_id"] == started["id"]
+
+        status, closed = await api(
+            "POST", f"{server.url}/api/draws/{started['id']}/close", world.tokens["operator"]
+        )
+        assert status == 200, closed
+        assert closed["entrant_count"] == 3 and len(closed["winners"]) == 2
+        public = (await clients[3].event("draw.closed"))["data"]
+        assert public["seed"] == closed["seed"] and public["winners"] == closed["winners"]
+
+        status, record = await api("GET", f"{server.url}/api/draws/{started['id']}")
+        assert status == 200
+        assert record["entrants"] == sorted(uid for uid, _ in guests[:3])
+        assert verify(record).ok, verify(record).mismatches
+
+        winner_ids = {w["user_id"] for w in record["winners"]}
+        for (user_id, _), client in zip(guests, clients, strict=True):
+            if user_id in winner_ids:
+                won = await client.event("draw.won", private=True)
+                assert won["data"]["draw_id"] == started["id"]
+        loser = next(c for (uid, _), c in zip(guests, clients, strict=True) if uid not in winner_ids)
+        await loser.event("draw.closed")
+        assert not loser.seen("draw.won")
+
+        status, history = await api("GET", f"{server.url}/api/rooms/{world.room_id}/draws")
+        assert status == 200 and history["draws"][0]["id"] == started["id"]
+        assert history["draws"][0]["seed"] == record["seed"]
+    finally:
+        for client in clients:
+            await client.close()
+
+
+async def test_viewers_and_moderators_may_not_start_or_close_a_draw(server):
+    world = await server.seed()
+    other = await server.seed()
+    _, guest = await server.guest()
+    url = f"{server.url}/api/rooms/{world.room_id}/draws"
+    for token in (guest, world.tokens["moderator"], other.tokens["anchor"]):
+        status, body = await api("POST", url, token, keyword_draw())
+        assert (status, body["error"]["code"]) == (403, "forbidden")
+    status, body = await api("POST", url, None, keyword_draw())
+    assert status == 401
+    status, started = await api("POST", url, world.tokens["anchor"], keyword_draw())
+    assert status == 201
+    for token in (guest, world.tokens["moderator"], other.tokens["operator"]):
+        status, body = await api("POST", f"{server.url}/api/draws/{started['id']}/close", token)
+        assert (status, body["error"]["code"]) == (403, "forbidden")
+    viewer = await RoomClient.connect(server.room_ws(world.room_id, guest))
+    try:
+        reply = await viewer.command("draw.start", keyword_draw())
+        assert reply["error"]["code"] == "forbidden"
+    finally:
+        await viewer.close()
+    status, body = await api("POST", url, world.tokens["operator"], keyword_draw())
+    assert (status, body["error"]["code"]) == (409, "conflict"), "one running draw per room"
+
+
+async def test_duplicate_and_late_entries_are_refused_with_typed_errors(server):
+    world = await server.seed()
+    _, token = await server.guest()
+    _, late_token = await server.guest("Late")
+    viewer = await RoomClient.connect(server.room_ws(world.room_id, token))
+    late = await RoomClient.connect(server.room_ws(world.room_id, late_token))
+    try:
+        _, started = await api(
+            "POST", f"{server.url}/api/rooms/{world.room_id}/draws", world.tokens["anchor"], keyword_draw()
+        )
+        assert (await viewer.command("draw.enter", {}))["type"] == "ack"
+        assert (await viewer.command("draw.enter", {}))["error"]["code"] == "already_entered"
+        staff = await RoomClient.connect(server.room_ws(world.room_id, world.tokens["anchor"]))
+        assert (await staff.command("draw.enter", {}))["error"]["code"] == "not_eligible"
+        await staff.close()
+        await api("POST", f"{server.url}/api/draws/{started['id']}/close", world.tokens["anchor"])
+        reply = await late.command("draw.enter", {"draw_id": started["id"]})
+        assert reply["error"]["code"] == "draw_closed"
+        assert (await late.command("draw.enter", {}))["error"]["code"] == "draw_closed"
+        await late.command("chat.send", {"text": "tea"})
+        status, body = await api(
+            "POST", f"{server.url}/api/draws/{started['id']}/close", world.tokens["anchor"]
+        )
+        assert (status, body["error"]["code"]) == (409, "draw_closed")
+        _, record = await api("GET", f"{server.url}/api/draws/{started['id']}")
+        assert record["entrant_count"] == 1 and verify(record).ok
+    finally:
+        await viewer.close()
+        await late.close()
+
+
+async def test_minimum_watch_time_is_enforced(server):
+    world = await server.seed()
+    _, token = await server.guest()
+    viewer = await RoomClient.connect(server.room_ws(world.room_id, token))
+    try:
+        await api(
+            "POST",
+            f"{server.url}/api/rooms/{world.room_id}/draws",
+            world.tokens["anchor"],
+            keyword_draw(min_watch_seconds=3600),
+        )
+        reply = await viewer.command("draw.enter", {})
+        assert reply["error"]["code"] == "not_eligible"
+        assert reply["error"]["details"]["retry_after_seconds"] > 3500
+    finally:
+        await viewer.close()
+
+
+async def test_draw_closes_by_itself_when_time_is_up(server):
+    world = await server.seed()
+    _, token = await server.guest()
+    viewer = await RoomClient.connect(server.room_ws(world.room_id, token))
+    try:
+        _, started = await api(
+            "POST",
+            f"{server.url}/api/rooms/{world.room_id}/draws",
+            world.tokens["anchor"],
+            keyword_draw(duration_seconds=1),
+        )
+        await viewer.command("draw.enter", {})
+        closed = await viewer.event("draw.closed", timeout=15)
+        assert closed["data"]["id"] == started["id"]
+        assert [w["display_name"] for w in closed["data"]["winners"]] == ["Guest"]
+    finally:
+        await viewer.close()
+
+
+async def test_watching_rule_enters_viewers_present_at_the_close(server):
+    world = await server.seed()
+    present = [await server.guest(f"Present {i}") for i in range(3)]
+    _, gone_token = await server.guest("Gone")
+    clients = [await RoomClient.connect(server.room_ws(world.room_id, t)) for _, t in present]
+    gone = await RoomClient.connect(server.room_ws(world.room_id, gone_token))
+    anchor = await RoomClient.connect(server.room_ws(world.room_id, world.tokens["anchor"]))
+    try:
+        reply = await anchor.command(
+            "draw.start",
+            {"prize_text": "Mug", "rule": "watching", "winners_count": 5, "duration_seconds": 600},
+        )
+        assert reply["type"] == "ack", reply
+        assert (await clients[0].command("draw.enter", {}))["error"]["code"] == "invalid"
+        await gone.close()
+        await api("POST", f"{server.url}/api/draws/{reply['data']['id']}/close", world.tokens["anchor"])
+        _, record = await api("GET", f"{server.url}/api/draws/{reply['data']['id']}")
+        assert record["entrants"] == sorted(uid for uid, _ in present)
+        assert sorted(w["user_id"] for w in record["winners"]) == record["entrants"]
+        assert verify(record).ok
+    finally:
+        for client in (*clients, anchor):
+            await client.close()
+
+
+async def test_ordered_rule_enters_buyers_of_the_current_stream(server):
+    world = await server.seed()
+    buyer, _ = await server.guest("Buyer")
+    cancelled, _ = await server.guest("Cancelled")
+    earlier, _ = await server.guest("Earlier")
+    async with server.app[SESSIONS].begin() as session:
+
+        def order(user_id: int, status: OrderStatus, key: str, at: datetime | None = None) -> Order:
+            return Order(
+                merchant_id=world.merchant_id,
+                room_id=world.room_id,
+                sku_id=world.sku_id,
+                user_id=user_id,
+                status=status,
+                quantity=1,
+                unit_price_minor=100,
+                amount_minor=100,
+                currency="USD",
+                idempotency_key=key,
+                **({"created_at": at} if at else {}),
+            )
+
+        session.add_all(
+            [
+                StreamSession(
+                    room_id=world.room_id, node_id="n1", started_at=datetime.now(UTC) - timedelta(hours=1)
+                ),
+                order(buyer, OrderStatus.PAID, "a"),
+                order(buyer, OrderStatus.RESERVED, "b"),
+                order(cancelled, OrderStatus.CANCELLED, "c"),
+                order(earlier, OrderStatus.PAID, "d", datetime.now(UTC) - timedelta(days=1)),
+            ]
+        )
+    _, started = await api(
+        "POST",
+        f"{server.url}/api/rooms/{world.room_id}/draws",
+        world.tokens["anchor"],
+        {"prize_text": "Cup", "rule": "ordered", "duration_seconds": 60},
+    )
+    _, closed = await api("POST", f"{server.url}/api/draws/{started['id']}/close", world.tokens["anchor"])
+    _, record = await api("GET", f"{server.url}/api/draws/{started['id']}")
+    assert record["entrants"] == [buyer]
+    assert [w["user_id"] for w in closed["winners"]] == [buyer]
+    assert verify(record).ok
+
+
+async def test_winner_claims_a_sku_prize_once_and_late_claims_expire(server):
+    world = await server.seed(stock=5)
+    winner_id, winner_token = await server.guest("Winner")
+    _, other_token = await server.guest("Other")
+    viewer = await RoomClient.connect(server.room_ws(world.room_id, winner_token))
+    try:
+        _, started = await api(
+            "POST",
+            f"{server.url}/api/rooms/{world.room_id}/draws",
+            world.tokens["anchor"],
+            keyword_draw(prize_text="", prize_sku_id=world.sku_id),
+        )
+        assert started["prize"] == {"text": "250 g", "sku_id": world.sku_id}
+        await viewer.command("draw.enter", {})
+        claim_url = f"{server.url}/api/draws/{started['id']}/claim"
+        status, body = await api("POST", claim_url, winner_token, {"shipping": SHIPPING})
+        assert (status, body["error"]["code"]) == (403, "forbidden"), "no winners before the close"
+        await api("POST", f"{server.url}/api/draws/{started['id']}/close", world.tokens["anchor"])
+        await viewer.event("draw.won", private=True)
+
+        status, body = await api(
+            "POST", claim_url, winner_token, {"shipping": {**SHIPPING, "country": "usa"}}
+        )
+        assert (status, body["error"]["code"]) == (400, "invalid")
+        status, body = await api("POST", claim_url, other_token, {"shipping": SHIPPING})
+        assert (status, body["error"]["code"]) == (403, "forbidden")
+        status, first = await api("POST", claim_url, winner_token, {"shipping": SHIPPING})
+        assert status == 200, first
+        assert first["order"]["amount_minor"] == 0 and first["order"]["kind"] == "prize"
+        again = await viewer.command("draw.claim", {"draw_id": started["id"], "shipping": SHIPPING})
+        assert again["data"]["order"]["order_id"] == first["order"]["order_id"]
+        async with server.app[SESSIONS]() as session:
+            assert (await session.get(Sku, world.sku_id)).on_hand == 4
+            order = await session.get(Order, first["order"]["order_id"])
+            assert (order.kind, order.status, order.user_id) == (OrderKind.PRIZE, OrderStatus.PAID, winner_id)
+            assert order.shipping["city"] == "Springfield"
+        _, record = await api("GET", f"{server.url}/api/draws/{started['id']}")
+        assert record["winners"][0]["claimed"] is True
+
+        # a second draw whose claim window has passed
+        _, second = await api(
+            "POST",
+            f"{server.url}/api/rooms/{world.room_id}/draws",
+            world.tokens["anchor"],
+            keyword_draw(prize_sku_id=world.sku_id),
+        )
+        await viewer.command("draw.enter", {})
+        await api("POST", f"{server.url}/api/draws/{second['id']}/close", world.tokens["anchor"])
+        async with server.app[SESSIONS].begin() as session:
+            await session.execute(
+                update(Draw)
+                .where(Draw.id == second["id"])
+                .values(claim_deadline=datetime.now(UTC) - timedelta(seconds=1))
+            )
+        status, body = await api(
+            "POST", f"{server.url}/api/draws/{second['id']}/claim", winner_token, {"shipping": SHIPPING}
+        )
+        assert (status, body["error"]["code"]) == (409, "claim_expired")
+        async with server.app[SESSIONS]() as session:
+            assert (await session.get(Sku, world.sku_id)).on_hand == 4
+    finally:
+        await viewer.close()
+
+
+async def test_snapshot_carries_the_running_draw(server):
+    world = await server.seed()
+    _, token = await server.guest()
+    _, started = await api(
+        "POST", f"{server.url}/api/rooms/{world.room_id}/draws", world.tokens["anchor"], keyword_draw()
+    )
+    first = await RoomClient.connect(server.room_ws(world.room_id, token))
+    try:
+        assert first.snapshot["draw"]["id"] == started["id"]
+        assert first.snapshot["draw"]["entered"] is False and first.snapshot["draw"]["seed"] is None
+        await first.command("draw.enter", {})
+    finally:
+        await first.close()
+    again = await RoomClient.connect(server.room_ws(world.room_id, token))
+    try:
+        assert again.snapshot["draw"]["entered"] is True
+    finally:
+        await again.close()
+
+
+async def run_cli(settings, *args: str) -> tuple[int, str, str]:
+    """Run the command without blocking the loop that serves the in-process server."""
+    env = {**os.environ, "DATABASE_URL": settings.database_url, "DATA_DIR": str(settings.data_dir)}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "livecommerce",
+        *args,
+        env=env,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), 120)
+    return process.returncode, stdout.decode(), stderr.decode()
+
+
+async def test_verify_draw_command_checks_the_database_and_a_server(server, settings):
+    world = await server.seed()
+    guests = [await server.guest(f"V{i}") for i in range(5)]
+    clients = [await RoomClient.connect(server.room_ws(world.room_id, t)) for _, t in guests]
+    try:
+        _, started = await api(
+            "POST",
+            f"{server.url}/api/rooms/{world.room_id}/draws",
+            world.tokens["anchor"],
+            keyword_draw(winners_count=2),
+        )
+        for client in clients:
+            await client.command("draw.enter", {})
+        _, closed = await api("POST", f"{server.url}/api/draws/{started['id']}/close", world.tokens["anchor"])
+    finally:
+        for client in clients:
+            await client.close()
+    draw_id = str(started["id"])
+    code, out, err = await run_cli(settings, "verify-draw", draw_id)
+    assert code == 0, err
+    assert f"draw {draw_id} verifies" in out
+    code, out, err = await run_cli(settings, "verify-draw", draw_id, "--url", server.url)
+    assert code == 0, err
+
+    loser = next(uid for uid, _ in guests if uid not in {w["user_id"] for w in closed["winners"]})
+    async with server.app[SESSIONS].begin() as session:
+        await session.execute(
+            update(DrawWinner)
+            .where(DrawWinner.draw_id == started["id"], DrawWinner.rank == 1)
+            .values(user_id=loser)
+        )
+    for source in ((), ("--url", server.url)):
+        code, out, err = await run_cli(settings, "verify-draw", draw_id, *source)
+        assert code == 1
+        assert "does NOT verify" in err and "winners:" in err
+    code, out, err = await run_cli(settings, "verify-draw", "999999")
+    assert code == 1 and "not_found" in err
