@@ -38,7 +38,7 @@ def link_headers(ice_servers: list[dict[str, Any]]) -> list[str]:
 
 
 def created(request: web.Request, answer: str, location: str) -> web.Response:
-    response = web.Response(status=201, text=answer, content_type="application/sdp")
+    response = web.Response(status=201, body=answer.encode(), headers={"Content-Type": "application/sdp"})
     response.headers["Location"] = location
     response.headers["ETag"] = f'"{location.rsplit("/", 1)[1]}"'
     for link in link_headers(request.app[SETTINGS].ice_servers):

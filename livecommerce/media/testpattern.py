@@ -33,7 +33,7 @@ from livecommerce.media.receiver import tap
 
 VIDEO_CLOCK = 90_000
 STAMP_BITS = 44  # milliseconds since the epoch fit in 44 bits until the year 2527
-STAMP_BLOCK = 16  # pixels per bit; the stamp is one row of blocks at the top of the frame
+MIN_STAMP_BLOCK = 8  # pixels per bit at least; the stamp is one row of blocks across the top
 CODECS = {"vp8": "libvpx", "h264": "libx264"}
 
 
@@ -52,8 +52,8 @@ class PatternVideoTrack(MediaStreamTrack):
         codec: str = "vp8",
     ) -> None:
         super().__init__()
-        if width < STAMP_BITS * STAMP_BLOCK:
-            raise ValueError(f"width must be at least {STAMP_BITS * STAMP_BLOCK} to carry the timestamp")
+        if width < STAMP_BITS * MIN_STAMP_BLOCK:
+            raise ValueError(f"width must be at least {STAMP_BITS * MIN_STAMP_BLOCK} to carry the timestamp")
         self.width, self.height, self.fps = width, height, fps
         self.frames = 0
         self.keyframes = 0
@@ -162,19 +162,24 @@ def _fill_plane(plane: av.video.plane.VideoPlane, data: np.ndarray) -> None:
 
 def stamp_time_ms(luma: np.ndarray, value: int) -> None:
     """Draw `value` as STAMP_BITS blocks (black 0, white 1) across the top of a luma plane."""
+    block = stamp_block(luma.shape[1])
     for bit in range(STAMP_BITS):
         on = (value >> (STAMP_BITS - 1 - bit)) & 1
-        x = bit * STAMP_BLOCK
-        luma[:STAMP_BLOCK, x : x + STAMP_BLOCK] = 235 if on else 16
+        luma[:block, bit * block : (bit + 1) * block] = 235 if on else 16
+
+
+def stamp_block(width: int) -> int:
+    return width // STAMP_BITS
 
 
 def capture_time_ms(frame: av.VideoFrame) -> int:
     """Read the capture time back from a decoded frame (block centres, thresholded)."""
     luma = frame.to_ndarray(format="gray")
-    half = STAMP_BLOCK // 2
+    block = stamp_block(frame.width)
+    half = block // 2
     value = 0
     for bit in range(STAMP_BITS):
-        centre = luma[half - 2 : half + 2, bit * STAMP_BLOCK + half - 2 : bit * STAMP_BLOCK + half + 2]
+        centre = luma[half - 2 : half + 2, bit * block + half - 2 : bit * block + half + 2]
         value = (value << 1) | int(centre.mean() > 128)
     return value
 
