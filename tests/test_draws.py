@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 
 import aiohttp
 import pytest
-from draw_room_client import RoomClient
-from helpers import ROOT
+from helpers import ROOT, wait_for
+from room_client import RoomClient
 from sqlalchemy import update
 
 from livecommerce.appkeys import SESSIONS
@@ -19,6 +19,7 @@ from livecommerce.commerce.draw_verification import verify
 from livecommerce.commerce.draws import StartDraw, mentions_keyword
 from livecommerce.db.models import Draw, DrawWinner, Order, OrderKind, OrderStatus, Sku, StreamSession
 from livecommerce.errors import AppError
+from livecommerce.realtime.hub import HUB
 from livecommerce.web.http import parse
 
 SHIPPING = {
@@ -39,6 +40,17 @@ def keyword_draw(**overrides) -> dict:
         "duration_seconds": 600,
         **overrides,
     }
+
+
+async def private(client: RoomClient, type_: str) -> dict:
+    """A private event (to one user): it has no room sequence number."""
+    return await client.wait(lambda m: m.get("type") == type_ and m.get("seq") is None)
+
+
+async def joined(server, room_id: int, token: str) -> tuple[RoomClient, dict]:
+    """A connected viewer and the snapshot it joined with."""
+    client = await RoomClient.connect(server.room_ws(room_id, token))
+    return client, (await client.event("snapshot"))["data"]
 
 
 async def api(method: str, url: str, token: str | None = None, body: dict | None = None) -> tuple[int, dict]:
@@ -89,15 +101,15 @@ async def test_keyword_draw_from_start_to_verified_result(server):
         assert event["data"]["seed_commitment"] == started["seed_commitment"]
         assert event["data"]["remaining_seconds"] > 0
 
-        assert (await clients[0].command("draw.enter", {}))["data"] == {
+        assert (await clients[0].send("draw.enter", {}))["data"] == {
             "draw_id": started["id"],
             "entered": True,
         }
-        await clients[1].command("draw.enter", {"draw_id": started["id"]})
-        await clients[2].command("chat.send", {"text": "TEA please!"})
-        await clients[3].command("chat.send", {"text": "steam"})
-        await clients[1].event("draw.entered", private=True)
-        assert (await clients[2].event("draw.entered", private=True))["data"]["draw_id"] == started["id"]
+        await clients[1].send("draw.enter", {"draw_id": started["id"]})
+        await clients[2].send("chat.send", {"text": "TEA please!"})
+        await clients[3].send("chat.send", {"text": "steam"})
+        await private(clients[1], "draw.entered")
+        assert (await private(clients[2], "draw.entered"))["data"]["draw_id"] == started["id"]
 
         status, closed = await api(
             "POST", f"{server.url}/api/draws/{started['id']}/close", world.tokens["operator"]
@@ -115,11 +127,11 @@ async def test_keyword_draw_from_start_to_verified_result(server):
         winner_ids = {w["user_id"] for w in record["winners"]}
         for (user_id, _), client in zip(guests, clients, strict=True):
             if user_id in winner_ids:
-                won = await client.event("draw.won", private=True)
+                won = await private(client, "draw.won")
                 assert won["data"]["draw_id"] == started["id"]
         loser = next(c for (uid, _), c in zip(guests, clients, strict=True) if uid not in winner_ids)
         await loser.event("draw.closed")
-        assert not loser.seen("draw.won")
+        assert not loser.events("draw.won")
 
         status, history = await api("GET", f"{server.url}/api/rooms/{world.room_id}/draws")
         assert status == 200 and history["draws"][0]["id"] == started["id"]
@@ -146,7 +158,7 @@ async def test_viewers_and_moderators_may_not_start_or_close_a_draw(server):
         assert (status, body["error"]["code"]) == (403, "forbidden")
     viewer = await RoomClient.connect(server.room_ws(world.room_id, guest))
     try:
-        reply = await viewer.command("draw.start", keyword_draw())
+        reply = await viewer.send("draw.start", keyword_draw())
         assert reply["error"]["code"] == "forbidden"
     finally:
         await viewer.close()
@@ -164,16 +176,16 @@ async def test_duplicate_and_late_entries_are_refused_with_typed_errors(server):
         _, started = await api(
             "POST", f"{server.url}/api/rooms/{world.room_id}/draws", world.tokens["anchor"], keyword_draw()
         )
-        assert (await viewer.command("draw.enter", {}))["type"] == "ack"
-        assert (await viewer.command("draw.enter", {}))["error"]["code"] == "already_entered"
+        assert (await viewer.send("draw.enter", {}))["type"] == "ack"
+        assert (await viewer.send("draw.enter", {}))["error"]["code"] == "already_entered"
         staff = await RoomClient.connect(server.room_ws(world.room_id, world.tokens["anchor"]))
-        assert (await staff.command("draw.enter", {}))["error"]["code"] == "not_eligible"
+        assert (await staff.send("draw.enter", {}))["error"]["code"] == "not_eligible"
         await staff.close()
         await api("POST", f"{server.url}/api/draws/{started['id']}/close", world.tokens["anchor"])
-        reply = await late.command("draw.enter", {"draw_id": started["id"]})
+        reply = await late.send("draw.enter", {"draw_id": started["id"]})
         assert reply["error"]["code"] == "draw_closed"
-        assert (await late.command("draw.enter", {}))["error"]["code"] == "draw_closed"
-        await late.command("chat.send", {"text": "tea"})
+        assert (await late.send("draw.enter", {}))["error"]["code"] == "draw_closed"
+        await late.send("chat.send", {"text": "tea"})
         status, body = await api(
             "POST", f"{server.url}/api/draws/{started['id']}/close", world.tokens["anchor"]
         )
@@ -196,7 +208,7 @@ async def test_minimum_watch_time_is_enforced(server):
             world.tokens["anchor"],
             keyword_draw(min_watch_seconds=3600),
         )
-        reply = await viewer.command("draw.enter", {})
+        reply = await viewer.send("draw.enter", {})
         assert reply["error"]["code"] == "not_eligible"
         assert reply["error"]["details"]["retry_after_seconds"] > 3500
     finally:
@@ -214,7 +226,7 @@ async def test_draw_closes_by_itself_when_time_is_up(server):
             world.tokens["anchor"],
             keyword_draw(duration_seconds=1),
         )
-        await viewer.command("draw.enter", {})
+        await viewer.send("draw.enter", {})
         closed = await viewer.event("draw.closed", timeout=15)
         assert closed["data"]["id"] == started["id"]
         assert [w["display_name"] for w in closed["data"]["winners"]] == ["Guest"]
@@ -222,21 +234,27 @@ async def test_draw_closes_by_itself_when_time_is_up(server):
         await viewer.close()
 
 
+async def has_left(hub, room_id: int, user_id: int) -> bool:
+    return user_id not in await hub.watchers(room_id)
+
+
 async def test_watching_rule_enters_viewers_present_at_the_close(server):
     world = await server.seed()
     present = [await server.guest(f"Present {i}") for i in range(3)]
-    _, gone_token = await server.guest("Gone")
-    clients = [await RoomClient.connect(server.room_ws(world.room_id, t)) for _, t in present]
-    gone = await RoomClient.connect(server.room_ws(world.room_id, gone_token))
-    anchor = await RoomClient.connect(server.room_ws(world.room_id, world.tokens["anchor"]))
+    gone_id, gone_token = await server.guest("Gone")
+    clients = [(await joined(server, world.room_id, t))[0] for _, t in present]
+    gone, _ = await joined(server, world.room_id, gone_token)
+    anchor, _ = await joined(server, world.room_id, world.tokens["anchor"])
     try:
-        reply = await anchor.command(
+        reply = await anchor.send(
             "draw.start",
             {"prize_text": "Mug", "rule": "watching", "winners_count": 5, "duration_seconds": 600},
         )
         assert reply["type"] == "ack", reply
-        assert (await clients[0].command("draw.enter", {}))["error"]["code"] == "invalid"
+        assert (await clients[0].send("draw.enter", {}))["error"]["code"] == "invalid"
         await gone.close()
+        hub = server.app[HUB]
+        await wait_for(lambda: has_left(hub, world.room_id, gone_id), message="the leaver to leave")
         await api("POST", f"{server.url}/api/draws/{reply['data']['id']}/close", world.tokens["anchor"])
         _, record = await api("GET", f"{server.url}/api/draws/{reply['data']['id']}")
         assert record["entrants"] == sorted(uid for uid, _ in present)
@@ -306,12 +324,12 @@ async def test_winner_claims_a_sku_prize_once_and_late_claims_expire(server):
             keyword_draw(prize_text="", prize_sku_id=world.sku_id),
         )
         assert started["prize"] == {"text": "250 g", "sku_id": world.sku_id}
-        await viewer.command("draw.enter", {})
+        await viewer.send("draw.enter", {})
         claim_url = f"{server.url}/api/draws/{started['id']}/claim"
         status, body = await api("POST", claim_url, winner_token, {"shipping": SHIPPING})
         assert (status, body["error"]["code"]) == (403, "forbidden"), "no winners before the close"
         await api("POST", f"{server.url}/api/draws/{started['id']}/close", world.tokens["anchor"])
-        await viewer.event("draw.won", private=True)
+        await private(viewer, "draw.won")
 
         status, body = await api(
             "POST", claim_url, winner_token, {"shipping": {**SHIPPING, "country": "usa"}}
@@ -322,7 +340,7 @@ async def test_winner_claims_a_sku_prize_once_and_late_claims_expire(server):
         status, first = await api("POST", claim_url, winner_token, {"shipping": SHIPPING})
         assert status == 200, first
         assert first["order"]["amount_minor"] == 0 and first["order"]["kind"] == "prize"
-        again = await viewer.command("draw.claim", {"draw_id": started["id"], "shipping": SHIPPING})
+        again = await viewer.send("draw.claim", {"draw_id": started["id"], "shipping": SHIPPING})
         assert again["data"]["order"]["order_id"] == first["order"]["order_id"]
         async with server.app[SESSIONS]() as session:
             assert (await session.get(Sku, world.sku_id)).on_hand == 4
@@ -339,7 +357,7 @@ async def test_winner_claims_a_sku_prize_once_and_late_claims_expire(server):
             world.tokens["anchor"],
             keyword_draw(prize_sku_id=world.sku_id),
         )
-        await viewer.command("draw.enter", {})
+        await viewer.send("draw.enter", {})
         await api("POST", f"{server.url}/api/draws/{second['id']}/close", world.tokens["anchor"])
         async with server.app[SESSIONS].begin() as session:
             await session.execute(
@@ -363,16 +381,16 @@ async def test_snapshot_carries_the_running_draw(server):
     _, started = await api(
         "POST", f"{server.url}/api/rooms/{world.room_id}/draws", world.tokens["anchor"], keyword_draw()
     )
-    first = await RoomClient.connect(server.room_ws(world.room_id, token))
+    first, snapshot = await joined(server, world.room_id, token)
     try:
-        assert first.snapshot["draw"]["id"] == started["id"]
-        assert first.snapshot["draw"]["entered"] is False and first.snapshot["draw"]["seed"] is None
-        await first.command("draw.enter", {})
+        assert snapshot["draw"]["id"] == started["id"]
+        assert snapshot["draw"]["entered"] is False and snapshot["draw"]["seed"] is None
+        await first.send("draw.enter", {})
     finally:
         await first.close()
-    again = await RoomClient.connect(server.room_ws(world.room_id, token))
+    again, snapshot = await joined(server, world.room_id, token)
     try:
-        assert again.snapshot["draw"]["entered"] is True
+        assert snapshot["draw"]["entered"] is True
     finally:
         await again.close()
 
@@ -406,7 +424,7 @@ async def test_verify_draw_command_checks_the_database_and_a_server(server, sett
             keyword_draw(winners_count=2),
         )
         for client in clients:
-            await client.command("draw.enter", {})
+            await client.send("draw.enter", {})
         _, closed = await api("POST", f"{server.url}/api/draws/{started['id']}/close", world.tokens["anchor"])
     finally:
         for client in clients:
