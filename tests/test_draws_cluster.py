@@ -1,0 +1,116 @@
+"""Draws across real `livecommerce serve` processes: a restart in the middle of a draw, and a
+storm of entries through real WebSockets on two nodes sharing PostgreSQL and Valkey."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+import aiohttp
+import asyncpg
+import pytest
+from helpers import LiveServer, ServerProcess, World, spawn_server, start_server, wait_for
+from room_client import RoomClient
+
+from livecommerce.commerce.draw_verification import verify
+
+pytestmark = pytest.mark.multinode
+
+
+async def seeded(settings, guests: int) -> tuple[World, list[tuple[int, str]]]:
+    """Seed the database through an in-process app that is stopped again before the nodes run,
+    so only the nodes under test close draws."""
+    live: LiveServer = await start_server(settings)
+    try:
+        world = await live.seed()
+        viewers = [await live.guest(f"Viewer {i}") for i in range(guests)]
+    finally:
+        await live.runner.cleanup()
+    return world, viewers
+
+
+def node_env(settings, **extra: str) -> dict[str, str]:
+    return {
+        "DATABASE_URL": settings.database_url,
+        "SECRET_KEY": settings.secret_key,
+        "DRAW_MIN_WATCH_SECONDS": "0",
+        "LOG_LEVEL": "WARNING",
+        **extra,
+    }
+
+
+async def spawn(env: dict[str, str], data_dir) -> ServerProcess:
+    return await asyncio.to_thread(spawn_server, env, data_dir=data_dir)
+
+
+def ws_url(node: ServerProcess, room_id: int, token: str) -> str:
+    return f"ws{node.url.removeprefix('http')}/ws/rooms/{room_id}?token={token}"
+
+
+async def api(http: aiohttp.ClientSession, method: str, url: str, token: str | None = None, body=None):
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with http.request(method, url, json=body, headers=headers) as response:
+        return response.status, await response.json()
+
+
+async def test_draw_closes_correctly_after_a_restart_in_the_middle(settings, tmp_path):
+    world, viewers = await seeded(settings, 4)
+    env = node_env(settings)
+    node = await spawn(env, tmp_path / "node")
+    clients: list[RoomClient] = []
+    try:
+        async with aiohttp.ClientSession() as http:
+            status, started = await api(
+                http,
+                "POST",
+                f"{node.url}/api/rooms/{world.room_id}/draws",
+                world.tokens["anchor"],
+                {
+                    "prize_text": "Tea set",
+                    "rule": "keyword",
+                    "keyword": "tea",
+                    "winners_count": 2,
+                    "duration_seconds": 3600,
+                },
+            )
+            assert status == 201, started
+            for _, token in viewers[:3]:
+                client = await RoomClient.connect(ws_url(node, world.room_id, token))
+                clients.append(client)
+                await client.ok("draw.enter", {})
+            for client in clients:
+                await client.close()
+            clients.clear()
+
+            node.stop(signal.SIGKILL)
+            # The node stays down across the draw's close.
+            conn = await asyncpg.connect(
+                settings.database_url.replace("postgresql+asyncpg://", "postgresql://")
+            )
+            try:
+                await conn.execute(
+                    "UPDATE draws SET closes_at = now() - interval '1 second' WHERE id = $1", started["id"]
+                )
+            finally:
+                await conn.close()
+
+            node = await spawn(env, tmp_path / "node")
+
+            async def closed_record():
+                _, record = await api(http, "GET", f"{node.url}/api/draws/{started['id']}")
+                return record if record["state"] == "closed" else None
+
+            record = await wait_for(closed_record, timeout=30, message="the draw to close after the restart")
+            assert record["entrants"] == sorted(uid for uid, _ in viewers[:3])
+            assert len(record["winners"]) == 2
+            assert verify(record).ok, verify(record).mismatches
+            assert record["seed_commitment"] == started["seed_commitment"]
+
+            late = await RoomClient.connect(ws_url(node, world.room_id, viewers[3][1]))
+            clients.append(late)
+            reply = await late.send("draw.enter", {"draw_id": started["id"]})
+            assert reply["error"]["code"] == "draw_closed"
+    finally:
+        for client in clients:
+            await client.close()
+        node.stop()
