@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry
 from livecommerce import media
 from livecommerce.appkeys import ENGINE, METRICS, SESSIONS, SETTINGS, TOKENS
 from livecommerce.auth import Tokens
+from livecommerce.commerce import setup as commerce
 from livecommerce.config import Settings
 from livecommerce.db.engine import make_engine, make_sessionmaker
 from livecommerce.realtime import setup as realtime
@@ -49,6 +50,7 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(health.routes)
     app.add_routes(accounts_api.routes)
     realtime.setup(app)
+    commerce.setup(app)
     draws_api.setup(app)
     media.setup(app)
     pages.setup(app)

@@ -72,7 +72,11 @@ class BatchPlan:
 
     def reserved(self) -> list[int]:
         """Indexes of the taps that reserve units (first occurrences only)."""
-        return [i for i, outcome in enumerate(self.outcomes) if outcome is Outcome.RESERVED and self.first_of[i] == i]
+        return [
+            i
+            for i, outcome in enumerate(self.outcomes)
+            if outcome is Outcome.RESERVED and self.first_of[i] == i
+        ]
 
 
 def decide_batch(sale: SaleSnapshot, taps: Sequence[Tap], held: Mapping[int, int]) -> BatchPlan:

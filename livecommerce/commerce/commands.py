@@ -1,0 +1,79 @@
+"""The commerce plane on the room WebSocket: order commands and the join snapshot's parts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import text
+
+from livecommerce.appkeys import ENGINE
+from livecommerce.auth import Principal, may
+from livecommerce.commerce.appkeys import ORDERS
+from livecommerce.commerce.orders import ORDER_COLUMNS, order_view
+from livecommerce.commerce.sales import sales_in_room
+from livecommerce.errors import AppError
+from livecommerce.realtime.hub import CommandContext, Hub
+
+FEED_SNAPSHOT = 50
+
+
+def _optional_int(data: dict[str, Any], name: str) -> int | None:
+    value = data.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise AppError("invalid", f"{name}: a whole number")
+    return value
+
+
+async def place(ctx: CommandContext, data: dict[str, Any]) -> dict[str, Any]:
+    """`order.place` {sale_id | sku_id, quantity, idempotency_key} → the reserved answer, or a typed error."""
+    answer = await ctx.app[ORDERS].place(
+        ctx.principal,
+        quantity=data.get("quantity", 1),
+        key=data.get("idempotency_key"),
+        sale_id=_optional_int(data, "sale_id"),
+        sku_id=_optional_int(data, "sku_id"),
+        room_id=ctx.room_id,
+    )
+    return answer.accepted()
+
+
+async def cancel(ctx: CommandContext, data: dict[str, Any]) -> dict[str, Any]:
+    """`order.cancel` {order_id} → the cancelled order."""
+    order_id = _optional_int(data, "order_id")
+    if order_id is None:
+        raise AppError("invalid", "order_id: a whole number")
+    return {"order": await ctx.app[ORDERS].cancel(ctx.principal, order_id)}
+
+
+def register(hub: Hub) -> None:
+    app = hub.app
+
+    async def sales(room_id: int, principal: Principal) -> list[dict[str, Any]]:
+        async with app[ENGINE].connect() as conn:
+            return await sales_in_room(conn, room_id)
+
+    async def own_orders(room_id: int, principal: Principal) -> list[dict[str, Any]]:
+        return await app[ORDERS].own_orders(principal.user_id, room_id)
+
+    async def order_feed(room_id: int, principal: Principal) -> list[dict[str, Any]] | None:
+        """The merchant's staff get the room's latest orders; everyone else gets null."""
+        room_merchant = (await hub.room_info(room_id)).merchant_id
+        if not principal.is_staff or not may(principal, "sales.read", room_merchant):
+            return None
+        async with app[ENGINE].connect() as conn:
+            rows = await conn.execute(
+                text(
+                    f"SELECT {ORDER_COLUMNS} FROM orders o JOIN users u ON u.id = o.user_id "
+                    "WHERE o.room_id = :room ORDER BY o.id DESC LIMIT :n"
+                ),
+                {"room": room_id, "n": FEED_SNAPSHOT},
+            )
+            return [order_view(row) for row in rows]
+
+    hub.command("order.place", place)
+    hub.command("order.cancel", cancel)
+    hub.snapshot_provider("sales", sales)
+    hub.snapshot_provider("orders", own_orders)
+    hub.snapshot_provider("order_feed", order_feed)

@@ -1,0 +1,145 @@
+"""What the commerce plane tells rooms: sale state, coalesced stock, order results, the order feed.
+
+Everything goes through the room hub's `publish`. Stock changes are coalesced per sale by
+`StockThrottle` (pure), and each coalesced event reads the value from PostgreSQL when it is
+sent, so the last event after a burst always carries the true stock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+log = logging.getLogger(__name__)
+
+Publish = Callable[..., Awaitable[Any]]
+STOCK_INTERVAL_S = 0.25
+
+
+class StockThrottle:
+    """At most one stock event per sale per interval; a change while one is pending rides on it.
+
+    `changed()` returns the delay after which to send, or None when a send is already pending.
+    `sending()` is called just before the value is read, so a change after the read schedules
+    another send: the last event of a burst always reflects the last change.
+    """
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._last: dict[int, float] = {}
+        self._pending: set[int] = set()
+
+    def changed(self, sale_id: int, now: float) -> float | None:
+        if sale_id in self._pending:
+            return None
+        self._pending.add(sale_id)
+        return max(0.0, self._last.get(sale_id, -math.inf) + self.interval - now)
+
+    def sending(self, sale_id: int, now: float) -> None:
+        self._pending.discard(sale_id)
+        self._last[sale_id] = now
+
+
+STAFF_CACHE_S = 30.0
+STAFF_OF_ROOM = text(
+    "SELECT u.id FROM users u JOIN rooms r ON r.merchant_id = u.merchant_id "
+    "WHERE r.id = :room AND u.role IN ('anchor', 'operator') AND NOT u.disabled"
+)
+STOCK_OF_SALE = text(
+    "SELECT f.room_id, f.sku_id, s.product_id, f.available, f.allocated, f.state "
+    "FROM flash_sales f JOIN skus s ON s.id = f.sku_id WHERE f.id = :id"
+)
+
+
+class CommerceEvents:
+    """Room events of the commerce plane, sent in the background so answers never wait on them."""
+
+    def __init__(self, engine: AsyncEngine, *, stock_interval: float = STOCK_INTERVAL_S) -> None:
+        self._engine = engine
+        self._publish: Publish | None = None
+        self.throttle = StockThrottle(stock_interval)
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._staff: dict[int, tuple[float, list[int]]] = {}
+
+    def attach(self, publish: Publish) -> None:
+        """Connect to the room hub's publish (done at start-up, once the hub exists)."""
+        self._publish = publish
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("commerce event failed", exc_info=task.exception())
+
+    async def publish(self, room_id: int, type_: str, data: Any, *, to_user: int | None = None) -> None:
+        if self._publish is not None:
+            await self._publish(room_id, type_, data, kind="commerce", to_user=to_user)
+
+    def sale(self, room_id: int, type_: str, view: dict[str, Any]) -> None:
+        """`sale.scheduled|live|sold_out|ended|restocked|repriced` with the sale's view."""
+        self.spawn(self.publish(room_id, type_, view))
+        self.stock_changed(view["sale_id"])
+
+    def order(self, order: dict[str, Any]) -> None:
+        """The buyer's own order changed (private), and the staff order feed gets a line."""
+        if order.get("room_id") is None:
+            return
+        self.spawn(self.publish(order["room_id"], "order.updated", order, to_user=order["user_id"]))
+        feed = {key: order[key] for key in FEED_FIELDS}
+        self.spawn(self._staff_feed(order["room_id"], feed))
+
+    async def _staff_feed(self, room_id: int, feed: dict[str, Any]) -> None:
+        """The feed is private to each of the merchant's staff accounts present in the room."""
+        for user_id in await self._staff_of_room(room_id):
+            await self.publish(room_id, "order.feed", feed, to_user=user_id)
+
+    async def _staff_of_room(self, room_id: int) -> list[int]:
+        loop = asyncio.get_running_loop()
+        cached = self._staff.get(room_id)
+        if cached is not None and loop.time() - cached[0] < STAFF_CACHE_S:
+            return cached[1]
+        async with self._engine.connect() as conn:
+            ids = list(await conn.scalars(STAFF_OF_ROOM, {"room": room_id}))
+        self._staff[room_id] = (loop.time(), ids)
+        return ids
+
+    def stock_changed(self, sale_id: int) -> None:
+        loop = asyncio.get_running_loop()
+        delay = self.throttle.changed(sale_id, loop.time())
+        if delay is not None:
+            self.spawn(self._send_stock(sale_id, delay))
+
+    async def _send_stock(self, sale_id: int, delay: float) -> None:
+        if delay:
+            await asyncio.sleep(delay)
+        self.throttle.sending(sale_id, asyncio.get_running_loop().time())
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(STOCK_OF_SALE, {"id": sale_id})).one_or_none()
+        if row is not None:
+            data = {
+                "sale_id": sale_id,
+                "sku_id": row.sku_id,
+                "product_id": row.product_id,
+                "available": row.available,
+                "allocated": row.allocated,
+                "state": row.state,
+            }
+            await self.publish(row.room_id, "stock", data)
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+FEED_FIELDS = ("order_id", "sale_id", "sku_id", "status", "quantity", "amount_minor", "currency", "buyer")

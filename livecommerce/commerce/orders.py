@@ -1,0 +1,545 @@
+"""Placing, cancelling and listing orders: the purchase is one short transaction per batch of taps.
+
+Two paths decide taps, with the same answers:
+
+- batched (default): `reserve_batch` locks the sale row once, decides every tap of the batch
+  with `batching.decide_batch`, and writes all orders, answers and per-viewer ledger rows with
+  one statement each, then takes the units with one conditional decrement;
+- row lock (`ORDER_BATCHING=false`, the baseline): `reserve_one` runs one transaction per tap:
+  conditional decrement, conditional per-viewer upsert, order row.
+
+Each buyer's idempotency key is recorded with its first answer in `order_attempts`, in the same
+transaction as the reservation; a repeated key gets that answer back and reserves nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.engine import Row
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+
+from livecommerce.auth import Principal, audit, authorize, may
+from livecommerce.commerce.batching import Outcome, SaleSnapshot, Tap, TapBatcher, decide_batch
+from livecommerce.commerce.events import CommerceEvents
+from livecommerce.commerce.sales import SaleDirectory, read_sale, sale_view
+from livecommerce.db.models import SaleState
+from livecommerce.errors import AppError
+
+MAX_QUANTITY = 100
+KEY_PATTERN = re.compile(r"[A-Za-z0-9._:-]{8,100}")
+KEY_CONFLICT_RETRIES = 3
+
+MESSAGES = {
+    Outcome.SOLD_OUT: "sold out",
+    Outcome.LIMIT_EXCEEDED: "that would exceed the per-viewer limit of this sale",
+    Outcome.NOT_STARTED: "the sale has not started",
+    Outcome.ENDED: "the sale has ended",
+}
+
+ORDER_COLUMNS = (
+    "o.id, o.room_id, o.sale_id, o.sku_id, o.user_id, o.status, o.quantity, o.unit_price_minor, "
+    "o.amount_minor, o.currency, o.reserved_until, o.created_at, o.paid_at, o.closed_at, u.display_name AS buyer"
+)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def order_view(row: Row[Any]) -> dict[str, Any]:
+    return {
+        "order_id": row.id,
+        "room_id": row.room_id,
+        "sale_id": row.sale_id,
+        "sku_id": row.sku_id,
+        "user_id": row.user_id,
+        "buyer": row.buyer,
+        "status": str(row.status),
+        "quantity": row.quantity,
+        "unit_price_minor": row.unit_price_minor,
+        "amount_minor": row.amount_minor,
+        "currency": row.currency,
+        "reserved_until": _iso(row.reserved_until),
+        "created_at": _iso(row.created_at),
+        "paid_at": _iso(row.paid_at),
+        "closed_at": _iso(row.closed_at),
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """The one answer a tap gets; `order` is set when it reserved."""
+
+    outcome: Outcome
+    order: dict[str, Any] | None = None
+    replayed: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"outcome": self.outcome.value, "order": self.order}
+
+    def accepted(self) -> dict[str, Any]:
+        """The answer's data when it reserved; the typed error (sold_out, …) otherwise."""
+        if self.outcome is not Outcome.RESERVED:
+            raise AppError(self.outcome.value, MESSAGES[self.outcome])
+        return self.to_dict()
+
+
+def check_order_input(quantity: Any, key: Any) -> None:
+    """Refuse bad input before it becomes a tap: nothing is written for it."""
+    if isinstance(quantity, bool) or not isinstance(quantity, int) or not 1 <= quantity <= MAX_QUANTITY:
+        raise AppError("invalid", f"quantity: a whole number from 1 to {MAX_QUANTITY}")
+    if not isinstance(key, str) or not KEY_PATTERN.fullmatch(key):
+        raise AppError("invalid", "idempotency_key: 8 to 100 characters from A-Z a-z 0-9 . _ : -")
+
+
+class KeyConflict(Exception):
+    """Another transaction wrote the same buyer's key meanwhile; deciding again replays it."""
+
+
+PRIOR_ANSWERS = text(
+    f"SELECT a.user_id AS tap_user, a.idempotency_key AS tap_key, a.outcome, {ORDER_COLUMNS} "
+    "FROM order_attempts a "
+    "JOIN unnest(CAST(:users AS bigint[]), CAST(:keys AS text[])) AS t(user_id, key) "
+    "ON a.user_id = t.user_id AND a.idempotency_key = t.key "
+    "LEFT JOIN orders o ON o.id = a.order_id LEFT JOIN users u ON u.id = o.user_id"
+)
+SALE_FOR_UPDATE = text(
+    "SELECT id, room_id, merchant_id, sku_id, state, available, per_user_limit, sale_price_minor, currency, "
+    "starts_at, ends_at, now() AS now FROM flash_sales WHERE id = :id FOR UPDATE"
+)
+HELD_UNITS = text(
+    "SELECT user_id, units FROM sale_buyers WHERE sale_id = :sale AND user_id = ANY(CAST(:users AS bigint[]))"
+)
+INSERT_ORDERS = text(
+    "WITH o AS (INSERT INTO orders (merchant_id, room_id, sale_id, sku_id, user_id, kind, status, quantity, "
+    "unit_price_minor, amount_minor, currency, idempotency_key, reserved_until) "
+    "SELECT :merchant, :room, :sale, :sku, t.user_id, 'sale', 'reserved', t.q, CAST(:price AS bigint), "
+    "t.q * CAST(:price AS bigint), "
+    ":currency, t.key, now() + make_interval(secs => CAST(:ttl AS double precision)) "
+    "FROM unnest(CAST(:users AS bigint[]), CAST(:keys AS text[]), CAST(:qs AS int[])) AS t(user_id, key, q) "
+    "RETURNING *) "
+    f"SELECT o.idempotency_key AS tap_key, {ORDER_COLUMNS} FROM o JOIN users u ON u.id = o.user_id"
+)
+INSERT_ANSWERS = text(
+    "INSERT INTO order_attempts (user_id, idempotency_key, sale_id, quantity, outcome, order_id) "
+    "SELECT t.user_id, t.key, :sale, t.q, t.outcome, t.order_id FROM unnest(CAST(:users AS bigint[]), "
+    "CAST(:keys AS text[]), CAST(:qs AS int[]), CAST(:outcomes AS text[]), CAST(:orders AS bigint[])) "
+    "AS t(user_id, key, q, outcome, order_id)"
+)
+ADD_HELD_UNITS = text(
+    "INSERT INTO sale_buyers (sale_id, user_id, units) "
+    "SELECT :sale, t.user_id, t.n FROM unnest(CAST(:users AS bigint[]), CAST(:units AS int[])) AS t(user_id, n) "
+    "ON CONFLICT (sale_id, user_id) DO UPDATE SET units = sale_buyers.units + excluded.units "
+    "WHERE sale_buyers.units + excluded.units <= :limit"
+)
+TAKE_UNITS = text(
+    "UPDATE flash_sales SET available = available - :n, "
+    "state = CASE WHEN available = :n THEN 'sold_out'::sale_state ELSE state END "
+    "WHERE id = :id AND state = 'live' AND available >= :n AND now() < ends_at RETURNING available, state"
+)
+
+
+def _replay(row: Row[Any]) -> Answer:
+    outcome = Outcome(row.outcome)
+    return Answer(outcome, order_view(row) if row.id is not None else None, replayed=True)
+
+
+@dataclass(slots=True)
+class BatchResult:
+    answers: list[Answer]
+    room_id: int
+    sold_out: bool
+    taken: int
+
+
+async def reserve_batch(conn: AsyncConnection, sale_id: int, taps: list[Tap], ttl_s: int) -> BatchResult:
+    """Decide a batch of taps for one sale inside the caller's transaction."""
+    sale = (await conn.execute(SALE_FOR_UPDATE, {"id": sale_id})).one_or_none()
+    if sale is None:
+        raise AppError("not_found", "no such sale")
+    prior = {
+        (row.tap_user, row.tap_key): _replay(row)
+        for row in await conn.execute(
+            PRIOR_ANSWERS, {"users": [t.user_id for t in taps], "keys": [t.key for t in taps]}
+        )
+    }
+    fresh = [tap for tap in taps if (tap.user_id, tap.key) not in prior]
+    held = {
+        row.user_id: row.units
+        for row in await conn.execute(
+            HELD_UNITS, {"sale": sale_id, "users": list({t.user_id for t in fresh})}
+        )
+    }
+    snapshot = SaleSnapshot(
+        SaleState(sale.state), sale.available, sale.per_user_limit, sale.starts_at, sale.ends_at, sale.now
+    )
+    plan = decide_batch(snapshot, fresh, held)
+    winners = [fresh[i] for i in plan.reserved()]
+    orders: dict[tuple[int, str], dict[str, Any]] = {}
+    if winners:
+        rows = await conn.execute(
+            INSERT_ORDERS,
+            {
+                "merchant": sale.merchant_id,
+                "room": sale.room_id,
+                "sale": sale_id,
+                "sku": sale.sku_id,
+                "price": sale.sale_price_minor,
+                "currency": sale.currency,
+                "ttl": ttl_s,
+                "users": [t.user_id for t in winners],
+                "keys": [t.key for t in winners],
+                "qs": [t.quantity for t in winners],
+            },
+        )
+        orders = {(row.user_id, row.tap_key): order_view(row) for row in rows}
+        users, units = zip(*plan.added_units.items(), strict=True)
+        result = await conn.execute(
+            ADD_HELD_UNITS,
+            {"sale": sale_id, "users": list(users), "units": list(units), "limit": sale.per_user_limit},
+        )
+        if result.rowcount != len(users):
+            raise RuntimeError("per-viewer ledger disagrees with the batch decision")
+        taken = (await conn.execute(TAKE_UNITS, {"id": sale_id, "n": plan.taken})).one_or_none()
+        if taken is None:
+            raise RuntimeError("the sale's stock disagrees with the batch decision")
+    firsts = [i for i, first in enumerate(plan.first_of) if first == i]
+    if firsts:
+        await conn.execute(
+            INSERT_ANSWERS,
+            {
+                "sale": sale_id,
+                "users": [fresh[i].user_id for i in firsts],
+                "keys": [fresh[i].key for i in firsts],
+                "qs": [fresh[i].quantity for i in firsts],
+                "outcomes": [plan.outcomes[i].value for i in firsts],
+                "orders": [
+                    orders[(fresh[i].user_id, fresh[i].key)]["order_id"]
+                    if plan.outcomes[i] is Outcome.RESERVED
+                    else None
+                    for i in firsts
+                ],
+            },
+        )
+    decided = {}
+    for index, tap in enumerate(fresh):
+        outcome = plan.outcomes[index]
+        decided[(tap.user_id, tap.key)] = Answer(outcome, orders.get((tap.user_id, tap.key)))
+    answers = [prior.get((t.user_id, t.key)) or decided[(t.user_id, t.key)] for t in taps]
+    return BatchResult(answers, sale.room_id, plan.taken > 0 and sale.available == plan.taken, plan.taken)
+
+
+async def reserve_one(conn: AsyncConnection, sale_id: int, tap: Tap, ttl_s: int) -> BatchResult:
+    """The baseline: one tap, one transaction, the sale row locked by its conditional decrement."""
+    prior = (await conn.execute(PRIOR_ANSWERS, {"users": [tap.user_id], "keys": [tap.key]})).one_or_none()
+    if prior is not None:
+        return BatchResult([_replay(prior)], 0, False, 0)
+    taken = (
+        await conn.execute(
+            text(
+                "UPDATE flash_sales SET available = available - :n, "
+                "state = CASE WHEN available = :n THEN 'sold_out'::sale_state ELSE state END "
+                "WHERE id = :id AND state = 'live' AND available >= :n AND now() < ends_at AND now() >= starts_at "
+                "RETURNING room_id, merchant_id, sku_id, sale_price_minor, currency, per_user_limit, available"
+            ),
+            {"id": sale_id, "n": tap.quantity},
+        )
+    ).one_or_none()
+    outcome = Outcome.RESERVED
+    if taken is None:
+        sale = (await conn.execute(SALE_FOR_UPDATE, {"id": sale_id})).one()
+        snapshot = SaleSnapshot(
+            SaleState(sale.state), sale.available, sale.per_user_limit, sale.starts_at, sale.ends_at, sale.now
+        )
+        outcome = decide_batch(snapshot, [tap], {tap.user_id: 0}).outcomes[0]
+        if outcome is Outcome.RESERVED:  # the stock is short for this quantity, not gone
+            outcome = Outcome.SOLD_OUT
+    elif (
+        tap.quantity > taken.per_user_limit
+        or (
+            await conn.execute(
+                ADD_HELD_UNITS,
+                {
+                    "sale": sale_id,
+                    "users": [tap.user_id],
+                    "units": [tap.quantity],
+                    "limit": taken.per_user_limit,
+                },
+            )
+        ).rowcount
+        != 1
+    ):
+        outcome = Outcome.LIMIT_EXCEEDED
+    if outcome is not Outcome.RESERVED:
+        if taken is not None:
+            # give the units back in this same transaction: the net change is nothing
+            await conn.execute(
+                text("UPDATE flash_sales SET available = available + :n, state = 'live' WHERE id = :id"),
+                {"id": sale_id, "n": tap.quantity},
+            )
+        await conn.execute(
+            INSERT_ANSWERS,
+            {
+                "sale": sale_id,
+                "users": [tap.user_id],
+                "keys": [tap.key],
+                "qs": [tap.quantity],
+                "outcomes": [outcome.value],
+                "orders": [None],
+            },
+        )
+        return BatchResult([Answer(outcome)], 0, False, 0)
+    row = (
+        await conn.execute(
+            INSERT_ORDERS,
+            {
+                "merchant": taken.merchant_id,
+                "room": taken.room_id,
+                "sale": sale_id,
+                "sku": taken.sku_id,
+                "price": taken.sale_price_minor,
+                "currency": taken.currency,
+                "ttl": ttl_s,
+                "users": [tap.user_id],
+                "keys": [tap.key],
+                "qs": [tap.quantity],
+            },
+        )
+    ).one()
+    await conn.execute(
+        INSERT_ANSWERS,
+        {
+            "sale": sale_id,
+            "users": [tap.user_id],
+            "keys": [tap.key],
+            "qs": [tap.quantity],
+            "outcomes": [Outcome.RESERVED.value],
+            "orders": [row.id],
+        },
+    )
+    return BatchResult(
+        [Answer(Outcome.RESERVED, order_view(row))], taken.room_id, taken.available == 0, tap.quantity
+    )
+
+
+RETURN_TO_SALES = text(
+    "UPDATE flash_sales f SET available = f.available + r.n, "
+    "state = CASE WHEN f.state = 'sold_out' THEN 'live'::sale_state ELSE f.state END "
+    "FROM unnest(CAST(:sales AS bigint[]), CAST(:units AS int[])) AS r(sale_id, n) "
+    "WHERE f.id = r.sale_id RETURNING f.id, f.room_id, f.sku_id, f.state, f.available, r.n"
+)
+RETURN_HELD_UNITS = text(
+    "UPDATE sale_buyers b SET units = b.units - r.n "
+    "FROM unnest(CAST(:sales AS bigint[]), CAST(:users AS bigint[]), CAST(:units AS int[])) AS r(sale_id, user_id, n) "
+    "WHERE b.sale_id = r.sale_id AND b.user_id = r.user_id"
+)
+
+
+@dataclass(slots=True)
+class Returned:
+    """Sales that got units back: their ids, and those that reopened from sold out."""
+
+    sale_ids: list[int]
+    reopened: list[tuple[int, int]]
+
+
+async def return_units(conn: AsyncConnection, orders: list[Row[Any]]) -> Returned:
+    """Units of closed unpaid orders go back to their sale (or to the SKU once the sale ended).
+
+    `orders` rows carry sale_id, sku_id, user_id and quantity; they were just closed in this
+    transaction. Sales are updated in id order, the same lock order as every other path.
+    """
+    per_sale: dict[int, int] = {}
+    per_buyer: dict[tuple[int, int], int] = {}
+    loose: dict[int, int] = {}
+    for order in orders:
+        if order.sale_id is None:
+            loose[order.sku_id] = loose.get(order.sku_id, 0) + order.quantity
+            continue
+        per_sale[order.sale_id] = per_sale.get(order.sale_id, 0) + order.quantity
+        buyer = (order.sale_id, order.user_id)
+        per_buyer[buyer] = per_buyer.get(buyer, 0) + order.quantity
+    returned = Returned([], [])
+    if per_sale:
+        sales = sorted(per_sale)
+        rows = await conn.execute(RETURN_TO_SALES, {"sales": sales, "units": [per_sale[s] for s in sales]})
+        for row in rows:
+            returned.sale_ids.append(row.id)
+            if row.state == SaleState.ENDED:
+                loose[row.sku_id] = loose.get(row.sku_id, 0) + row.n
+            elif row.available == row.n:
+                returned.reopened.append((row.room_id, row.id))
+        buyers = sorted(per_buyer)
+        await conn.execute(
+            RETURN_HELD_UNITS,
+            {
+                "sales": [b[0] for b in buyers],
+                "users": [b[1] for b in buyers],
+                "units": [per_buyer[b] for b in buyers],
+            },
+        )
+    for sku_id in sorted(loose):
+        await conn.execute(
+            text("UPDATE skus SET reserved = reserved - :q WHERE id = :id"),
+            {"id": sku_id, "q": loose[sku_id]},
+        )
+    return returned
+
+
+class OrderService:
+    """Places and cancels orders for HTTP and WebSocket alike, and announces what changed."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        sessions: async_sessionmaker[AsyncSession],
+        directory: SaleDirectory,
+        events: CommerceEvents,
+        *,
+        ttl_s: int,
+        batching: bool,
+        window_s: float,
+    ) -> None:
+        self._engine = engine
+        self._sessions = sessions
+        self.directory = directory
+        self.events = events
+        self.ttl_s = ttl_s
+        self.batching = batching
+        self.batcher = TapBatcher(self._decide, window_s=window_s)
+
+    async def place(
+        self,
+        who: Principal,
+        *,
+        quantity: Any,
+        key: Any,
+        sale_id: int | None = None,
+        sku_id: int | None = None,
+        room_id: int | None = None,
+    ) -> Answer:
+        """Reserve units of a running sale (named by sale, or by SKU within a room)."""
+        authorize(who, "order.place")
+        check_order_input(quantity, key)
+        if sale_id is not None:
+            ref = await self.directory.get(sale_id)
+            if room_id is not None and ref.room_id != room_id:
+                raise AppError("invalid", "that sale runs in another room")
+        elif sku_id is not None and room_id is not None:
+            ref = await self.directory.for_sku(room_id, sku_id)
+        else:
+            raise AppError("invalid", "name a sale_id, or a sku_id in a room")
+        tap = Tap(who.user_id, key, quantity)
+        if self.batching:
+            return await self.batcher.submit(ref.sale_id, tap)
+        return (await self._decide(ref.sale_id, [tap]))[0]
+
+    async def _decide(self, sale_id: int, taps: list[Tap]) -> list[Answer]:
+        for attempt in range(KEY_CONFLICT_RETRIES):
+            try:
+                async with self._engine.begin() as conn:
+                    if self.batching:
+                        result = await reserve_batch(conn, sale_id, taps, self.ttl_s)
+                    else:
+                        result = await reserve_one(conn, sale_id, taps[0], self.ttl_s)
+                break
+            except IntegrityError:
+                if attempt == KEY_CONFLICT_RETRIES - 1:
+                    raise
+        self._announce(sale_id, result)
+        return result.answers
+
+    def _announce(self, sale_id: int, result: BatchResult) -> None:
+        if result.taken:
+            self.events.stock_changed(sale_id)
+        if result.sold_out:
+            self.events.spawn(self._announce_sale(sale_id, "sale.sold_out"))
+        for answer in result.answers:
+            if answer.order is not None and not answer.replayed:
+                self.events.order(answer.order)
+
+    async def _announce_sale(self, sale_id: int, type_: str) -> None:
+        async with self._engine.connect() as conn:
+            row = await read_sale(conn, sale_id)
+        if row is not None:
+            await self.events.publish(row.room_id, type_, sale_view(row))
+
+    async def cancel(self, who: Principal, order_id: int) -> dict[str, Any]:
+        """The buyer (or the merchant's operator) cancels an unpaid order; its units go back."""
+        async with self._sessions.begin() as session:
+            conn = await session.connection()
+            order = (
+                await conn.execute(
+                    text("SELECT id, user_id, merchant_id, status FROM orders WHERE id = :id FOR UPDATE"),
+                    {"id": order_id},
+                )
+            ).one_or_none()
+            if order is None or (
+                order.user_id != who.user_id and not may(who, "order.manage", order.merchant_id)
+            ):
+                raise AppError("not_found", "no such order")
+            if order.status != "reserved":
+                raise AppError("not_cancellable", f"the order is {order.status}")
+            closed = await close_orders(conn, "cancelled", [order_id])
+            if order.user_id != who.user_id:
+                await audit(
+                    session,
+                    who,
+                    "order.cancel",
+                    merchant_id=order.merchant_id,
+                    target_type="order",
+                    target_id=order_id,
+                )
+        self.announce_closed(closed)
+        return closed.orders[0]
+
+    def announce_closed(self, closed: Closed) -> None:
+        for sale_id in closed.returned.sale_ids:
+            self.events.stock_changed(sale_id)
+        for _room_id, sale_id in closed.returned.reopened:
+            self.events.spawn(self._announce_sale(sale_id, "sale.live"))
+        for order in closed.orders:
+            self.events.order(order)
+
+    async def own_orders(self, user_id: int, room_id: int | None = None) -> list[dict[str, Any]]:
+        where = "o.user_id = :user" + (" AND o.room_id = :room" if room_id is not None else "")
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(
+                text(
+                    f"SELECT {ORDER_COLUMNS} FROM orders o JOIN users u ON u.id = o.user_id WHERE {where} "
+                    "ORDER BY o.id DESC LIMIT 100"
+                ),
+                {"user": user_id, "room": room_id},
+            )
+            return [order_view(row) for row in rows]
+
+    async def close(self) -> None:
+        await self.batcher.close()
+
+
+@dataclass(slots=True)
+class Closed:
+    orders: list[dict[str, Any]]
+    returned: Returned
+
+
+async def close_orders(conn: AsyncConnection, status: str, order_ids: list[int]) -> Closed:
+    """Close reserved orders (cancelled or expired) and return their units, in one transaction."""
+    rows = list(
+        await conn.execute(
+            text(
+                "WITH c AS (UPDATE orders SET status = CAST(:status AS order_status), closed_at = now() "
+                "WHERE id = ANY(CAST(:ids AS bigint[])) AND status = 'reserved' RETURNING *) "
+                f"SELECT {ORDER_COLUMNS} FROM c AS o JOIN users u ON u.id = o.user_id"
+            ),
+            {"status": status, "ids": order_ids},
+        )
+    )
+    returned = await return_units(conn, rows)
+    return Closed([order_view(row) for row in rows], returned)

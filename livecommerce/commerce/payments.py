@@ -1,0 +1,421 @@
+"""Payments: a Stripe PaymentIntent per order, signed webhooks applied once, refunds.
+
+- Every Stripe call carries an idempotency key derived from the order, so a retried call
+  never creates a second PaymentIntent or refund. Amount and currency come from the order row.
+- A webhook is verified with STRIPE_WEBHOOK_SECRET, recorded in `payment_events` by its id and
+  applied in the same transaction, so replays and duplicates do nothing. Each order status
+  moves only forward (reserved → paid → refunded), which makes any arrival order safe: a
+  `payment_failed` after a success, or a success after a refund, changes nothing.
+- A success for an order whose reservation already expired or was cancelled takes the units
+  again if the sale (or the SKU's free stock) still has them; otherwise the payment is marked
+  `refund_due` and refunded automatically (retried until Stripe confirms).
+- Without Stripe keys, a clearly labelled test mode confirms orders locally, with no network.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import stripe
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+
+from livecommerce.auth import Principal, audit, authorize
+from livecommerce.commerce import inventory
+from livecommerce.commerce.orders import ORDER_COLUMNS, OrderService, close_orders, order_view
+from livecommerce.config import Settings
+from livecommerce.errors import AppError
+
+log = logging.getLogger(__name__)
+
+TEST_PROVIDER = "test"
+STRIPE_PROVIDER = "stripe"
+REFUND_RETRY_INTERVAL_S = 5.0
+
+ORDER_FOR_UPDATE = text(
+    f"SELECT {ORDER_COLUMNS}, o.merchant_id, o.sale_id FROM orders o JOIN users u ON u.id = o.user_id "
+    "WHERE o.id = :id FOR UPDATE OF o"
+)
+PAYMENT_OF_ORDER = text(
+    "SELECT id, provider, provider_ref, status, amount_minor, currency FROM payments "
+    "WHERE order_id = :order ORDER BY id DESC LIMIT 1"
+)
+
+
+@dataclass(slots=True)
+class Applied:
+    """What applying one payment fact changed: orders to announce, a refund still owed."""
+
+    orders: list[dict[str, Any]]
+    refund_due: int | None = None
+
+
+async def _retake_units(conn: AsyncConnection, order: Any) -> bool:
+    """A late payment's units: from its sale if still open and stocked, else from free stock."""
+    if order.sale_id is not None:
+        taken = await conn.execute(
+            text(
+                "UPDATE flash_sales SET available = available - :q, "
+                "state = CASE WHEN available = :q THEN 'sold_out'::sale_state ELSE state END "
+                "WHERE id = :id AND state <> 'ended' AND available >= :q"
+            ),
+            {"id": order.sale_id, "q": order.quantity},
+        )
+        if taken.rowcount == 1:
+            await conn.execute(
+                text(
+                    "INSERT INTO sale_buyers (sale_id, user_id, units) VALUES (:sale, :user, :q) "
+                    "ON CONFLICT (sale_id, user_id) DO UPDATE SET units = sale_buyers.units + excluded.units"
+                ),
+                {"sale": order.sale_id, "user": order.user_id, "q": order.quantity},
+            )
+            await inventory.sell(conn, order.sku_id, order.quantity)
+            return True
+    return await inventory.sell_free(conn, order.sku_id, order.quantity)
+
+
+async def mark_paid(conn: AsyncConnection, order_id: int, payment_id: int) -> Applied:
+    """Apply a confirmed payment to its order, whatever state the order is in by now."""
+    order = (await conn.execute(ORDER_FOR_UPDATE, {"id": order_id})).one_or_none()
+    if order is None:
+        return Applied([])
+    status = str(order.status)
+    if status in ("paid", "refunded"):
+        return Applied([])
+    if status == "reserved":
+        await inventory.sell(conn, order.sku_id, order.quantity)
+    elif not await _retake_units(conn, order):
+        await conn.execute(
+            text("UPDATE payments SET status = 'refund_due', updated_at = now() WHERE id = :id"),
+            {"id": payment_id},
+        )
+        return Applied([], refund_due=payment_id)
+    await conn.execute(
+        text("UPDATE orders SET status = 'paid', paid_at = now(), closed_at = NULL WHERE id = :id"),
+        {"id": order_id},
+    )
+    await conn.execute(
+        text("UPDATE payments SET status = 'succeeded', updated_at = now() WHERE id = :id"),
+        {"id": payment_id},
+    )
+    return Applied([await _order(conn, order_id)])
+
+
+async def mark_refunded(conn: AsyncConnection, payment_id: int, amount_refunded: int) -> Applied:
+    """Record a refund; a full refund closes the order (an unpaid one gives its units back).
+
+    Units of a paid order stay sold: the goods may have left, and the operator restocks them.
+    """
+    payment = (
+        await conn.execute(
+            text(
+                "UPDATE payments SET amount_refunded_minor = GREATEST(amount_refunded_minor, :r), "
+                "status = CASE WHEN GREATEST(amount_refunded_minor, :r) >= amount_minor THEN 'refunded' "
+                "ELSE status END, updated_at = now() WHERE id = :id RETURNING order_id, status"
+            ),
+            {"id": payment_id, "r": amount_refunded},
+        )
+    ).one_or_none()
+    if payment is None or payment.status != "refunded":
+        return Applied([])
+    order = (await conn.execute(ORDER_FOR_UPDATE, {"id": payment.order_id})).one()
+    if str(order.status) == "refunded":
+        return Applied([])
+    if str(order.status) == "reserved":
+        await close_orders(conn, "refunded", [order.id])
+    else:
+        await conn.execute(
+            text("UPDATE orders SET status = 'refunded', closed_at = now() WHERE id = :id"), {"id": order.id}
+        )
+    return Applied([await _order(conn, order.id)])
+
+
+async def _order(conn: AsyncConnection, order_id: int) -> dict[str, Any]:
+    row = (
+        await conn.execute(
+            text(f"SELECT {ORDER_COLUMNS} FROM orders o JOIN users u ON u.id = o.user_id WHERE o.id = :id"),
+            {"id": order_id},
+        )
+    ).one()
+    return order_view(row)
+
+
+class Payments:
+    """Starts payments for buyers, applies provider events, refunds for operators."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: AsyncEngine,
+        sessions: async_sessionmaker[AsyncSession],
+        orders: OrderService,
+    ) -> None:
+        self._settings = settings
+        self._engine = engine
+        self._sessions = sessions
+        self._orders = orders
+        self.test_mode = settings.payments_test_mode
+        self._stripe: stripe.StripeClient | None = None
+        self._http: stripe.AIOHTTPClient | None = None
+
+    @property
+    def stripe(self) -> stripe.StripeClient:
+        if self._stripe is None:
+            self._http = stripe.AIOHTTPClient()
+            base = {"api": self._settings.stripe_api_base} if self._settings.stripe_api_base else None
+            self._stripe = stripe.StripeClient(
+                self._settings.stripe_secret_key,
+                base_addresses=base,
+                http_client=self._http,
+                max_network_retries=2,
+            )
+        return self._stripe
+
+    async def close(self) -> None:
+        if self._http is not None:
+            await self._http.close_async()
+
+    async def start(self, who: Principal, order_id: int) -> dict[str, Any]:
+        """Begin paying for one's own reserved order: a PaymentIntent (or the test mode)."""
+        async with self._engine.connect() as conn:
+            order = (
+                await conn.execute(
+                    text(
+                        "SELECT id, user_id, status, amount_minor, currency, reserved_until > now() AS holding "
+                        "FROM orders WHERE id = :id"
+                    ),
+                    {"id": order_id},
+                )
+            ).one_or_none()
+        if order is None or order.user_id != who.user_id:
+            raise AppError("not_found", "no such order")
+        if order.status != "reserved" or not order.holding:
+            raise AppError(
+                "not_payable", f"the order is {order.status if order.holding else 'past its reservation'}"
+            )
+        answer: dict[str, Any] = {
+            "order_id": order_id,
+            "amount_minor": order.amount_minor,
+            "currency": order.currency,
+        }
+        if self.test_mode:
+            await self._record_payment(
+                order_id, TEST_PROVIDER, f"test_{order_id}", order.amount_minor, order.currency
+            )
+            return {
+                **answer,
+                "mode": "test",
+                "notice": "TEST MODE: no money moves; confirm to mark the order paid",
+            }
+        try:
+            intent = await self.stripe.v1.payment_intents.create_async(
+                {
+                    "amount": order.amount_minor,
+                    "currency": order.currency.lower(),
+                    "metadata": {"order_id": str(order_id)},
+                    "automatic_payment_methods": {"enabled": True},
+                },
+                {"idempotency_key": f"order-{order_id}-intent"},
+            )
+        except stripe.StripeError as exc:
+            log.warning("creating a PaymentIntent for order %s failed: %s", order_id, exc)
+            raise AppError(
+                "payment_provider_error", "the payment provider did not answer; try again"
+            ) from None
+        await self._record_payment(order_id, STRIPE_PROVIDER, intent.id, order.amount_minor, order.currency)
+        return {
+            **answer,
+            "mode": "stripe",
+            "payment_intent": intent.id,
+            "client_secret": intent.client_secret,
+            "publishable_key": self._settings.stripe_publishable_key,
+        }
+
+    async def _record_payment(
+        self, order_id: int, provider: str, ref: str, amount: int, currency: str
+    ) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO payments (order_id, provider, provider_ref, status, amount_minor, currency) "
+                    "VALUES (:order, :provider, :ref, 'pending', :amount, :currency) "
+                    "ON CONFLICT (provider_ref) DO NOTHING"
+                ),
+                {"order": order_id, "provider": provider, "ref": ref, "amount": amount, "currency": currency},
+            )
+
+    async def confirm_test(self, who: Principal, order_id: int) -> dict[str, Any]:
+        """Test mode only: the buyer's page confirms the payment locally."""
+        if not self.test_mode:
+            raise AppError("forbidden", "test payments are off: Stripe is configured")
+        async with self._engine.begin() as conn:
+            owner = await conn.scalar(text("SELECT user_id FROM orders WHERE id = :id"), {"id": order_id})
+            payment = (await conn.execute(PAYMENT_OF_ORDER, {"order": order_id})).one_or_none()
+            if owner != who.user_id or payment is None or payment.provider != TEST_PROVIDER:
+                raise AppError("not_found", "no test payment started for this order")
+            applied = await mark_paid(conn, order_id, payment.id)
+            order = await _order(conn, order_id)
+        if order["status"] != "paid":
+            raise AppError("not_payable", f"the order is {order['status']}")
+        self._announce(applied)
+        return order
+
+    async def webhook(self, payload: bytes, signature: str | None) -> dict[str, Any]:
+        """Verify and apply one Stripe event; a replay or duplicate is acknowledged and ignored."""
+        if self.test_mode:
+            raise AppError("not_found", "Stripe is not configured")
+        try:
+            event = stripe.Webhook.construct_event(payload, signature, self._settings.stripe_webhook_secret)
+        except stripe.SignatureVerificationError:
+            raise AppError(
+                "invalid_signature", "the Stripe-Signature header does not match the payload"
+            ) from None
+        except ValueError:
+            raise AppError("invalid_json", "the payload is not a Stripe event") from None
+        obj = event.data.object
+        ref = obj.get("payment_intent") if event.type.startswith("charge.") else obj.get("id")
+        async with self._engine.begin() as conn:
+            fresh = await conn.scalar(
+                text(
+                    "INSERT INTO payment_events (id, type, payment_ref, payload) VALUES (:id, :type, :ref, "
+                    "CAST(:payload AS jsonb)) ON CONFLICT (id) DO NOTHING RETURNING true"
+                ),
+                {"id": event.id, "type": event.type, "ref": ref, "payload": payload.decode()},
+            )
+            if not fresh:
+                return {"received": True, "duplicate": True}
+            applied = await self._apply(conn, event.type, obj, ref)
+        self._announce(applied)
+        if applied.refund_due is not None:
+            await self._refund_due(applied.refund_due)
+        return {"received": True}
+
+    async def _apply(self, conn: AsyncConnection, type_: str, obj: Any, ref: str | None) -> Applied:
+        if ref is None or type_ not in (
+            "payment_intent.succeeded",
+            "payment_intent.payment_failed",
+            "charge.refunded",
+        ):
+            return Applied([])
+        payment = (
+            await conn.execute(
+                text(
+                    "SELECT id, order_id, amount_minor, currency, status FROM payments WHERE provider_ref = :ref"
+                ),
+                {"ref": ref},
+            )
+        ).one_or_none()
+        if payment is None:
+            log.warning("Stripe event %s for unknown PaymentIntent %s ignored", type_, ref)
+            return Applied([])
+        if type_ == "charge.refunded":
+            return await mark_refunded(conn, payment.id, int(obj.get("amount_refunded", 0)))
+        if type_ == "payment_intent.payment_failed":
+            await conn.execute(
+                text(
+                    "UPDATE payments SET status = 'failed', updated_at = now() WHERE id = :id AND status = 'pending'"
+                ),
+                {"id": payment.id},
+            )
+            return Applied([])
+        if int(obj.get("amount_received", obj.get("amount", 0))) != payment.amount_minor or (
+            str(obj.get("currency", "")).upper() != payment.currency.upper()
+        ):
+            log.error("PaymentIntent %s paid an amount that does not match order %s", ref, payment.order_id)
+            await conn.execute(
+                text("UPDATE payments SET status = 'refund_due', updated_at = now() WHERE id = :id"),
+                {"id": payment.id},
+            )
+            return Applied([], refund_due=payment.id)
+        return await mark_paid(conn, payment.order_id, payment.id)
+
+    async def _refund_due(self, payment_id: int) -> None:
+        """Refund a payment that cannot keep its order; safe to call again (idempotency key)."""
+        async with self._engine.connect() as conn:
+            payment = (
+                await conn.execute(
+                    text(
+                        "SELECT provider_ref, amount_minor FROM payments WHERE id = :id AND status = 'refund_due'"
+                    ),
+                    {"id": payment_id},
+                )
+            ).one_or_none()
+        if payment is None:
+            return
+        try:
+            await self.stripe.v1.refunds.create_async(
+                {"payment_intent": payment.provider_ref, "metadata": {"reason": "order_unavailable"}},
+                {"idempotency_key": f"payment-{payment_id}-refund"},
+            )
+        except stripe.StripeError as exc:
+            log.warning("automatic refund of payment %s failed (will retry): %s", payment_id, exc)
+            return
+        async with self._engine.begin() as conn:
+            applied = await mark_refunded(conn, payment_id, payment.amount_minor)
+        self._announce(applied)
+
+    async def refund(self, who: Principal, order_id: int, reason: str) -> dict[str, Any]:
+        """An operator refunds a paid order in full."""
+        async with self._engine.connect() as conn:
+            order = (
+                await conn.execute(
+                    text("SELECT merchant_id, status FROM orders WHERE id = :id"), {"id": order_id}
+                )
+            ).one_or_none()
+            payment = (await conn.execute(PAYMENT_OF_ORDER, {"order": order_id})).one_or_none()
+        if order is None:
+            raise AppError("not_found", "no such order")
+        authorize(who, "order.manage", order.merchant_id)
+        if order.status != "paid" or payment is None:
+            raise AppError("not_refundable", f"only paid orders can be refunded; this one is {order.status}")
+        if payment.provider == STRIPE_PROVIDER:
+            try:
+                await self.stripe.v1.refunds.create_async(
+                    {"payment_intent": payment.provider_ref, "metadata": {"order_id": str(order_id)}},
+                    {"idempotency_key": f"order-{order_id}-refund"},
+                )
+            except stripe.StripeError as exc:
+                log.warning("refund of order %s failed: %s", order_id, exc)
+                raise AppError("payment_provider_error", "the payment provider refused the refund") from None
+        async with self._sessions.begin() as session:
+            conn = await session.connection()
+            applied = await mark_refunded(conn, payment.id, payment.amount_minor)
+            await audit(
+                session,
+                who,
+                "order.refund",
+                merchant_id=order.merchant_id,
+                target_type="order",
+                target_id=order_id,
+                details={
+                    "reason": reason,
+                    "amount_minor": payment.amount_minor,
+                    "provider": payment.provider,
+                },
+            )
+            view = await _order(conn, order_id)
+        self._announce(applied)
+        return view
+
+    def _announce(self, applied: Applied) -> None:
+        for order in applied.orders:
+            self._orders.events.order(order)
+
+    async def run_refunds(self) -> None:
+        """Retry refunds that are owed (late payments without stock, mismatched amounts)."""
+        if self.test_mode:
+            return
+        while True:
+            try:
+                async with self._engine.connect() as conn:
+                    due = list(
+                        await conn.scalars(text("SELECT id FROM payments WHERE status = 'refund_due'"))
+                    )
+                for payment_id in due:
+                    await self._refund_due(payment_id)
+            except Exception:
+                log.exception("refund retry failed")
+            await asyncio.sleep(REFUND_RETRY_INTERVAL_S)
