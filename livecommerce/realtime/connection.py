@@ -82,7 +82,7 @@ class Connection:
             self.closed = True
             self.on_closed(self, 1006)
             return False
-        if transport.get_write_buffer_size() + len(frame) > self.limit_bytes:
+        if transport.get_write_buffer_size() > self.limit_bytes:
             self.close(CLOSE_SLOW_CONSUMER, "slow consumer")
             return False
         transport.write(frame)

@@ -112,6 +112,8 @@ class Hub:
         self._chat_observers: list[ChatObserver] = []
         self._ban_observers: list[BanObserver] = []
         self._background: set[asyncio.Task[None]] = set()
+        # presence writes go to the broker in the order joins and leaves happened
+        self._presence_order = asyncio.Lock()
         self._rooms: dict[int, LocalRoom] = {}
         self._room_info: dict[int, RoomInfo] = {}
         self._chat_per_tick = max(1, round(settings.chat_max_per_second * settings.realtime_tick_ms / 1000))
@@ -204,7 +206,8 @@ class Hub:
         user_conns.add(conn)
         self.metrics.connections.inc()
         if len(user_conns) == 1:
-            await self.broker.presence_join(conn.room_id, conn.user_id, conn.joined_at)
+            async with self._presence_order:
+                await self.broker.presence_join(conn.room_id, conn.user_id, conn.joined_at)
 
     def go_live(self, conn: Connection, after_seq: int) -> None:
         """Send the held events newer than what the client already has, then deliver live."""
@@ -221,27 +224,35 @@ class Hub:
 
     async def detach(self, conn: Connection) -> None:
         """Forget a connection (idempotent); the user leaves presence with their last one."""
+        if self._forget(conn):
+            await self._presence_leave(conn)
+
+    def _forget(self, conn: Connection) -> bool:
+        """Drop the connection from its room at once; True when it was the user's last one."""
         room = self._rooms.get(conn.room_id)
-        if room is None:
-            return
-        if conn not in room.live and conn not in room.joining:
-            return
+        if room is None or (conn not in room.live and conn not in room.joining):
+            return False
         room.live.discard(conn)
         room.joining.discard(conn)
         self.metrics.connections.dec()
-        user_conns = room.by_user.get(conn.user_id)
-        if user_conns is not None:
-            user_conns.discard(conn)
-            if not user_conns:
-                del room.by_user[conn.user_id]
-                await self.broker.presence_leave(conn.room_id, conn.user_id)
-        if not room and self._rooms.get(conn.room_id) is room:
+        user_conns = room.by_user.get(conn.user_id, set())
+        user_conns.discard(conn)
+        last = not user_conns
+        if last:
+            room.by_user.pop(conn.user_id, None)
+        if not room:
             del self._rooms[conn.room_id]
+        return last
+
+    async def _presence_leave(self, conn: Connection) -> None:
+        async with self._presence_order:
+            await self.broker.presence_leave(conn.room_id, conn.user_id)
 
     def connection_closed(self, conn: Connection, code: int) -> None:
-        """Called by a Connection the server closed; removal happens off the fan-out loop."""
+        """Called by a Connection the server closed, possibly in the middle of a fan-out."""
         self.metrics.closes.labels(str(code)).inc()
-        self._spawn(self.detach(conn))
+        if self._forget(conn):
+            self._spawn(self._presence_leave(conn))
 
     async def history_after(self, room_id: int, since: int) -> HistoryView:
         return await self.broker.history_after(room_id, since)
