@@ -58,13 +58,17 @@ async def start_sale(
     return body
 
 
-async def guests(http: aiohttp.ClientSession, base_url: str, count: int, parallel: int = 20) -> list[tuple[int, str]]:
+async def guests(
+    http: aiohttp.ClientSession, base_url: str, count: int, parallel: int = 20
+) -> list[tuple[int, str]]:
     """Guest viewers (user id, token), created through the real sign-in endpoint."""
     gate = asyncio.Semaphore(parallel)
 
     async def one(index: int) -> tuple[int, str]:
         async with gate:
-            status, body = await call(http, "POST", f"{base_url}/api/auth/guest", None, {"display_name": f"Buyer {index}"})
+            status, body = await call(
+                http, "POST", f"{base_url}/api/auth/guest", None, {"display_name": f"Buyer {index}"}
+            )
             assert status == 200, body
             return body["user"]["id"], body["token"]
 
@@ -91,7 +95,9 @@ class Ledger:
 async def ledger(dsn: str, sale_id: int) -> Ledger:
     conn = await asyncpg.connect(dsn)
     try:
-        sale = await conn.fetchrow("SELECT allocated, available, state::text, sku_id FROM flash_sales WHERE id = $1", sale_id)
+        sale = await conn.fetchrow(
+            "SELECT allocated, available, state::text, sku_id FROM flash_sales WHERE id = $1", sale_id
+        )
         taken = await conn.fetchval(
             "SELECT coalesce(sum(quantity), 0) FROM orders WHERE sale_id = $1 AND status IN ('reserved', 'paid', 'refunded')",
             sale_id,
@@ -107,7 +113,9 @@ async def ledger(dsn: str, sale_id: int) -> Ledger:
             )
         )
         ledger_rows = dict(
-            await conn.fetch("SELECT user_id, units FROM sale_buyers WHERE sale_id = $1 AND units > 0", sale_id)
+            await conn.fetch(
+                "SELECT user_id, units FROM sale_buyers WHERE sale_id = $1 AND units > 0", sale_id
+            )
         )
         sku = await conn.fetchrow("SELECT on_hand, reserved FROM skus WHERE id = $1", sale["sku_id"])
         answers = await conn.fetchval("SELECT count(*) FROM order_attempts WHERE sale_id = $1", sale_id)

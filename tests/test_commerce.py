@@ -13,7 +13,9 @@ from room_client import RoomClient
 async def _counts(database_url: str) -> tuple[int, int]:
     conn = await asyncpg.connect(dsn_of(database_url))
     try:
-        return await conn.fetchval("SELECT count(*) FROM orders"), await conn.fetchval("SELECT count(*) FROM order_attempts")
+        return await conn.fetchval("SELECT count(*) FROM orders"), await conn.fetchval(
+            "SELECT count(*) FROM order_attempts"
+        )
     finally:
         await conn.close()
 
@@ -21,8 +23,16 @@ async def _counts(database_url: str) -> tuple[int, int]:
 async def test_reserve_then_repeated_key_returns_the_first_answer(server, database_url):
     world = await server.seed(stock=50)
     async with aiohttp.ClientSession() as http:
-        sale = await start_sale(http, server.url, world.tokens["operator"], room_id=world.room_id, sku_id=world.sku_id,
-                                allocated=10, per_user_limit=2, price=500)
+        sale = await start_sale(
+            http,
+            server.url,
+            world.tokens["operator"],
+            room_id=world.room_id,
+            sku_id=world.sku_id,
+            allocated=10,
+            per_user_limit=2,
+            price=500,
+        )
         assert sale["state"] == "live" and sale["available"] == 10 and sale["list_price_minor"] == 1999
         [(buyer_id, token)] = await guests(http, server.url, 1)
         key = new_key()
@@ -34,7 +44,9 @@ async def test_reserve_then_repeated_key_returns_the_first_answer(server, databa
         assert order["user_id"] == buyer_id and order["reserved_until"] is not None
         status, again = await call(http, "POST", f"{server.url}/api/orders", token, body)
         assert status == 200 and again == first
-        status, third = await call(http, "POST", f"{server.url}/api/orders", token, {**body, "idempotency_key": new_key()})
+        status, third = await call(
+            http, "POST", f"{server.url}/api/orders", token, {**body, "idempotency_key": new_key()}
+        )
         assert status == 409 and third["error"]["code"] == "limit_exceeded"
     book = await ledger(dsn_of(database_url), sale["sale_id"])
     assert (book.taken, book.available, book.allocated) == (2, 8, 10)
@@ -46,10 +58,23 @@ async def test_bad_input_gets_typed_errors_and_writes_nothing(server, database_u
     world = await server.seed(stock=20)
     other = await server.seed(stock=20)
     async with aiohttp.ClientSession() as http:
-        sale = await start_sale(http, server.url, world.tokens["operator"], room_id=world.room_id, sku_id=world.sku_id,
-                                allocated=5)
-        later = await start_sale(http, server.url, other.tokens["operator"], room_id=other.room_id, sku_id=other.sku_id,
-                                 allocated=5, starts_at=(datetime.now(UTC) + timedelta(hours=1)).isoformat())
+        sale = await start_sale(
+            http,
+            server.url,
+            world.tokens["operator"],
+            room_id=world.room_id,
+            sku_id=world.sku_id,
+            allocated=5,
+        )
+        later = await start_sale(
+            http,
+            server.url,
+            other.tokens["operator"],
+            room_id=other.room_id,
+            sku_id=other.sku_id,
+            allocated=5,
+            starts_at=(datetime.now(UTC) + timedelta(hours=1)).isoformat(),
+        )
         assert later["state"] == "scheduled"
         [(_, token)] = await guests(http, server.url, 1)
         url = f"{server.url}/api/orders"
@@ -58,27 +83,58 @@ async def test_bad_input_gets_typed_errors_and_writes_nothing(server, database_u
             ({"sale_id": sale["sale_id"], "quantity": 0, "idempotency_key": new_key()}, 400, "invalid"),
             ({"sale_id": sale["sale_id"], "quantity": 10**15, "idempotency_key": new_key()}, 400, "invalid"),
             ({"sale_id": sale["sale_id"], "quantity": "1", "idempotency_key": new_key()}, 400, "invalid"),
-            ({"sale_id": sale["sale_id"], "quantity": 1, "idempotency_key": "no spaces allowed"}, 400, "invalid"),
+            (
+                {"sale_id": sale["sale_id"], "quantity": 1, "idempotency_key": "no spaces allowed"},
+                400,
+                "invalid",
+            ),
             ({"sale_id": sale["sale_id"], "quantity": 1, "idempotency_key": "short"}, 400, "invalid"),
             ({"sale_id": sale["sale_id"], "quantity": 1}, 400, "invalid"),
             ({"sale_id": 999_999, "quantity": 1, "idempotency_key": new_key()}, 404, "not_found"),
-            ({"room_id": world.room_id, "sku_id": 999_999, "quantity": 1, "idempotency_key": new_key()}, 404, "not_found"),
-            ({"room_id": world.room_id, "sku_id": other.sku_id, "quantity": 1, "idempotency_key": new_key()}, 400,
-             "invalid"),
-            ({"sale_id": sale["sale_id"], "room_id": other.room_id, "quantity": 1, "idempotency_key": new_key()}, 400,
-             "invalid"),
-            ({"sale_id": sale["sale_id"], "quantity": 1, "idempotency_key": new_key(), "price": 0}, 400, "invalid"),
+            (
+                {"room_id": world.room_id, "sku_id": 999_999, "quantity": 1, "idempotency_key": new_key()},
+                404,
+                "not_found",
+            ),
+            (
+                {
+                    "room_id": world.room_id,
+                    "sku_id": other.sku_id,
+                    "quantity": 1,
+                    "idempotency_key": new_key(),
+                },
+                400,
+                "invalid",
+            ),
+            (
+                {
+                    "sale_id": sale["sale_id"],
+                    "room_id": other.room_id,
+                    "quantity": 1,
+                    "idempotency_key": new_key(),
+                },
+                400,
+                "invalid",
+            ),
+            (
+                {"sale_id": sale["sale_id"], "quantity": 1, "idempotency_key": new_key(), "price": 0},
+                400,
+                "invalid",
+            ),
         ]
         for body, status_expected, code in cases:
             status, answer = await call(http, "POST", url, token, body)
             assert (status, answer["error"]["code"]) == (status_expected, code), body
-        status, answer = await call(http, "POST", url, None, {"sale_id": sale["sale_id"], "quantity": 1,
-                                                              "idempotency_key": new_key()})
+        status, answer = await call(
+            http, "POST", url, None, {"sale_id": sale["sale_id"], "quantity": 1, "idempotency_key": new_key()}
+        )
         assert status == 401
         assert await _counts(database_url) == (0, 0)
         # a sale that is not live answers, and that answer is the key's first answer
         key = new_key()
-        status, answer = await call(http, "POST", url, token, {"sale_id": later["sale_id"], "idempotency_key": key})
+        status, answer = await call(
+            http, "POST", url, token, {"sale_id": later["sale_id"], "idempotency_key": key}
+        )
         assert (status, answer["error"]["code"]) == (409, "not_started")
     assert await _counts(database_url) == (0, 1)
 
@@ -94,30 +150,58 @@ async def test_operator_api_is_role_checked_and_audited(server, database_url):
         [(_, viewer)] = await guests(http, server.url, 1)
         status, _ = await call(http, "POST", f"{server.url}/api/sales", viewer, body)
         assert status == 403
-        status, _ = await call(http, "POST", f"{server.url}/api/skus/{world.sku_id}/stock", world.tokens["anchor"],
-                               {"delta": 5})
+        status, _ = await call(
+            http, "POST", f"{server.url}/api/skus/{world.sku_id}/stock", world.tokens["anchor"], {"delta": 5}
+        )
         assert status == 403
-        status, stock = await call(http, "POST", f"{server.url}/api/skus/{world.sku_id}/stock",
-                                   world.tokens["operator"], {"delta": 5})
+        status, stock = await call(
+            http,
+            "POST",
+            f"{server.url}/api/skus/{world.sku_id}/stock",
+            world.tokens["operator"],
+            {"delta": 5},
+        )
         assert status == 200 and stock["on_hand"] == 35
-        sale = await start_sale(http, server.url, world.tokens["anchor"], room_id=world.room_id, sku_id=world.sku_id,
-                                allocated=30)
-        status, answer = await call(http, "POST", f"{server.url}/api/skus/{world.sku_id}/stock",
-                                    world.tokens["operator"], {"delta": -10})
+        sale = await start_sale(
+            http, server.url, world.tokens["anchor"], room_id=world.room_id, sku_id=world.sku_id, allocated=30
+        )
+        status, answer = await call(
+            http,
+            "POST",
+            f"{server.url}/api/skus/{world.sku_id}/stock",
+            world.tokens["operator"],
+            {"delta": -10},
+        )
         assert (status, answer["error"]["code"]) == (409, "insufficient_stock")
         status, answer = await call(http, "POST", f"{server.url}/api/sales", world.tokens["operator"], body)
         assert (status, answer["error"]["code"]) == (409, "conflict")
-        status, _ = await call(http, "POST", f"{server.url}/api/sales/{sale['sale_id']}/end", other.tokens["operator"])
+        status, _ = await call(
+            http, "POST", f"{server.url}/api/sales/{sale['sale_id']}/end", other.tokens["operator"]
+        )
         assert status == 403
-        status, product = await call(http, "POST", f"{server.url}/api/products", world.tokens["operator"],
-                                     {"name": "Honey", "image_url": "https://example.com/h.jpg"})
+        status, product = await call(
+            http,
+            "POST",
+            f"{server.url}/api/products",
+            world.tokens["operator"],
+            {"name": "Honey", "image_url": "https://example.com/h.jpg"},
+        )
         assert status == 201
-        status, sku = await call(http, "POST", f"{server.url}/api/products/{product['product_id']}/skus",
-                                 world.tokens["operator"], {"code": "HONEY", "name": "Jar", "price_minor": 900,
-                                                            "on_hand": 4})
+        status, sku = await call(
+            http,
+            "POST",
+            f"{server.url}/api/products/{product['product_id']}/skus",
+            world.tokens["operator"],
+            {"code": "HONEY", "name": "Jar", "price_minor": 900, "on_hand": 4},
+        )
         assert status == 201
-        status, answer = await call(http, "POST", f"{server.url}/api/sales", world.tokens["operator"],
-                                    {**body, "sku_id": sku["sku_id"], "allocated": 5})
+        status, answer = await call(
+            http,
+            "POST",
+            f"{server.url}/api/sales",
+            world.tokens["operator"],
+            {**body, "sku_id": sku["sku_id"], "allocated": 5},
+        )
         assert (status, answer["error"]["code"]) == (409, "insufficient_stock")
         status, inventory = await call(http, "GET", f"{server.url}/api/inventory", world.tokens["anchor"])
         assert {row["code"]: row["available"] for row in inventory["skus"]} == {"TEA": 5, "HONEY": 4}
@@ -132,32 +216,58 @@ async def test_operator_api_is_role_checked_and_audited(server, database_url):
 async def test_restock_reopens_a_sold_out_sale_and_everyone_sees_it(server, database_url):
     world = await server.seed(stock=10)
     async with aiohttp.ClientSession() as http:
-        sale = await start_sale(http, server.url, world.tokens["operator"], room_id=world.room_id, sku_id=world.sku_id,
-                                allocated=1, per_user_limit=5)
+        sale = await start_sale(
+            http,
+            server.url,
+            world.tokens["operator"],
+            room_id=world.room_id,
+            sku_id=world.sku_id,
+            allocated=1,
+            per_user_limit=5,
+        )
         [(_, first), (_, second)] = await guests(http, server.url, 2)
         watcher = await RoomClient.connect(server.room_ws(world.room_id, second))
         try:
             snapshot = await watcher.event("snapshot")
             assert [s["sale_id"] for s in snapshot["data"]["sales"]] == [sale["sale_id"]]
             order = {"sale_id": sale["sale_id"], "quantity": 1}
-            status, _ = await call(http, "POST", f"{server.url}/api/orders", first, {**order, "idempotency_key": new_key()})
+            status, _ = await call(
+                http, "POST", f"{server.url}/api/orders", first, {**order, "idempotency_key": new_key()}
+            )
             assert status == 200
             await watcher.event("sale.sold_out", sale_id=sale["sale_id"])
             await watcher.event("stock", sale_id=sale["sale_id"], available=0, state="sold_out")
-            status, answer = await call(http, "POST", f"{server.url}/api/orders", second,
-                                        {**order, "idempotency_key": new_key()})
+            status, answer = await call(
+                http, "POST", f"{server.url}/api/orders", second, {**order, "idempotency_key": new_key()}
+            )
             assert answer["error"]["code"] == "sold_out"
-            status, view = await call(http, "POST", f"{server.url}/api/sales/{sale['sale_id']}/restock",
-                                      world.tokens["operator"], {"units": 3, "receive": True})
-            assert status == 200 and view["state"] == "live" and view["available"] == 3 and view["allocated"] == 4
+            status, view = await call(
+                http,
+                "POST",
+                f"{server.url}/api/sales/{sale['sale_id']}/restock",
+                world.tokens["operator"],
+                {"units": 3, "receive": True},
+            )
+            assert (
+                status == 200
+                and view["state"] == "live"
+                and view["available"] == 3
+                and view["allocated"] == 4
+            )
             await watcher.event("sale.live", sale_id=sale["sale_id"])
             await watcher.event("stock", sale_id=sale["sale_id"], available=3, state="live")
-            status, view = await call(http, "POST", f"{server.url}/api/sales/{sale['sale_id']}/price",
-                                      world.tokens["operator"], {"sale_price_minor": 777})
+            status, view = await call(
+                http,
+                "POST",
+                f"{server.url}/api/sales/{sale['sale_id']}/price",
+                world.tokens["operator"],
+                {"sale_price_minor": 777},
+            )
             assert view["sale_price_minor"] == 777
             await watcher.event("sale.repriced", sale_price_minor=777)
-            status, answer = await call(http, "POST", f"{server.url}/api/orders", second,
-                                        {**order, "idempotency_key": new_key()})
+            status, answer = await call(
+                http, "POST", f"{server.url}/api/orders", second, {**order, "idempotency_key": new_key()}
+            )
             assert answer["order"]["amount_minor"] == 777
         finally:
             await watcher.close()
@@ -169,17 +279,37 @@ async def test_restock_reopens_a_sold_out_sale_and_everyone_sees_it(server, data
 async def test_ending_a_sale_gives_unsold_units_back_to_the_sku(server, database_url):
     world = await server.seed(stock=10)
     async with aiohttp.ClientSession() as http:
-        sale = await start_sale(http, server.url, world.tokens["operator"], room_id=world.room_id, sku_id=world.sku_id,
-                                allocated=6)
+        sale = await start_sale(
+            http,
+            server.url,
+            world.tokens["operator"],
+            room_id=world.room_id,
+            sku_id=world.sku_id,
+            allocated=6,
+        )
         [(_, buyer)] = await guests(http, server.url, 1)
-        await call(http, "POST", f"{server.url}/api/orders", buyer, {"sale_id": sale["sale_id"], "idempotency_key": new_key()})
-        status, view = await call(http, "POST", f"{server.url}/api/sales/{sale['sale_id']}/end", world.tokens["operator"])
+        await call(
+            http,
+            "POST",
+            f"{server.url}/api/orders",
+            buyer,
+            {"sale_id": sale["sale_id"], "idempotency_key": new_key()},
+        )
+        status, view = await call(
+            http, "POST", f"{server.url}/api/sales/{sale['sale_id']}/end", world.tokens["operator"]
+        )
         assert status == 200 and view["state"] == "ended"
-        status, answer = await call(http, "POST", f"{server.url}/api/orders", buyer,
-                                    {"sale_id": sale["sale_id"], "idempotency_key": new_key()})
+        status, answer = await call(
+            http,
+            "POST",
+            f"{server.url}/api/orders",
+            buyer,
+            {"sale_id": sale["sale_id"], "idempotency_key": new_key()},
+        )
         assert answer["error"]["code"] == "ended"
-        status, answer = await call(http, "POST", f"{server.url}/api/sales/{sale['sale_id']}/end",
-                                    world.tokens["operator"])
+        status, answer = await call(
+            http, "POST", f"{server.url}/api/sales/{sale['sale_id']}/end", world.tokens["operator"]
+        )
         assert answer["error"]["code"] == "ended"
     book = await ledger(dsn_of(database_url), sale["sale_id"])
     assert book.sku_reserved == 1  # only the unpaid order's unit is still promised
@@ -193,8 +323,16 @@ async def test_scheduled_sale_goes_live_and_ends_on_its_clock(server, database_u
         try:
             await watcher.event("snapshot")
             starts = datetime.now(UTC) + timedelta(seconds=1)
-            sale = await start_sale(http, server.url, world.tokens["operator"], room_id=world.room_id,
-                                    sku_id=world.sku_id, allocated=4, starts_at=starts.isoformat(), duration_s=1.5)
+            sale = await start_sale(
+                http,
+                server.url,
+                world.tokens["operator"],
+                room_id=world.room_id,
+                sku_id=world.sku_id,
+                allocated=4,
+                starts_at=starts.isoformat(),
+                duration_s=1.5,
+            )
             assert sale["state"] == "scheduled" and sale["starts_in_s"] > 0
             await watcher.event("sale.scheduled", sale_id=sale["sale_id"])
             await watcher.event("sale.live", sale_id=sale["sale_id"])
@@ -209,8 +347,15 @@ async def test_scheduled_sale_goes_live_and_ends_on_its_clock(server, database_u
 async def test_orders_over_the_room_socket_with_private_results_and_staff_feed(server, database_url):
     world = await server.seed(stock=10)
     async with aiohttp.ClientSession() as http:
-        sale = await start_sale(http, server.url, world.tokens["operator"], room_id=world.room_id, sku_id=world.sku_id,
-                                allocated=3, price=1234)
+        sale = await start_sale(
+            http,
+            server.url,
+            world.tokens["operator"],
+            room_id=world.room_id,
+            sku_id=world.sku_id,
+            allocated=3,
+            price=1234,
+        )
         [(_, buyer), (_, bystander)] = await guests(http, server.url, 2)
     staff = await RoomClient.connect(server.room_ws(world.room_id, world.tokens["operator"]))
     viewer = await RoomClient.connect(server.room_ws(world.room_id, buyer))
@@ -219,12 +364,21 @@ async def test_orders_over_the_room_socket_with_private_results_and_staff_feed(s
         for client in (staff, viewer, other):
             await client.event("snapshot")
         key = new_key()
-        placed = await viewer.ok("order.place", {"sale_id": sale["sale_id"], "quantity": 1, "idempotency_key": key})
+        placed = await viewer.ok(
+            "order.place", {"sale_id": sale["sale_id"], "quantity": 1, "idempotency_key": key}
+        )
         assert placed["outcome"] == "reserved" and placed["order"]["amount_minor"] == 1234
-        assert await viewer.ok("order.place", {"sale_id": sale["sale_id"], "quantity": 1, "idempotency_key": key}) == placed
+        assert (
+            await viewer.ok(
+                "order.place", {"sale_id": sale["sale_id"], "quantity": 1, "idempotency_key": key}
+            )
+            == placed
+        )
         by_sku = await viewer.send("order.place", {"sku_id": world.sku_id, "idempotency_key": new_key()})
         assert by_sku["type"] == "error" and by_sku["error"]["code"] == "limit_exceeded"
-        bad = await viewer.send("order.place", {"sale_id": sale["sale_id"], "quantity": -5, "idempotency_key": key})
+        bad = await viewer.send(
+            "order.place", {"sale_id": sale["sale_id"], "quantity": -5, "idempotency_key": key}
+        )
         assert bad["error"]["code"] == "invalid"
         order_id = placed["order"]["order_id"]
         await viewer.event("order.updated", order_id=order_id, status="reserved")
@@ -258,8 +412,15 @@ async def test_product_card_shows_the_running_sale(server):
 
     world = await server.seed(stock=10)
     async with aiohttp.ClientSession() as http:
-        sale = await start_sale(http, server.url, world.tokens["operator"], room_id=world.room_id, sku_id=world.sku_id,
-                                allocated=4, price=555)
+        sale = await start_sale(
+            http,
+            server.url,
+            world.tokens["operator"],
+            room_id=world.room_id,
+            sku_id=world.sku_id,
+            allocated=4,
+            price=555,
+        )
     async with server.app[SESSIONS]() as session:
         card = await product_card(session, world.product_id)
     [sku] = card["skus"]
@@ -271,16 +432,31 @@ async def test_product_card_shows_the_running_sale(server):
 async def test_dashboard_counts_paid_orders_and_exports_csv(server):
     world = await server.seed(stock=10)
     async with aiohttp.ClientSession() as http:
-        sale = await start_sale(http, server.url, world.tokens["operator"], room_id=world.room_id, sku_id=world.sku_id,
-                                allocated=5, per_user_limit=3, price=300)
+        sale = await start_sale(
+            http,
+            server.url,
+            world.tokens["operator"],
+            room_id=world.room_id,
+            sku_id=world.sku_id,
+            allocated=5,
+            per_user_limit=3,
+            price=300,
+        )
         buyers = await guests(http, server.url, 3)
         for index, (_, token) in enumerate(buyers):
-            status, answer = await call(http, "POST", f"{server.url}/api/orders", token,
-                                        {"sale_id": sale["sale_id"], "quantity": index + 1, "idempotency_key": new_key()})
+            status, answer = await call(
+                http,
+                "POST",
+                f"{server.url}/api/orders",
+                token,
+                {"sale_id": sale["sale_id"], "quantity": index + 1, "idempotency_key": new_key()},
+            )
             if answer.get("outcome") == "reserved" and index < 2:
                 order_id = answer["order"]["order_id"]
                 status, _ = await call(http, "POST", f"{server.url}/api/orders/{order_id}/pay", token)
-                status, _ = await call(http, "POST", f"{server.url}/api/orders/{order_id}/test-confirm", token)
+                status, _ = await call(
+                    http, "POST", f"{server.url}/api/orders/{order_id}/test-confirm", token
+                )
                 assert status == 200
         url = f"{server.url}/api/rooms/{world.room_id}/dashboard"
         status, data = await call(http, "GET", url, buyers[0][1])

@@ -72,9 +72,9 @@ def test_sale_phase(sale, expected):
 
 
 def test_sold_out_state_answers_sold_out_and_closed_phases_answer_for_every_tap():
-    assert decide_batch(snapshot(state=SaleState.SOLD_OUT, available=0), [Tap(1, "k-0000001", 1)], {}).outcomes == [
-        Outcome.SOLD_OUT
-    ]
+    assert decide_batch(
+        snapshot(state=SaleState.SOLD_OUT, available=0), [Tap(1, "k-0000001", 1)], {}
+    ).outcomes == [Outcome.SOLD_OUT]
     plan = decide_batch(snapshot(state=SaleState.ENDED), [Tap(1, "k-0000001", 1), Tap(2, "k-0000002", 1)], {})
     assert plan.outcomes == [Outcome.ENDED, Outcome.ENDED] and plan.taken == 0
 
@@ -90,8 +90,19 @@ def test_stock_throttle_sends_at_most_once_per_interval_and_again_after_a_late_c
 
 @pytest.mark.parametrize(
     ("quantity", "key"),
-    [(0, "good-key-1"), (-1, "good-key-1"), (101, "good-key-1"), (10**12, "good-key-1"), ("1", "good-key-1"),
-     (True, "good-key-1"), (1, "short"), (1, "has space in it"), (1, "x" * 101), (1, None), (1, 12345678)],
+    [
+        (0, "good-key-1"),
+        (-1, "good-key-1"),
+        (101, "good-key-1"),
+        (10**12, "good-key-1"),
+        ("1", "good-key-1"),
+        (True, "good-key-1"),
+        (1, "short"),
+        (1, "has space in it"),
+        (1, "x" * 101),
+        (1, None),
+        (1, 12345678),
+    ],
 )
 def test_bad_order_input_is_a_typed_invalid_error(quantity, key):
     with pytest.raises(AppError) as caught:

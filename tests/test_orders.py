@@ -1,0 +1,240 @@
+"""Orders under real concurrency against real PostgreSQL, through the real server (HTTP and WS)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import Counter
+
+import aiohttp
+import asyncpg
+import pytest
+from commerce_client import call, dsn_of, guests, ledger, new_key, start_sale
+from helpers import start_server, wait_for
+from room_client import RoomClient
+from sqlalchemy import text
+
+from livecommerce.appkeys import ENGINE
+from livecommerce.commerce.expiry import sweep_once
+
+
+def check_balanced(book, allocated: int, limit: int) -> None:
+    assert book.allocated == allocated
+    assert book.available >= 0
+    assert book.taken + book.available == book.allocated
+    assert book.sku_reserved <= book.on_hand
+    assert all(units <= limit for units in book.per_user.values())
+    open_units = {user: units for user, units in book.per_user.items() if units}
+    assert book.ledger_per_user == open_units
+
+
+@pytest.mark.parametrize("batching", [True, False], ids=["batched", "row_lock"])
+async def test_hundreds_of_buyers_on_one_sku_never_oversell(settings, database_url, batching):
+    """300 buyers, 3 taps each (two keys, one of them sent twice), half over HTTP, half over WS."""
+    server = await start_server(settings.model_copy(update={"order_batching": batching}))
+    try:
+        world = await server.seed(stock=500)
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200)) as http:
+            sale = await start_sale(
+                http,
+                server.url,
+                world.tokens["operator"],
+                room_id=world.room_id,
+                sku_id=world.sku_id,
+                allocated=100,
+                per_user_limit=2,
+            )
+            buyers = await guests(http, server.url, 300)
+            sockets = await asyncio.gather(
+                *(RoomClient.connect(server.room_ws(world.room_id, token)) for _, token in buyers[150:])
+            )
+            try:
+                await asyncio.gather(*(client.event("snapshot", timeout=60) for client in sockets))
+                body = {"sale_id": sale["sale_id"], "quantity": 1}
+
+                async def over_http(token: str, key: str) -> dict:
+                    status, answer = await call(
+                        http, "POST", f"{server.url}/api/orders", token, {**body, "idempotency_key": key}
+                    )
+                    assert status in (200, 409), answer
+                    return answer if status == 200 else {"outcome": answer["error"]["code"], "order": None}
+
+                async def over_ws(client: RoomClient, key: str) -> dict:
+                    reply = await client.send(
+                        "order.place",
+                        {**body, "idempotency_key": key},
+                    )
+                    if reply["type"] == "ack":
+                        return reply["data"]
+                    return {"outcome": reply["error"]["code"], "order": None}
+
+                keys = [(new_key(), new_key()) for _ in buyers]
+                taps = []
+                for index, (first, second) in enumerate(keys):
+                    token = buyers[index][1]
+                    send = (
+                        (lambda key, t=token: over_http(t, key))
+                        if index < 150
+                        else (lambda key, c=sockets[index - 150]: over_ws(c, key))
+                    )
+                    taps += [
+                        (index, first, send(first)),
+                        (index, second, send(second)),
+                        (index, first, send(first)),
+                    ]
+                random.shuffle(taps)
+                answers = await asyncio.gather(*(coro for _, _, coro in taps))
+            finally:
+                await asyncio.gather(*(client.close() for client in sockets))
+        by_key: dict[str, list[dict]] = {}
+        for (_, key, _), answer in zip(taps, answers, strict=True):
+            by_key.setdefault(key, []).append(answer)
+        for key, same in by_key.items():
+            assert all(answer == same[0] for answer in same), key  # a repeated key gets the first answer
+        outcomes = Counter(same[0]["outcome"] for same in by_key.values())
+        assert outcomes["reserved"] == 100
+        assert set(outcomes) <= {"reserved", "sold_out", "limit_exceeded"}
+        book = await ledger(dsn_of(database_url), sale["sale_id"])
+        check_balanced(book, allocated=100, limit=2)
+        assert book.available == 0 and book.state == "sold_out" and book.taken == 100
+        assert book.answers == len(by_key)  # every key answered exactly once
+        acknowledged = {same[0]["order"]["order_id"] for same in by_key.values() if same[0]["order"]}
+        conn = await asyncpg.connect(dsn_of(database_url))
+        try:
+            stored = {
+                row["id"]
+                for row in await conn.fetch("SELECT id FROM orders WHERE sale_id = $1", sale["sale_id"])
+            }
+        finally:
+            await conn.close()
+        assert stored == acknowledged
+    finally:
+        await server.runner.cleanup()
+
+
+async def test_expiry_cancel_and_restock_interleave_with_buying(server, database_url):
+    world = await server.seed(stock=100)
+    dsn = dsn_of(database_url)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100)) as http:
+        sale = await start_sale(
+            http,
+            server.url,
+            world.tokens["operator"],
+            room_id=world.room_id,
+            sku_id=world.sku_id,
+            allocated=20,
+            per_user_limit=1,
+        )
+        buyers = await guests(http, server.url, 120)
+        cancelled = 0
+
+        async def buy_and_maybe_cancel(token: str) -> None:
+            nonlocal cancelled
+            for _ in range(3):
+                status, answer = await call(
+                    http,
+                    "POST",
+                    f"{server.url}/api/orders",
+                    token,
+                    {"sale_id": sale["sale_id"], "idempotency_key": new_key()},
+                )
+                if status == 200 and random.random() < 0.3:
+                    order_id = answer["order"]["order_id"]
+                    status, _ = await call(http, "POST", f"{server.url}/api/orders/{order_id}/cancel", token)
+                    cancelled += status == 200
+
+        async def expire_some() -> None:
+            conn = await asyncpg.connect(dsn)
+            try:
+                for _ in range(15):
+                    await conn.execute(
+                        "UPDATE orders SET reserved_until = now() - interval '1 second' WHERE id IN "
+                        "(SELECT id FROM orders WHERE status = 'reserved' ORDER BY random() LIMIT 3)"
+                    )
+                    await asyncio.sleep(0.05)
+            finally:
+                await conn.close()
+
+        async def restock() -> None:
+            for _ in range(2):
+                await asyncio.sleep(0.1)
+                status, _ = await call(
+                    http,
+                    "POST",
+                    f"{server.url}/api/sales/{sale['sale_id']}/restock",
+                    world.tokens["operator"],
+                    {"units": 10},
+                )
+                assert status == 200
+
+        await asyncio.gather(*(buy_and_maybe_cancel(token) for _, token in buyers), expire_some(), restock())
+
+    async def nothing_due() -> bool:
+        conn = await asyncpg.connect(dsn)
+        try:
+            return not await conn.fetchval(
+                "SELECT count(*) FROM orders WHERE status = 'reserved' AND reserved_until <= now()"
+            )
+        finally:
+            await conn.close()
+
+    await wait_for(nothing_due, timeout=30, message="the sweeper to expire every due order")
+    book = await ledger(dsn, sale["sale_id"])
+    check_balanced(book, allocated=40, limit=1)
+    assert book.sku_reserved == 40
+    conn = await asyncpg.connect(dsn)
+    try:
+        statuses = dict(await conn.fetch("SELECT status::text, count(*) FROM orders GROUP BY 1"))
+    finally:
+        await conn.close()
+    assert statuses.get("cancelled", 0) == cancelled
+    assert statuses.get("expired", 0) > 0
+
+
+async def test_several_sweepers_expire_each_order_once(server, database_url):
+    """Sweepers on several nodes: SKIP LOCKED splits the work, each order's units come back once."""
+    world = await server.seed(stock=300)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100)) as http:
+        sale = await start_sale(
+            http,
+            server.url,
+            world.tokens["operator"],
+            room_id=world.room_id,
+            sku_id=world.sku_id,
+            allocated=200,
+            per_user_limit=2,
+        )
+        buyers = await guests(http, server.url, 100)
+        await asyncio.gather(
+            *(
+                call(
+                    http,
+                    "POST",
+                    f"{server.url}/api/orders",
+                    token,
+                    {"sale_id": sale["sale_id"], "quantity": 2, "idempotency_key": new_key()},
+                )
+                for _, token in buyers
+            )
+        )
+    book = await ledger(dsn_of(database_url), sale["sale_id"])
+    assert book.reserved_orders == 100 and book.available == 0
+    engine = server.app[ENGINE]
+    async with engine.begin() as conn:
+        await conn.execute(text("UPDATE orders SET reserved_until = now() - interval '1 second'"))
+    expired: list[int] = []
+
+    async def node() -> None:
+        while True:
+            async with engine.begin() as conn:
+                closed = await sweep_once(conn, limit=7)
+            if not closed.orders:
+                return
+            expired.extend(order["order_id"] for order in closed.orders)
+
+    await asyncio.gather(*(node() for _ in range(4)))
+    book = await ledger(dsn_of(database_url), sale["sale_id"])
+    assert len(expired) == len(set(expired)) <= 100
+    assert book.reserved_orders == 0 and book.available == 200 and book.state == "live"
+    check_balanced(book, allocated=200, limit=2)
+    assert book.ledger_per_user == {}
