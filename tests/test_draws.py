@@ -9,17 +9,22 @@ import sys
 from datetime import UTC, datetime, timedelta
 
 import aiohttp
+import orjson
 import pytest
+from aiohttp import web
 from helpers import ROOT, wait_for
+from prometheus_client import CollectorRegistry
 from room_client import RoomClient
 from sqlalchemy import update
 
+from livecommerce import accounts
 from livecommerce.appkeys import SESSIONS
 from livecommerce.commerce.draw_verification import verify
-from livecommerce.commerce.draws import StartDraw, mentions_keyword
-from livecommerce.db.models import Draw, DrawWinner, Order, OrderKind, OrderStatus, Sku, StreamSession
+from livecommerce.commerce.draws import DrawService, StartDraw, draw_record, mentions_keyword
+from livecommerce.db.engine import make_engine, make_sessionmaker
+from livecommerce.db.models import Draw, DrawWinner, Order, OrderKind, OrderStatus, Role, Sku, StreamSession
 from livecommerce.errors import AppError
-from livecommerce.realtime.hub import HUB
+from livecommerce.realtime.hub import HUB, Hub
 from livecommerce.web.http import parse
 
 SHIPPING = {
@@ -449,3 +454,56 @@ async def test_verify_draw_command_checks_the_database_and_a_server(server, sett
         assert "does NOT verify" in err and "winners:" in err
     code, out, err = await run_cli(settings, "verify-draw", "999999")
     assert code == 1 and "not_found" in err
+
+
+async def test_racing_closers_close_a_due_draw_exactly_once(settings):
+    """Several nodes' closers (and a staff close) find the same due draw: one closes it, the
+    others do nothing, and the room hears `draw.closed` once."""
+    engine = make_engine(settings.database_url, pool_size=5)
+    app = web.Application()
+    app[SESSIONS] = make_sessionmaker(engine)
+    hub = Hub(app, settings, CollectorRegistry())
+    await hub.start()
+    try:
+        async with app[SESSIONS].begin() as session:
+            merchant = await accounts.create_merchant(session, name="Shop", slug="race-shop")
+            room = await accounts.create_room(session, merchant_id=merchant.id, title="Live")
+            anchor = await accounts.create_user(
+                session,
+                login="race-anchor@test",
+                password="password123",
+                role=Role.ANCHOR,
+                display_name="Anchor",
+                merchant_id=merchant.id,
+            )
+            viewers = [await accounts.create_guest(session, f"V{i}") for i in range(6)]
+        racers = [DrawService(app[SESSIONS], hub, 0) for _ in range(4)]
+        spec = parse(StartDraw, keyword_draw(winners_count=2))
+        started = await racers[0].start(accounts.principal_of(anchor), room.id, spec)
+        for viewer in viewers:
+            await racers[1].enter(accounts.principal_of(viewer), room.id)
+        async with app[SESSIONS].begin() as session:
+            await session.execute(
+                update(Draw).where(Draw.id == started["id"]).values(closes_at=datetime.now(UTC))
+            )
+
+        async def staff_close() -> int:
+            try:
+                await racers[3].close(started["id"], by=accounts.principal_of(anchor))
+            except AppError as exc:
+                assert exc.code == "draw_closed"
+                return 0
+            return 1
+
+        closed = await asyncio.gather(*(racer.close_due() for racer in racers[:3]), staff_close())
+        assert sum(closed) == 1, closed
+        history = await hub.history_after(room.id, 0)
+        types = [orjson.loads(payload)["type"] for _, payload in history.events]
+        assert types.count("draw.closed") == 1, types
+        async with app[SESSIONS]() as session:
+            record = await draw_record(session, started["id"])
+        assert record["entrant_count"] == 6 and len(record["winners"]) == 2
+        assert verify(record).ok
+    finally:
+        await hub.stop()
+        await engine.dispose()
