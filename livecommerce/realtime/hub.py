@@ -193,6 +193,10 @@ class Hub:
             self._room_info[room_id] = info
         return info
 
+    def forget_room_info(self, room_id: int) -> None:
+        """Drop this node's cached settings now; other nodes drop theirs on `room.settings`."""
+        self._room_info.pop(room_id, None)
+
     def context(self, principal: Principal, room: RoomInfo) -> CommandContext:
         return CommandContext(principal, room.room_id, room.merchant_id, self.app, self, room)
 
@@ -333,7 +337,7 @@ class Hub:
     def _observe(self, message: protocol.BrokerMessage) -> None:
         """Events that change what this node enforces, whichever node published them."""
         if message.type == "room.settings":
-            self._room_info.pop(message.room_id, None)
+            self.forget_room_info(message.room_id)
         elif message.type == "user.banned":
             user_id = orjson.loads(message.payload)["data"]["user_id"]
             for conn in self.local_connections(message.room_id, user_id):

@@ -246,7 +246,8 @@ async def _update_room(ctx: CommandContext, action: str, details: dict[str, Any]
             target_id=ctx.room_id,
             details=details,
         )
-    # every node drops its cached room settings when it sees this event
+    ctx.hub.forget_room_info(ctx.room_id)
+    # every other node drops its cached room settings when it sees this event
     await ctx.hub.publish(ctx.room_id, "room.settings", {"slow_mode_seconds": slow_mode}, kind="moderation")
     return int(slow_mode or 0)
 
