@@ -50,7 +50,6 @@ async def _room_page(request: web.Request, name: str) -> web.Response:
         "room_id": str(room.id),
         "room_title": room.title,
         "payments": "test" if settings.payments_test_mode else "stripe",
-        "stripe_key": settings.stripe_publishable_key,
     }
     return _html(_fill(_page(name), values))
 

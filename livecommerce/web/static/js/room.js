@@ -5,6 +5,7 @@ import { ApiError } from "./api.js";
 
 const BACKOFF_MS = [250, 500, 1000, 2000, 4000, 8000];
 const COMMAND_TIMEOUT_MS = 15000;
+const SUBPROTOCOL = "livecommerce.v1";
 
 export class RoomSocket {
   constructor({ roomId, token, onEvent, onSnapshot, onStatus }) {
@@ -40,7 +41,7 @@ export class RoomSocket {
   open() {
     clearTimeout(this.timer);
     this.onStatus(this.attempt ? "reconnecting" : "connecting");
-    const ws = new WebSocket(this.url());
+    const ws = new WebSocket(this.url(), [SUBPROTOCOL]);
     this.ws = ws;
     ws.addEventListener("message", (event) => this.receive(event.data));
     ws.addEventListener("close", (event) => this.closed(ws, event));
@@ -60,6 +61,12 @@ export class RoomSocket {
   handle(message) {
     if (message.type === "ack" || (message.type === "error" && message.id !== undefined)) {
       this.answer(message);
+      return;
+    }
+    if (message.type === "resumed") {
+      // the missed events follow in order; nothing was lost
+      this.attempt = 0;
+      this.onStatus("connected");
       return;
     }
     if (message.type === "snapshot") {

@@ -60,3 +60,20 @@ export async function copyText(button, text) {
   }
   setTimeout(() => (button.textContent = "Copy"), 2000);
 }
+
+// A trigger that runs `task` soon, at most once per `intervalMs` however often it is pulled.
+export function throttled(task, intervalMs) {
+  let timer = null;
+  let last = 0;
+  return () => {
+    if (timer) return;
+    timer = setTimeout(async () => {
+      last = Date.now();
+      try {
+        await task();
+      } finally {
+        timer = null;
+      }
+    }, Math.max(0, last + intervalMs - Date.now()));
+  };
+}

@@ -1,0 +1,289 @@
+// The operator's console: inventory per SKU with restock and reprice, open sales, the live order
+// feed with cancel and refund, chat moderation, and the room's sales dashboard with CSV export.
+
+import { api } from "./api.js";
+import { ChatView, chatEvent } from "./chat.js";
+import { drawChart } from "./chart.js";
+import { countdown, everySecond, money, parseMoney, timeOfDay } from "./format.js";
+import { RoomSocket } from "./room.js";
+import { Shop } from "./shop.js";
+import { staffSession, signOutButton } from "./signin.js";
+import { $, busy, h, roomId, say, show, throttled } from "./ui.js";
+
+const ROOM = roomId();
+let session = null;
+let room = null;
+const shop = new Shop();
+
+async function call(path, body, result) {
+  try {
+    return await api(path, { method: body === undefined ? "GET" : "POST", token: session.token, body });
+  } catch (error) {
+    say(result, error.message, "error");
+    throw error;
+  }
+}
+
+// ---- inventory and sales ---------------------------------------------------------------------
+
+const inventoryResult = $("#inventory-result");
+let skus = [];
+
+const refreshInventory = throttled(async () => {
+  skus = (await call("/api/inventory", undefined, inventoryResult)).skus;
+  renderInventory();
+}, 1000);
+
+function renderInventory() {
+  $("#inventory tbody").replaceChildren(...skus.map((sku) => {
+    const sale = shop.saleFor(sku.sku_id);
+    const restock = h("form", { "aria-label": `Restock ${sku.code}`, onsubmit: (e) => restockSku(e, sku) },
+      h("input", { name: "units", type: "number", min: "1", required: true, "aria-label": `Units to add to ${sku.code}` }),
+      h("button", { type: "submit", text: "Add" }));
+    const reprice = sale
+      ? h("form", { "aria-label": `Sale price of ${sku.code}`, onsubmit: (e) => repriceSale(e, sale) },
+        h("input", { name: "price", inputmode: "decimal", required: true, "aria-label": `New sale price of ${sku.code}`,
+          placeholder: money(sale.sale_price_minor, sale.currency) }),
+        h("button", { type: "submit", text: "Set" }))
+      : h("span", { class: "muted", text: "during a sale" });
+    const pinned = shop.card && shop.card.product_id === sku.product_id;
+    const pin = pinned
+      ? h("button", { type: "button", text: "Unpin", onclick: () => roomCommand("card.unpin", {}, inventoryResult) })
+      : h("button", { type: "button", text: "Pin", onclick: () => roomCommand("card.pin", { product_id: sku.product_id }, inventoryResult) });
+    return h("tr", { dataset: { skuId: sku.sku_id } },
+      h("td", { text: sku.code }), h("td", {}, sku.product, h("span", { class: "variant", text: sku.name })),
+      h("td", { text: money(sku.price_minor, sku.currency) }),
+      h("td", { class: "on-hand", text: sku.on_hand }), h("td", { class: "reserved", text: sku.reserved }),
+      h("td", { class: "available", text: sku.available }),
+      h("td", {}, restock), h("td", {}, reprice), h("td", {}, pin));
+  }));
+  renderSales();
+}
+
+function renderSales() {
+  const sales = [...shop.sales.values()];
+  $("#sales").replaceChildren(...(sales.length ? [h("h3", { text: "Flash sales" })] : []), ...sales.map((sale) => {
+    const sku = skus.find((s) => s.sku_id === sale.sku_id);
+    const when = sale.state === "scheduled" ? `starts in ${countdown(sale.startsAtMs)}` : `ends in ${countdown(sale.endsAtMs)}`;
+    return h("p", { class: "sale-line", dataset: { saleId: sale.sale_id } },
+      h("strong", { text: sku ? sku.code : `SKU ${sale.sku_id}` }),
+      ` · ${money(sale.sale_price_minor, sale.currency)} · `,
+      h("span", { class: "sale-available", text: `${sale.available} of ${sale.allocated} left` }),
+      ` · ${sale.state} · ${when} `,
+      h("button", { type: "button", class: "danger", text: "End sale",
+        onclick: () => call(`/api/sales/${sale.sale_id}/end`, {}, inventoryResult).catch(() => {}) }));
+  }));
+}
+
+// Units added to a SKU during its sale go straight into the sale; otherwise into the warehouse.
+async function restockSku(event, sku) {
+  event.preventDefault();
+  const form = event.target;
+  const units = Number(form.elements.units.value);
+  const sale = shop.saleFor(sku.sku_id);
+  try {
+    await busy(form, () => sale
+      ? call(`/api/sales/${sale.sale_id}/restock`, { units, receive: true }, inventoryResult)
+      : call(`/api/skus/${sku.sku_id}/stock`, { delta: units }, inventoryResult));
+    say(inventoryResult, `Added ${units} to ${sku.code}${sale ? " and its sale" : ""}.`, "ok");
+    form.reset();
+    refreshInventory();
+  } catch {
+    // said by call()
+  }
+}
+
+async function repriceSale(event, sale) {
+  event.preventDefault();
+  const form = event.target;
+  const price = parseMoney(form.elements.price.value, sale.currency);
+  if (price === null) {
+    say(inventoryResult, "Write the price like 12.50.", "error");
+    return;
+  }
+  try {
+    await busy(form, () => call(`/api/sales/${sale.sale_id}/price`, { sale_price_minor: price }, inventoryResult));
+    say(inventoryResult, `Sale price set to ${money(price, sale.currency)}.`, "ok");
+  } catch {
+    // said by call()
+  }
+}
+
+// ---- orders ----------------------------------------------------------------------------------
+
+const ordersResult = $("#orders-result");
+const orders = new Map();
+
+function orderSeen(order, at) {
+  const known = orders.get(order.order_id) || { created_at: at };
+  orders.set(order.order_id, { ...known, ...order });
+  renderOrders();
+}
+
+function renderOrders() {
+  const rows = [...orders.values()].sort((a, b) => b.order_id - a.order_id).slice(0, 200);
+  $("#orders tbody").replaceChildren(...rows.map((order) => {
+    const sku = skus.find((s) => s.sku_id === order.sku_id);
+    let action = null;
+    if (order.status === "reserved") {
+      action = h("button", { type: "button", text: "Cancel", onclick: () => orderAction(order, "cancel", {}) });
+    } else if (order.status === "paid") {
+      action = h("button", { type: "button", text: "Refund", onclick: () => orderAction(order, "refund", { reason: "refunded by the shop" }) });
+    }
+    return h("tr", { dataset: { orderId: order.order_id, status: order.status } },
+      h("td", { text: order.order_id }), h("td", { text: order.created_at ? timeOfDay(order.created_at) : "" }),
+      h("td", { text: order.buyer }), h("td", { text: sku ? sku.code : order.sku_id }),
+      h("td", { text: order.quantity }), h("td", { text: money(order.amount_minor, order.currency) }),
+      h("td", { class: "status", text: order.status }), h("td", {}, action));
+  }));
+}
+
+async function orderAction(order, action, body) {
+  const verb = action === "cancel" ? "Cancel" : "Refund";
+  if (!confirm(`${verb} order #${order.order_id} of ${order.buyer}?`)) return;
+  try {
+    const answer = await call(`/api/orders/${order.order_id}/${action}`, body, ordersResult);
+    orderSeen(answer.order);
+    say(ordersResult, `Order #${order.order_id}: ${answer.order.status}.`, "ok");
+  } catch {
+    // said by call()
+  }
+}
+
+// ---- moderation ------------------------------------------------------------------------------
+
+const moderationResult = $("#moderation-result");
+
+async function roomCommand(type, data, result) {
+  try {
+    const answer = await room.send(type, data);
+    say(result, "");
+    return answer;
+  } catch (error) {
+    say(result, error.message, "error");
+    return null;
+  }
+}
+
+function moderationTools(message) {
+  const name = message.display_name;
+  return [
+    h("button", { type: "button", text: "Delete", "aria-label": `Delete the message of ${name}`,
+      onclick: () => roomCommand("chat.delete", { message_id: message.id }, moderationResult) }),
+    h("button", { type: "button", text: "Mute 10 min", "aria-label": `Mute ${name} for 10 minutes`,
+      onclick: async () => {
+        if (await roomCommand("user.mute", { user_id: message.user_id, seconds: 600 }, moderationResult)) {
+          say(moderationResult, `${name} is muted for 10 minutes.`, "ok");
+        }
+      } }),
+    h("button", { type: "button", text: "Ban", "aria-label": `Ban ${name} from the room`,
+      onclick: async () => {
+        if (!confirm(`Ban ${name} from this room?`)) return;
+        if (await roomCommand("user.ban", { user_id: message.user_id }, moderationResult)) {
+          say(moderationResult, `${name} is banned from the room.`, "ok");
+        }
+      } }),
+  ];
+}
+
+const chat = new ChatView($("#chat-list"), { tools: moderationTools });
+
+$("#slow-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const seconds = Number($("#slow-seconds").value);
+  const answer = await roomCommand("room.slow_mode", { seconds }, moderationResult);
+  if (answer) say(moderationResult, seconds ? `Slow mode: one message every ${seconds} s.` : "Slow mode is off.", "ok");
+});
+
+$("#words-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const words = $("#blocked-words").value.split(",").map((w) => w.trim()).filter(Boolean);
+  const answer = await roomCommand("room.blocked_words", { words }, moderationResult);
+  if (answer) {
+    $("#blocked-words").value = answer.blocked_words.join(", ");
+    say(moderationResult, answer.blocked_words.length ? "Blocked words saved." : "No words are blocked.", "ok");
+  }
+});
+
+// ---- dashboard -------------------------------------------------------------------------------
+
+const dashboardUrl = `/api/rooms/${ROOM}/dashboard`;
+
+const refreshDashboard = throttled(async () => {
+  const data = await call(dashboardUrl, undefined, ordersResult);
+  $("#total-revenue").textContent = money(data.totals.gmv_minor, data.currency);
+  $("#total-orders").textContent = data.totals.orders;
+  $("#total-units").textContent = data.totals.units;
+  drawChart($("#chart"), data);
+  $("#conversion tbody").replaceChildren(...data.products.map((p) => h("tr", {},
+    h("td", { text: p.name }), h("td", { text: p.tappers }), h("td", { text: p.buyers }),
+    h("td", { text: p.conversion === null ? "—" : `${(p.conversion * 100).toFixed(1)}%` }),
+    h("td", { text: p.paid_orders }), h("td", { text: money(p.gmv_minor, data.currency) }))));
+}, 2000);
+
+$("#csv-link").addEventListener("click", async (event) => {
+  event.preventDefault();
+  const response = await fetch(`${dashboardUrl}?format=csv`, { headers: { Authorization: `Bearer ${session.token}` } });
+  if (!response.ok) {
+    say(ordersResult, "The export failed; try again.", "error");
+    return;
+  }
+  const link = h("a", { href: URL.createObjectURL(await response.blob()), download: `room-${ROOM}-sales.csv` });
+  link.click();
+  URL.revokeObjectURL(link.href);
+});
+
+// ---- the room --------------------------------------------------------------------------------
+
+function onSnapshot(snapshot) {
+  shop.loadSnapshot(snapshot);
+  chat.load(snapshot.chat || []);
+  orders.clear();
+  for (const order of snapshot.order_feed || []) orderSeen(order);
+  $("#slow-seconds").value = snapshot.room.slow_mode_seconds;
+  $("#blocked-words").value = (snapshot.room.blocked_words || []).join(", ");
+  renderRoom();
+  refreshInventory();
+  refreshDashboard();
+}
+
+function onEvent(type, data, message) {
+  if (chatEvent(chat, type, data)) return;
+  if (shop.apply(type, data)) {
+    renderRoom();
+    if (type !== "presence") refreshInventory();
+  } else if (type === "order.feed") {
+    orderSeen(data, message.ts);
+    refreshInventory();
+    refreshDashboard();
+  } else if (type === "room.settings") {
+    $("#slow-seconds").value = data.slow_mode_seconds;
+  }
+}
+
+function renderRoom() {
+  $("#viewers").textContent = shop.viewers;
+  const badge = $("#live-badge");
+  badge.dataset.state = shop.live ? "live" : "off";
+  badge.textContent = shop.live ? "LIVE" : "OFF AIR";
+  renderInventory();
+}
+
+function connectionStatus(status, reason) {
+  const line = $("#connection");
+  if (status === "connected") say(line, "");
+  else if (status === "closed") say(line, reason || "Disconnected from the room.", "error");
+  else say(line, "Reconnecting to the room…", "info");
+}
+
+async function main() {
+  session = await staffSession();
+  show($("#console"), true);
+  show($("#me"), true);
+  $("#me-name").textContent = session.user.display_name;
+  signOutButton($("#sign-out"));
+  everySecond(renderSales);
+  room = new RoomSocket({ roomId: ROOM, token: session.token, onEvent, onSnapshot, onStatus: connectionStatus }).start();
+}
+
+main().catch((error) => say($("#connection"), error.message, "error"));

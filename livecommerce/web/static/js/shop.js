@@ -1,0 +1,62 @@
+// What a room is selling right now, kept from the join snapshot and the room's events:
+// the pinned product card, the open flash sale of each SKU, and whether the stream is live.
+
+const SALE_EVENTS = new Set(["sale.scheduled", "sale.live", "sale.sold_out", "sale.ended", "sale.restocked", "sale.repriced"]);
+
+// A sale view with its start and end turned into this browser's clock (the server sends seconds left).
+function timed(sale) {
+  const now = Date.now();
+  return { ...sale, startsAtMs: now + sale.starts_in_s * 1000, endsAtMs: now + sale.ends_in_s * 1000 };
+}
+
+export class Shop {
+  constructor() {
+    this.card = null;
+    this.sales = new Map();
+    this.live = false;
+    this.viewers = 0;
+  }
+
+  loadSnapshot(snapshot) {
+    this.card = snapshot.card || null;
+    this.sales.clear();
+    for (const sale of snapshot.sales || []) this.sales.set(sale.sku_id, timed(sale));
+    this.live = (snapshot.room && snapshot.room.status) === "live";
+    this.viewers = snapshot.viewers || 0;
+  }
+
+  // Apply one room event; true when it changed what the shop shows.
+  apply(type, data) {
+    if (type === "card.pinned") this.card = data.card;
+    else if (type === "card.unpinned") this.card = null;
+    else if (SALE_EVENTS.has(type)) {
+      if (data.state === "ended") this.sales.delete(data.sku_id);
+      else this.sales.set(data.sku_id, timed(data));
+    } else if (type === "stock") this.stock(data);
+    else if (type === "stream.live") this.live = true;
+    else if (type === "stream.ended") this.live = false;
+    else if (type === "presence") this.viewers = data.viewers;
+    else return false;
+    return true;
+  }
+
+  stock(data) {
+    const sale = this.sales.get(data.sku_id);
+    if (sale && sale.sale_id === data.sale_id) {
+      sale.available = data.available;
+      sale.allocated = data.allocated;
+      sale.state = data.state;
+      if (data.state === "ended") this.sales.delete(data.sku_id);
+    }
+  }
+
+  saleFor(skuId) {
+    return this.sales.get(skuId) || null;
+  }
+
+  // Units a viewer can still get: the sale's stock while one runs, else the SKU's free stock.
+  available(sku) {
+    const sale = this.saleFor(sku.sku_id);
+    return sale ? sale.available : sku.available;
+  }
+}
