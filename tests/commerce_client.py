@@ -81,7 +81,7 @@ class Ledger:
     available: int
     state: str
     taken: int
-    """Units of the sale's orders that are reserved, paid or refunded."""
+    """Units of the sale's orders that are reserved, paid, or refunded after being paid."""
     reserved_orders: int
     per_user: dict[int, int]
     """Units each buyer holds in open (reserved or paid) orders."""
@@ -99,7 +99,7 @@ async def ledger(dsn: str, sale_id: int) -> Ledger:
             "SELECT allocated, available, state::text, sku_id FROM flash_sales WHERE id = $1", sale_id
         )
         taken = await conn.fetchval(
-            "SELECT coalesce(sum(quantity), 0) FROM orders WHERE sale_id = $1 AND status IN ('reserved', 'paid', 'refunded')",
+            "SELECT coalesce(sum(quantity), 0) FROM orders WHERE sale_id = $1 AND (status IN ('reserved', 'paid') OR (status = 'refunded' AND paid_at IS NOT NULL))",
             sale_id,
         )
         reserved_orders = await conn.fetchval(

@@ -2,19 +2,19 @@
 
 The ledger of one SKU (`skus` row):
 
-- `on_hand`: units in the warehouse that are not yet sold. A paid order's units leave
-  `on_hand` (and `reserved`) when the payment is confirmed.
+- `on_hand`: units in the warehouse that are not yet sold. Units leave `on_hand` when an
+  order is paid: `sell()` for units that were promised, `sell_free()` for units taken straight
+  from free stock (prize orders, a late payment whose reservation was gone).
 - `reserved`: units promised and not yet sold: the whole allocation of every flash sale that
-  has not ended (units still for sale plus units held by its unpaid orders), the units held by
-  unpaid orders of ended sales, and the units held by unpaid orders outside a sale (prize
-  orders: `hold()` when the order is written, `release()` when it expires or is cancelled,
-  `sell()` when it is confirmed).
-- available for new sales or prizes = `on_hand - reserved`; the check constraint
-  `0 <= reserved <= on_hand` is the last guard against overselling.
+  has not ended (units still for sale plus units held by its unpaid orders) and the units held
+  by unpaid orders of ended sales. `hold()` promises units, `release()` gives them back.
+- free stock = `on_hand - reserved`: what new sales, restocks and prizes may use; the check
+  constraint `0 <= reserved <= on_hand` is the last guard against overselling.
 
-Inside a flash sale, `flash_sales.available` is what taps can still reserve and
-`allocated - available` is what its orders took (reserved, paid or refunded). Every change here
-is a conditional statement (`... WHERE on_hand - reserved >= :q`), never read-modify-write.
+Inside a flash sale, `flash_sales.available` is what taps can still reserve, and
+`allocated - available` is what its orders took: reserved, paid, or refunded after being
+paid (an order closed unpaid, even one refunded later, gave its units back). Every change is
+a conditional statement (`... WHERE on_hand - reserved >= :q`), never read-modify-write.
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import stripe
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
@@ -268,26 +269,28 @@ class Payments:
         if self.test_mode:
             raise AppError("not_found", "Stripe is not configured")
         try:
-            event = stripe.Webhook.construct_event(payload, signature, self._settings.stripe_webhook_secret)
+            stripe.Webhook.construct_event(payload, signature, self._settings.stripe_webhook_secret)
         except stripe.SignatureVerificationError:
             raise AppError(
                 "invalid_signature", "the Stripe-Signature header does not match the payload"
             ) from None
         except ValueError:
             raise AppError("invalid_json", "the payload is not a Stripe event") from None
-        obj = event.data.object
-        ref = obj.get("payment_intent") if event.type.startswith("charge.") else obj.get("id")
+        # verified: read it as plain JSON rather than through stripe-python's resource objects
+        event = orjson.loads(payload)
+        event_id, type_, obj = event["id"], event["type"], event["data"]["object"]
+        ref = obj.get("payment_intent") if type_.startswith("charge.") else obj.get("id")
         async with self._engine.begin() as conn:
             fresh = await conn.scalar(
                 text(
                     "INSERT INTO payment_events (id, type, payment_ref, payload) VALUES (:id, :type, :ref, "
                     "CAST(:payload AS jsonb)) ON CONFLICT (id) DO NOTHING RETURNING true"
                 ),
-                {"id": event.id, "type": event.type, "ref": ref, "payload": payload.decode()},
+                {"id": event_id, "type": type_, "ref": ref, "payload": payload.decode()},
             )
             if not fresh:
                 return {"received": True, "duplicate": True}
-            applied = await self._apply(conn, event.type, obj, ref)
+            applied = await self._apply(conn, type_, obj, ref)
         self._announce(applied)
         if applied.refund_due is not None:
             await self._refund_due(applied.refund_due)

@@ -1,0 +1,286 @@
+"""Payments: Stripe PaymentIntents and signed webhooks against a local Stripe, and the test mode."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import aiohttp
+import asyncpg
+import orjson
+import pytest
+from commerce_client import call, dsn_of, guests, ledger, new_key, start_sale
+from helpers import LiveServer, start_server, wait_for
+from stripe_fake import FakeStripe, sign
+
+WEBHOOK_SECRET = "whsec_test_local_secret"
+
+
+@pytest.fixture
+async def stripe() -> AsyncIterator[FakeStripe]:
+    fake = await FakeStripe(WEBHOOK_SECRET).start()
+    yield fake
+    await fake.stop()
+
+
+@pytest.fixture
+async def shop(settings, stripe) -> AsyncIterator[LiveServer]:
+    """The real server with Stripe configured and pointed at the local Stripe."""
+    live = await start_server(
+        settings.model_copy(
+            update={
+                "stripe_secret_key": "sk_test_local",
+                "stripe_webhook_secret": WEBHOOK_SECRET,
+                "stripe_publishable_key": "pk_test_local",
+                "stripe_api_base": stripe.url,
+            }
+        )
+    )
+    yield live
+    await live.runner.cleanup()
+
+
+async def _reserve(http, server, world, *, allocated=5, quantity=1, price=2500, buyers=1):
+    sale = await start_sale(
+        http,
+        server.url,
+        world.tokens["operator"],
+        room_id=world.room_id,
+        sku_id=world.sku_id,
+        allocated=allocated,
+        per_user_limit=5,
+        price=price,
+    )
+    orders = []
+    for _, token in await guests(http, server.url, buyers):
+        status, answer = await call(
+            http,
+            "POST",
+            f"{server.url}/api/orders",
+            token,
+            {"sale_id": sale["sale_id"], "quantity": quantity, "idempotency_key": new_key()},
+        )
+        assert status == 200, answer
+        orders.append((answer["order"], token))
+    return sale, orders
+
+
+async def _status(database_url: str, order_id: int) -> str:
+    conn = await asyncpg.connect(dsn_of(database_url))
+    try:
+        return await conn.fetchval("SELECT status::text FROM orders WHERE id = $1", order_id)
+    finally:
+        await conn.close()
+
+
+async def _expire(database_url: str, order_id: int) -> None:
+    conn = await asyncpg.connect(dsn_of(database_url))
+    try:
+        await conn.execute(
+            "UPDATE orders SET reserved_until = now() - interval '1 second' WHERE id = $1", order_id
+        )
+    finally:
+        await conn.close()
+
+
+async def test_payment_intent_uses_the_order_amount_and_an_idempotency_key(shop, stripe, database_url):
+    world = await shop.seed(stock=10)
+    async with aiohttp.ClientSession() as http:
+        sale, [(order, token)] = await _reserve(http, shop, world, quantity=2, price=2500)
+        status, started = await call(http, "POST", f"{shop.url}/api/orders/{order['order_id']}/pay", token)
+        assert status == 200, started
+        assert started["mode"] == "stripe" and started["publishable_key"] == "pk_test_local"
+        assert started["client_secret"].startswith(started["payment_intent"])
+        status, again = await call(http, "POST", f"{shop.url}/api/orders/{order['order_id']}/pay", token)
+        assert again["payment_intent"] == started["payment_intent"]
+        [(_, _, key, params), (_, _, key2, _)] = stripe.requests
+        assert key == key2 == f"order-{order['order_id']}-intent"
+        assert params["amount"] == "5000" and params["currency"] == "usd"
+        assert params["metadata"] == {"order_id": str(order["order_id"])}
+        [(_, stranger)] = await guests(http, shop.url, 1)
+        status, answer = await call(http, "POST", f"{shop.url}/api/orders/{order['order_id']}/pay", stranger)
+        assert answer["error"]["code"] == "not_found"
+
+        url = f"{shop.url}/api/payments/stripe/webhook"
+        succeeded = stripe.event("payment_intent.succeeded", started["payment_intent"])
+        assert await stripe.deliver(http, url, succeeded) == (200, {"received": True})
+        assert await stripe.deliver(http, url, succeeded) == (200, {"received": True, "duplicate": True})
+    assert await _status(database_url, order["order_id"]) == "paid"
+    book = await ledger(dsn_of(database_url), sale["sale_id"])
+    assert (book.on_hand, book.sku_reserved, book.taken, book.available) == (8, 3, 2, 3)
+
+
+async def test_forged_webhooks_are_refused_and_write_nothing(shop, stripe, database_url):
+    world = await shop.seed(stock=10)
+    async with aiohttp.ClientSession() as http:
+        _, [(order, token)] = await _reserve(http, shop, world)
+        _, started = await call(http, "POST", f"{shop.url}/api/orders/{order['order_id']}/pay", token)
+        url = f"{shop.url}/api/payments/stripe/webhook"
+        event = stripe.event("payment_intent.succeeded", started["payment_intent"])
+        body = orjson.dumps(event)
+        tampered = body.replace(b'"amount_received":2500', b'"amount_received":1')
+        for kwargs in (
+            {"secret": "whsec_wrong"},
+            {"signature": sign(body, WEBHOOK_SECRET, timestamp=1_000_000_000)},  # replayed long after
+            {"signature": ""},
+            {"payload": tampered, "signature": sign(body, WEBHOOK_SECRET)},
+        ):
+            status, answer = await stripe.deliver(http, url, event, **kwargs)
+            assert (status, answer["error"]["code"]) == (400, "invalid_signature"), kwargs
+        status, answer = await stripe.deliver(http, url, event, payload=b"not json")
+        assert status == 400
+    conn = await asyncpg.connect(dsn_of(database_url))
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM payment_events") == 0
+    finally:
+        await conn.close()
+    assert await _status(database_url, order["order_id"]) == "reserved"
+
+
+async def test_webhooks_in_any_order_settle_the_same_way(shop, stripe, database_url):
+    world = await shop.seed(stock=10)
+    async with aiohttp.ClientSession() as http:
+        sale, [(first, t1), (second, t2)] = await _reserve(http, shop, world, buyers=2)
+        url = f"{shop.url}/api/payments/stripe/webhook"
+        _, p1 = await call(http, "POST", f"{shop.url}/api/orders/{first['order_id']}/pay", t1)
+        _, p2 = await call(http, "POST", f"{shop.url}/api/orders/{second['order_id']}/pay", t2)
+        # first order: the refund arrives before the success it refunds
+        await stripe.deliver(http, url, stripe.event("charge.refunded", p1["payment_intent"]))
+        await stripe.deliver(http, url, stripe.event("payment_intent.succeeded", p1["payment_intent"]))
+        # second order: a failed attempt's event arrives after the success
+        await stripe.deliver(http, url, stripe.event("payment_intent.succeeded", p2["payment_intent"]))
+        await stripe.deliver(http, url, stripe.event("payment_intent.payment_failed", p2["payment_intent"]))
+        # an event about a PaymentIntent this server never made is acknowledged and ignored
+        stripe.intents["pi_elsewhere"] = {**stripe.intents[p2["payment_intent"]], "id": "pi_elsewhere"}
+        assert (await stripe.deliver(http, url, stripe.event("payment_intent.succeeded", "pi_elsewhere")))[
+            0
+        ] == 200
+    assert await _status(database_url, first["order_id"]) == "refunded"
+    assert await _status(database_url, second["order_id"]) == "paid"
+    book = await ledger(dsn_of(database_url), sale["sale_id"])
+    # the refunded order was never paid: its unit went back to the sale; the paid one left stock
+    assert (book.available, book.on_hand, book.sku_reserved) == (4, 9, 4)
+
+
+async def test_late_success_takes_the_units_again_or_is_refunded_automatically(shop, stripe, database_url):
+    world = await shop.seed(stock=2)
+    async with aiohttp.ClientSession() as http:
+        sale, [(kept, t1), (lost, t2)] = await _reserve(http, shop, world, allocated=2, buyers=2)
+        url = f"{shop.url}/api/payments/stripe/webhook"
+        _, p1 = await call(http, "POST", f"{shop.url}/api/orders/{kept['order_id']}/pay", t1)
+        _, p2 = await call(http, "POST", f"{shop.url}/api/orders/{lost['order_id']}/pay", t2)
+        for order in (kept, lost):
+            await _expire(database_url, order["order_id"])
+        await wait_for(lambda: _both_expired(database_url, kept, lost), message="both reservations to expire")
+        # someone else buys one of the two returned units
+        [(_, t3)] = await guests(http, shop.url, 1)
+        status, _ = await call(
+            http,
+            "POST",
+            f"{shop.url}/api/orders",
+            t3,
+            {"sale_id": sale["sale_id"], "idempotency_key": new_key()},
+        )
+        assert status == 200
+        await stripe.deliver(http, url, stripe.event("payment_intent.succeeded", p1["payment_intent"]))
+        assert await _status(database_url, kept["order_id"]) == "paid"  # a unit was still there
+        await stripe.deliver(http, url, stripe.event("payment_intent.succeeded", p2["payment_intent"]))
+        assert await _status(database_url, lost["order_id"]) == "refunded"  # none left: refunded
+        [refund] = stripe.refunds
+        assert refund["payment_intent"] == p2["payment_intent"]
+        assert stripe.requests[-1][2] is not None  # the refund call carried an idempotency key
+    book = await ledger(dsn_of(database_url), sale["sale_id"])
+    assert book.available == 0 and book.taken + book.available == book.allocated
+
+
+async def _both_expired(database_url, *orders) -> bool:
+    return all([await _status(database_url, o["order_id"]) == "expired" for o in orders])
+
+
+async def test_operator_refund_calls_stripe_once_and_is_audited(shop, stripe, database_url):
+    world = await shop.seed(stock=5)
+    async with aiohttp.ClientSession() as http:
+        _, [(order, token)] = await _reserve(http, shop, world)
+        order_id = order["order_id"]
+        status, answer = await call(
+            http,
+            "POST",
+            f"{shop.url}/api/orders/{order_id}/refund",
+            world.tokens["operator"],
+            {"reason": "changed mind"},
+        )
+        assert answer["error"]["code"] == "not_refundable"
+        _, started = await call(http, "POST", f"{shop.url}/api/orders/{order_id}/pay", token)
+        url = f"{shop.url}/api/payments/stripe/webhook"
+        await stripe.deliver(http, url, stripe.event("payment_intent.succeeded", started["payment_intent"]))
+        status, _ = await call(
+            http, "POST", f"{shop.url}/api/orders/{order_id}/refund", world.tokens["anchor"], {}
+        )
+        assert status == 403
+        stripe.fail_next = 3  # more failures than stripe-python retries
+        status, answer = await call(
+            http,
+            "POST",
+            f"{shop.url}/api/orders/{order_id}/refund",
+            world.tokens["operator"],
+            {"reason": "damaged"},
+        )
+        assert (status, answer["error"]["code"]) == (502, "payment_provider_error")
+        assert await _status(database_url, order_id) == "paid"
+        status, answer = await call(
+            http,
+            "POST",
+            f"{shop.url}/api/orders/{order_id}/refund",
+            world.tokens["operator"],
+            {"reason": "damaged"},
+        )
+        assert status == 200 and answer["order"]["status"] == "refunded"
+        assert len(stripe.refunds) == 1
+        assert {key for method, path, key, _ in stripe.requests if path == "/v1/refunds"} == {
+            f"order-{order_id}-refund"
+        }
+        status, _ = await stripe.deliver(
+            http, url, stripe.event("charge.refunded", started["payment_intent"])
+        )
+        assert status == 200
+    conn = await asyncpg.connect(dsn_of(database_url))
+    try:
+        audit = await conn.fetchrow("SELECT action, details FROM audit_log WHERE action = 'order.refund'")
+        refunded = await conn.fetchval("SELECT amount_refunded_minor FROM payments")
+    finally:
+        await conn.close()
+    assert orjson.loads(audit["details"])["reason"] == "damaged" and refunded == 2500
+    assert await _status(database_url, order_id) == "refunded"
+
+
+async def test_test_mode_confirms_locally_and_is_labelled(server, database_url):
+    world = await server.seed(stock=5)
+    async with aiohttp.ClientSession() as http:
+        sale, [(order, token), (other, other_token)] = await _reserve(http, server, world, buyers=2)
+        status, started = await call(http, "POST", f"{server.url}/api/orders/{order['order_id']}/pay", token)
+        assert started["mode"] == "test" and "TEST MODE" in started["notice"]
+        status, answer = await call(
+            http, "POST", f"{server.url}/api/orders/{order['order_id']}/test-confirm", other_token
+        )
+        assert answer["error"]["code"] == "not_found"
+        status, answer = await call(
+            http, "POST", f"{server.url}/api/orders/{order['order_id']}/test-confirm", token
+        )
+        assert status == 200 and answer["order"]["status"] == "paid" and answer["mode"] == "test"
+        status, answer = await call(http, "POST", f"{server.url}/api/payments/stripe/webhook", None, {})
+        assert status == 404
+        await _expire(database_url, other["order_id"])
+        await wait_for(lambda: _both_expired(database_url, other), message="the reservation to expire")
+        status, answer = await call(
+            http, "POST", f"{server.url}/api/orders/{other['order_id']}/pay", other_token
+        )
+        assert answer["error"]["code"] == "not_payable"
+        status, answer = await call(
+            http,
+            "POST",
+            f"{server.url}/api/orders/{order['order_id']}/refund",
+            world.tokens["operator"],
+            {"reason": "test"},
+        )
+        assert status == 200 and answer["order"]["status"] == "refunded"
+    book = await ledger(dsn_of(database_url), sale["sale_id"])
+    assert (book.on_hand, book.taken, book.available) == (4, 1, 4)
