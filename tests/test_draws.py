@@ -202,7 +202,7 @@ async def test_duplicate_and_late_entries_are_refused_with_typed_errors(server):
         await late.close()
 
 
-async def test_minimum_watch_time_is_enforced(server):
+async def test_minimum_watch_time_is_enforced_and_then_met(server):
     world = await server.seed()
     _, token = await server.guest()
     viewer = await RoomClient.connect(server.room_ws(world.room_id, token))
@@ -216,6 +216,26 @@ async def test_minimum_watch_time_is_enforced(server):
         reply = await viewer.send("draw.enter", {})
         assert reply["error"]["code"] == "not_eligible"
         assert reply["error"]["details"]["retry_after_seconds"] > 3500
+        _, long_draw = await api("GET", f"{server.url}/api/rooms/{world.room_id}/draws")
+        await api(
+            "POST", f"{server.url}/api/draws/{long_draw['draws'][0]['id']}/close", world.tokens["anchor"]
+        )
+
+        await api(
+            "POST",
+            f"{server.url}/api/rooms/{world.room_id}/draws",
+            world.tokens["anchor"],
+            keyword_draw(min_watch_seconds=1),
+        )
+
+        async def entered() -> bool:
+            reply = await viewer.send("draw.enter", {})
+            if reply["type"] == "error":
+                assert reply["error"]["code"] == "not_eligible", reply
+                return False
+            return True
+
+        await wait_for(entered, timeout=20, interval=0.25, message="the viewer to have watched long enough")
     finally:
         await viewer.close()
 

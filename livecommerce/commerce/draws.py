@@ -43,6 +43,9 @@ POLL_SECONDS = 5.0
 """How often a node looks for draws that other nodes opened (its own wake it at once)."""
 KEYWORD_CACHE_SECONDS = 1.0
 """Chat is checked against a room's open keyword draw cached this long, not one query a line."""
+WATCHERS_CACHE_SECONDS = 1.0
+"""Entries check watch time against the room's watchers fetched at most this long ago (a user
+missing from that map is looked up afresh), not one cluster-wide presence read per entry."""
 
 
 class StartDraw(BaseModel):
@@ -163,6 +166,7 @@ class DrawService:
         self._default_min_watch = default_min_watch
         self._wake = asyncio.Event()
         self._keyword_cache: dict[int, tuple[float, tuple[int, str] | None]] = {}
+        self._watchers_cache: dict[int, tuple[float, dict[int, float]]] = {}
 
     # starting
 
@@ -270,10 +274,21 @@ class DrawService:
         self._keyword_cache[room_id] = (time.monotonic(), found)
         return found
 
+    async def _joined_at(self, room_id: int, user_id: int) -> float | None:
+        cached = self._watchers_cache.get(room_id)
+        if (
+            cached is None
+            or time.monotonic() - cached[0] > WATCHERS_CACHE_SECONDS
+            or user_id not in cached[1]
+        ):
+            cached = (time.monotonic(), await self._hub.watchers(room_id))
+            self._watchers_cache[room_id] = cached
+        return cached[1].get(user_id)
+
     async def _check_watch_time(self, who: Principal, draw: Draw) -> None:
         if draw.min_watch_seconds <= 0:
             return
-        joined = (await self._hub.watchers(draw.room_id)).get(who.user_id)
+        joined = await self._joined_at(draw.room_id, who.user_id)
         if joined is None:
             raise AppError("not_eligible", "join the room to enter its draw")
         waited = time.time() - joined
@@ -389,6 +404,7 @@ class DrawService:
                     details={"early": True},
                 )
         self._keyword_cache.pop(draw.room_id, None)
+        self._watchers_cache.pop(draw.room_id, None)
         view = draw_view(draw, [(w, names[w.user_id]) for w in winners])
         await self._hub.publish(draw.room_id, "draw.closed", view)
         for winner in winners:
