@@ -285,6 +285,8 @@ async def test_watching_rule_enters_viewers_present_at_the_close(server):
         assert record["entrants"] == sorted(uid for uid, _ in present)
         assert sorted(w["user_id"] for w in record["winners"]) == record["entrants"]
         assert verify(record).ok
+        late = await clients[0].send("draw.enter", {"draw_id": reply["data"]["id"]})
+        assert late["error"]["code"] == "draw_closed"
     finally:
         for client in (*clients, anchor):
             await client.close()

@@ -155,6 +155,11 @@ async def draw_record(session: AsyncSession, draw_id: int) -> dict[str, Any]:
     return draw_view(draw, await _winners(session, draw_id), entrants=entrants)
 
 
+def _require_open(draw: Draw) -> None:
+    if draw.state is not DrawState.OPEN or draw.closes_at <= datetime.now(UTC):
+        raise AppError("draw_closed", "the draw has closed")
+
+
 class DrawService:
     """Draws for every room; one per process, closing due draws for the whole cluster."""
 
@@ -237,6 +242,7 @@ class DrawService:
             if draw_id:
                 raise AppError("not_found", "no such draw in this room")
             raise AppError("draw_closed", "no draw is running in this room")
+        _require_open(draw)
         if draw.rule is not DrawRule.KEYWORD:
             raise AppError(
                 "invalid",
@@ -302,8 +308,7 @@ class DrawService:
     async def _add_entry(self, who: Principal, draw: Draw) -> dict[str, Any]:
         if who.is_staff:
             raise AppError("not_eligible", "staff do not enter draws")
-        if draw.state is not DrawState.OPEN or draw.closes_at <= datetime.now(UTC):
-            raise AppError("draw_closed", "the draw has closed")
+        _require_open(draw)
         await self._check_watch_time(who, draw)
         # FOR SHARE on the draw row: the close's UPDATE waits for entries in flight, and an
         # entry that arrives after the close sees the closed state and inserts nothing.
