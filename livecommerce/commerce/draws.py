@@ -455,7 +455,7 @@ class DrawService:
             )
         )
         buyers = await prizes.buyers_since(session, draw.room_id, stream_start or draw.opens_at)
-        await self._add_entrants(session, draw, (user_id for user_id, _ in buyers))
+        await self._add_entrants(session, draw, buyers)
 
     # the scheduler
 

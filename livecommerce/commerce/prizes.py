@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from livecommerce.commerce import inventory
-from livecommerce.db.models import Order, OrderKind, OrderStatus, Sku, User
+from livecommerce.db.models import Order, OrderKind, OrderStatus, Sku
 from livecommerce.errors import AppError
 
 
@@ -76,11 +76,10 @@ async def create_prize_order(
     return order
 
 
-async def buyers_since(session: AsyncSession, room_id: int, since: datetime) -> list[tuple[int, str]]:
-    """(user id, display name) of everyone with a live or paid sale order in the room since T."""
-    rows = await session.execute(
-        select(Order.user_id, User.display_name)
-        .join(User, User.id == Order.user_id)
+async def buyers_since(session: AsyncSession, room_id: int, since: datetime) -> list[int]:
+    """User ids of everyone with a reserved or paid sale order in the room since T."""
+    rows = await session.scalars(
+        select(Order.user_id)
         .where(
             Order.room_id == room_id,
             Order.kind == OrderKind.SALE,
@@ -89,7 +88,7 @@ async def buyers_since(session: AsyncSession, room_id: int, since: datetime) -> 
         )
         .distinct()
     )
-    return [(int(user_id), name) for user_id, name in rows.all()]
+    return [int(user_id) for user_id in rows.all()]
 
 
 def order_summary(order: Order) -> dict[str, Any]:
