@@ -42,7 +42,9 @@ log = logging.getLogger(__name__)
 POLL_SECONDS = 5.0
 """How often a node looks for draws that other nodes opened (its own wake it at once)."""
 KEYWORD_CACHE_SECONDS = 1.0
-"""Chat is checked against a room's open keyword draw cached this long, not one query a line."""
+"""Chat is checked against a room's open keyword draw cached this long, not one query a line;
+a draw opened on another node is seen within this time, less than it takes anyone to read the
+announcement and type the keyword."""
 WATCHERS_CACHE_SECONDS = 1.0
 """Entries check watch time against the room's watchers fetched at most this long ago (a user
 missing from that map is looked up afresh), not one cluster-wide presence read per entry."""
