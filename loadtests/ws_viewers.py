@@ -1,0 +1,520 @@
+"""Room WebSocket fan-out: N viewers in one room, chat at R/s plus commerce events at S/s.
+
+Runs the same scenario against livecommerce (`livecommerce serve`) and the baseline
+(python-socketio's AsyncServer on aiohttp, `loadtests/socketio_room_server.py`), each as a
+child process, with the viewers spread over several client processes. For each audience size
+it reports delivery latency p50/p95/p99 per class (server publish time to client receipt),
+messages lost per class (commerce must be 0), server CPU and memory per connection. A size is
+*sustainable* when every viewer stayed connected, no commerce event was lost and p99 < 250 ms.
+
+    python loadtests/ws_viewers.py --viewers 250,500,1000,2000,3000 --duration 10
+    python loadtests/ws_viewers.py --smoke          # seconds; what the test suite runs
+
+The commerce class is `card.pinned` on livecommerce (an anchor pinning a card: a database
+write, an audit row and the card query per event) and `stock` on the baseline. The load
+server gets CHAT_RATE_PER_SECOND raised, because one account speaks for the whole audience.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing as mp
+import sys
+import tempfile
+import time
+from array import array
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any, ClassVar
+
+import aiohttp
+import orjson
+from tqdm import tqdm
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import (
+    RESULTS,
+    ServerProcess,
+    free_port,
+    machine_info,
+    percentiles,
+    post_json,
+    spawn,
+    write_results,
+)
+
+P99_TARGET_MS = 250.0
+CHAT, COMMERCE = "chat", "commerce"
+ROOM_NAME = "live"
+
+
+# -- what each server speaks -----------------------------------------------------------------
+
+
+class RoomProtocol:
+    """livecommerce's room protocol: JSON objects or arrays of them, `ts` on every event."""
+
+    name = "livecommerce"
+    classes: ClassVar[dict[str, str]] = {"chat.message": CHAT, "card.pinned": COMMERCE}
+
+    def __init__(self, target: dict[str, Any]) -> None:
+        self.target = target
+
+    def url(self, index: int) -> str:
+        tokens = self.target["viewer_tokens"]
+        return f"{self.target['ws_url']}?token={tokens[index % len(tokens)]}"
+
+    async def open(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        first = orjson.loads((await ws.receive()).data)
+        if first.get("type") != "snapshot":
+            raise RuntimeError(f"expected a snapshot, got {first}")
+
+    async def events(self, ws: aiohttp.ClientWebSocketResponse, text: str) -> list[tuple[str, float]]:
+        decoded = orjson.loads(text)
+        batch = decoded if isinstance(decoded, list) else (decoded,)
+        return [(m["type"], m["ts"]) for m in batch if m.get("ts") is not None]
+
+    def publisher_url(self) -> str:
+        return f"{self.target['ws_url']}?token={self.target['anchor_token']}"
+
+    def chat_frame(self, n: int) -> str:
+        return orjson.dumps({"id": f"c{n}", "type": "chat.send", "data": {"text": f"chat {n}"}}).decode()
+
+    def commerce_frame(self, n: int) -> str:
+        data = {"product_id": self.target["product_id"]}
+        return orjson.dumps({"id": f"p{n}", "type": "card.pin", "data": data}).decode()
+
+
+class SocketioProtocol:
+    """Engine.IO v4 over a WebSocket, spoken directly so the client side stays cheap."""
+
+    name = "python-socketio"
+    classes: ClassVar[dict[str, str]] = {"chat.message": CHAT, "stock": COMMERCE}
+
+    def __init__(self, target: dict[str, Any]) -> None:
+        self.target = target
+
+    def url(self, index: int) -> str:
+        return self.target["ws_url"]
+
+    async def open(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        opened = (await ws.receive()).data
+        if not opened.startswith("0"):
+            raise RuntimeError(f"expected an Engine.IO open packet, got {opened!r}")
+        await ws.send_str("40")
+        while not (await ws.receive()).data.startswith("40"):
+            pass
+        await ws.send_str('42["join","' + ROOM_NAME + '"]')
+
+    async def events(self, ws: aiohttp.ClientWebSocketResponse, text: str) -> list[tuple[str, float]]:
+        if text == "2":
+            await ws.send_str("3")
+            return []
+        if not text.startswith("42"):
+            return []
+        name, data = orjson.loads(text[2:])
+        return [(name, data["ts"])]
+
+    def publisher_url(self) -> str:
+        return self.target["ws_url"]
+
+    def chat_frame(self, n: int) -> str:
+        return "42" + orjson.dumps(["chat", {"room": ROOM_NAME, "text": f"chat {n}"}]).decode()
+
+    def commerce_frame(self, n: int) -> str:
+        return "42" + orjson.dumps(["stock", {"room": ROOM_NAME, "n": n}]).decode()
+
+
+PROTOCOLS = {"livecommerce": RoomProtocol, "baseline": SocketioProtocol}
+
+
+# -- viewers (in client processes) -----------------------------------------------------------
+
+
+@dataclass
+class Tally:
+    """What one client process saw inside the measurement window."""
+
+    window: tuple[float, float] | None = None
+    latencies: dict[str, array] = field(default_factory=lambda: {CHAT: array("d"), COMMERCE: array("d")})
+    per_viewer: list[dict[str, int]] = field(default_factory=list)
+    disconnected: int = 0
+
+    def record(self, viewer: int, cls: str, ts: float, now: float) -> None:
+        window = self.window
+        if window is None or not window[0] <= ts <= window[1]:
+            return
+        self.latencies[cls].append((now - ts) * 1000)
+        self.per_viewer[viewer][cls] += 1
+
+
+async def _viewer(
+    index: int,
+    slot: int,
+    proto: Any,
+    http: aiohttp.ClientSession,
+    tally: Tally,
+    connected: asyncio.Semaphore,
+    done: list[int],
+) -> None:
+    try:
+        async with http.ws_connect(proto.url(index), max_msg_size=0, heartbeat=None) as ws:
+            await proto.open(ws)
+            done.append(slot)
+            connected.release()
+            classes = proto.classes
+            async for message in ws:
+                if message.type is not aiohttp.WSMsgType.TEXT:
+                    break
+                now = time.time()
+                for kind, ts in await proto.events(ws, message.data):
+                    cls = classes.get(kind)
+                    if cls is not None:
+                        tally.record(slot, cls, ts, now)
+    except (TimeoutError, aiohttp.ClientError, OSError, RuntimeError):
+        pass
+    finally:
+        if slot in done:
+            tally.disconnected += 1
+        else:
+            connected.release()
+
+
+async def _client_main(
+    pipe: Connection, target_name: str, target: dict[str, Any], first: int, count: int
+) -> None:
+    proto = PROTOCOLS[target_name](target)
+    tally = Tally(per_viewer=[{CHAT: 0, COMMERCE: 0} for _ in range(count)])
+    loop = asyncio.get_running_loop()
+    connector = aiohttp.TCPConnector(limit=0, force_close=True)
+    async with aiohttp.ClientSession(connector=connector) as http:
+        connected = asyncio.Semaphore(0)
+        done: list[int] = []
+        gate = asyncio.Semaphore(64)  # connection attempts in flight
+
+        tasks: list[asyncio.Task[None]] = []
+
+        async def start(slot: int) -> None:
+            async with gate:
+                task = asyncio.create_task(_viewer(first + slot, slot, proto, http, tally, connected, done))
+                tasks.append(task)
+                await connected.acquire()
+
+        await asyncio.gather(*(start(slot) for slot in range(count)))
+        pipe.send(("connected", len(done)))
+        while True:
+            command = await loop.run_in_executor(None, pipe.recv)
+            if command[0] == "window":
+                tally.disconnected = 0
+                tally.window = command[1]
+            elif command[0] == "report":
+                pipe.send(
+                    (
+                        "report",
+                        {
+                            "latencies": {cls: values.tobytes() for cls, values in tally.latencies.items()},
+                            "per_viewer": tally.per_viewer,
+                            "disconnected": tally.disconnected,
+                            "connected": len(done),
+                        },
+                    )
+                )
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                return
+
+
+def client_process(
+    pipe: Connection, target_name: str, target: dict[str, Any], first: int, count: int
+) -> None:
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    asyncio.run(_client_main(pipe, target_name, target, first, count))
+
+
+# -- the publisher (in the parent) -----------------------------------------------------------
+
+
+async def publish(proto: Any, chat_rate: float, commerce_rate: float, duration: float) -> dict[str, int]:
+    """Send chat and commerce at fixed rates for `duration`; count what the room broadcast."""
+    seen = {CHAT: 0, COMMERCE: 0}
+    async with aiohttp.ClientSession() as http, http.ws_connect(proto.publisher_url(), max_msg_size=0) as ws:
+        await proto.open(ws)
+        start = time.time() + 0.2
+        end = start + duration
+
+        async def read() -> None:
+            async for message in ws:
+                if message.type is not aiohttp.WSMsgType.TEXT:
+                    return
+                for kind, ts in await proto.events(ws, message.data):
+                    cls = proto.classes.get(kind)
+                    if cls is not None and start <= ts <= end:
+                        seen[cls] += 1
+
+        reader = asyncio.create_task(read())
+        schedule = sorted(
+            [(start + i / chat_rate, CHAT, i) for i in range(int(duration * chat_rate))]
+            + [(start + (i + 0.5) / commerce_rate, COMMERCE, i) for i in range(int(duration * commerce_rate))]
+        )
+        for at, cls, n in schedule:
+            await asyncio.sleep(max(0.0, at - time.time()))
+            await ws.send_str(proto.chat_frame(n) if cls == CHAT else proto.commerce_frame(n))
+        await asyncio.sleep(max(0.0, end - time.time()) + 2.0)
+        reader.cancel()
+        await asyncio.gather(reader, return_exceptions=True)
+    return {"window": (start, end), **seen}
+
+
+# -- one measured point ----------------------------------------------------------------------
+
+
+def measure(
+    server: ServerProcess,
+    target_name: str,
+    target: dict[str, Any],
+    viewers: int,
+    args: argparse.Namespace,
+    bar: tqdm,
+) -> dict[str, Any]:
+    ctx = mp.get_context("spawn")
+    processes = max(1, min(args.client_processes, viewers))
+    shares = [viewers // processes + (1 if i < viewers % processes else 0) for i in range(processes)]
+    rss_before = server.rss_bytes()
+    pipes, children, first = [], [], 0
+    for share in shares:
+        parent_end, child_end = ctx.Pipe()
+        child = ctx.Process(
+            target=client_process, args=(child_end, target_name, target, first, share), daemon=True
+        )
+        child.start()
+        pipes.append(parent_end)
+        children.append(child)
+        first += share
+    bar.set_postfix_str(f"{target_name} {viewers}: connecting")
+    connected = sum(pipe.recv()[1] for pipe in pipes)
+    time.sleep(args.settle)
+    rss_after = server.rss_bytes()
+    bar.set_postfix_str(f"{target_name} {viewers}: measuring")
+    proto = PROTOCOLS[target_name](target)
+    window_guess = (time.time(), time.time() + 10 * args.duration + 60)
+    for pipe in pipes:
+        pipe.send(("window", window_guess))
+    cpu_before, wall_before = server.cpu_seconds(), time.monotonic()
+    published = asyncio.run(publish(proto, args.chat_rate, args.commerce_rate, args.duration))
+    cpu_used, wall = server.cpu_seconds() - cpu_before, time.monotonic() - wall_before
+    reports = []
+    for pipe in pipes:
+        pipe.send(("report",))
+        reports.append(pipe.recv()[1])
+    for child in children:
+        child.join(30)
+        if child.is_alive():
+            child.kill()
+
+    latencies: dict[str, list[float]] = {CHAT: [], COMMERCE: []}
+    received = {CHAT: 0, COMMERCE: 0}
+    for report in reports:
+        for cls, raw in report["latencies"].items():
+            values = array("d")
+            values.frombytes(raw)
+            latencies[cls].extend(values)
+        for counts in report["per_viewer"]:
+            for cls in received:
+                received[cls] += counts[cls]
+    # only events published inside the window count; the publisher saw each of them once
+    expected = {cls: published[cls] * connected for cls in received}
+    lost = {cls: max(0, expected[cls] - received[cls]) for cls in received}
+    every = latencies[CHAT] + latencies[COMMERCE]
+    result = {
+        "target": target_name,
+        "viewers": viewers,
+        "connected": connected,
+        "disconnected_during_run": sum(r["disconnected"] for r in reports),
+        "published": {CHAT: published[CHAT], COMMERCE: published[COMMERCE]},
+        "delivered": received,
+        "lost": lost,
+        "latency_ms": {
+            "all": percentiles(every),
+            CHAT: percentiles(latencies[CHAT]),
+            COMMERCE: percentiles(latencies[COMMERCE]),
+        },
+        "server_cpu_percent": round(100 * cpu_used / wall, 1),
+        "server_rss_mb": round(rss_after / 2**20, 1),
+        "rss_per_connection_kb": round((rss_after - rss_before) / 1024 / max(1, connected), 1),
+    }
+    p99 = result["latency_ms"]["all"]["p99"]
+    result["sustainable"] = bool(
+        connected == viewers
+        and result["disconnected_during_run"] == 0
+        and lost[COMMERCE] == 0
+        and published[COMMERCE] > 0
+        and p99 is not None
+        and p99 < P99_TARGET_MS
+    )
+    return result
+
+
+# -- the servers -----------------------------------------------------------------------------
+
+
+def start_livecommerce(work: Path, args: argparse.Namespace) -> tuple[ServerProcess, dict[str, Any]]:
+    port = free_port()
+    data_dir = work / "livecommerce"
+    env = {
+        "PORT": str(port),
+        "DATA_DIR": str(data_dir),
+        "LOG_LEVEL": "WARNING",
+        "CHAT_RATE_PER_SECOND": "1000",
+        "CHAT_BURST": "1000",
+    }
+    server = spawn(
+        "livecommerce", ["-m", "livecommerce", "serve", "--demo"], env=env, port=port, log_dir=work
+    )
+    demo = orjson.loads((data_dir / "demo.json").read_bytes())
+    anchor = demo["logins"]["anchor"]
+    login = post_json(
+        f"{server.url}/api/auth/login", {"login": anchor["login"], "password": anchor["password"]}
+    )
+    guests = [
+        post_json(f"{server.url}/api/auth/guest", {"display_name": f"viewer {i}"})["token"]
+        for i in range(args.guest_accounts)
+    ]
+    target = {
+        "ws_url": f"ws://127.0.0.1:{port}/ws/rooms/{demo['room_id']}",
+        "anchor_token": login["token"],
+        "viewer_tokens": guests,
+        "product_id": demo["products"][0]["id"],
+    }
+    return server, target
+
+
+def start_baseline(work: Path) -> tuple[ServerProcess, dict[str, Any]]:
+    port = free_port()
+    script = str(Path(__file__).resolve().parent / "socketio_room_server.py")
+    server = spawn("baseline", [script, "--port", str(port)], env={}, port=port, log_dir=work)
+    return server, {"ws_url": f"ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket"}
+
+
+def plot(results: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (latency_ax, cpu_ax) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for name, marker in (("livecommerce", "o"), ("baseline", "s")):
+        points = [r for r in results if r["target"] == name and r["latency_ms"]["all"]["p99"] is not None]
+        label = "livecommerce" if name == "livecommerce" else "python-socketio (baseline)"
+        xs = [r["viewers"] for r in points]
+        latency_ax.plot(
+            xs, [r["latency_ms"]["all"]["p99"] for r in points], marker=marker, label=f"{label} p99"
+        )
+        latency_ax.plot(
+            xs,
+            [r["latency_ms"]["all"]["p50"] for r in points],
+            marker=marker,
+            linestyle=":",
+            label=f"{label} p50",
+        )
+        cpu_ax.plot(xs, [r["server_cpu_percent"] for r in points], marker=marker, label=label)
+    latency_ax.axhline(P99_TARGET_MS, color="red", linewidth=0.8, label="250 ms")
+    latency_ax.set(
+        xlabel="viewers in one room",
+        ylabel="delivery latency (ms)",
+        yscale="log",
+        title="Room fan-out latency",
+    )
+    cpu_ax.set(xlabel="viewers in one room", ylabel="server CPU (% of one core)", title="Server CPU")
+    latency_ax.legend(fontsize=7)
+    cpu_ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--viewers", default="250,500,1000,2000,3000", help="comma list of audience sizes")
+    parser.add_argument("--chat-rate", type=float, default=20.0, help="chat messages per second (R)")
+    parser.add_argument("--commerce-rate", type=float, default=5.0, help="commerce events per second (S)")
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds measured per size")
+    parser.add_argument("--settle", type=float, default=2.0, help="seconds between connecting and measuring")
+    parser.add_argument("--client-processes", type=int, default=2)
+    parser.add_argument(
+        "--guest-accounts", type=int, default=20, help="viewer identities, shared round robin"
+    )
+    parser.add_argument("--targets", default="livecommerce,baseline")
+    parser.add_argument(
+        "--keep-going", action="store_true", help="measure sizes past the first unsustainable one"
+    )
+    parser.add_argument("--results-dir", type=Path, default=RESULTS)
+    parser.add_argument("--smoke", action="store_true", help="a few viewers for a few seconds")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.viewers, args.duration, args.settle, args.guest_accounts = "10", 2.0, 0.5, 3
+    sizes = [int(v) for v in args.viewers.split(",")]
+    targets = args.targets.split(",")
+    results: list[dict[str, Any]] = []
+    with (
+        tempfile.TemporaryDirectory(prefix="ws-viewers-") as tmp,
+        tqdm(total=len(sizes) * len(targets), unit="size", desc="room fan-out", file=sys.stderr) as bar,
+    ):
+        work = Path(tmp)
+        for name in targets:
+            bar.set_postfix_str(f"{name}: starting")
+            server, target = (
+                start_livecommerce(work, args) if name == "livecommerce" else start_baseline(work)
+            )
+            try:
+                for size in sizes:
+                    result = measure(server, name, target, size, args, bar)
+                    results.append(result)
+                    bar.update(1)
+                    tqdm.write(
+                        f"{name:13} {size:6} viewers: p50/p95/p99 {result['latency_ms']['all']['p50']}/"
+                        f"{result['latency_ms']['all']['p95']}/{result['latency_ms']['all']['p99']} ms, "
+                        f"lost chat {result['lost'][CHAT]} commerce {result['lost'][COMMERCE]}, "
+                        f"cpu {result['server_cpu_percent']}%, "
+                        f"{result['rss_per_connection_kb']} KiB/conn"
+                        f"{'' if result['sustainable'] else '  (not sustainable)'}",
+                        file=sys.stderr,
+                    )
+                    if not result["sustainable"] and not args.keep_going:
+                        bar.update(len(sizes) - sizes.index(size) - 1)
+                        break
+            finally:
+                server.stop()
+
+    def best(name: str) -> int:
+        return max((r["viewers"] for r in results if r["target"] == name and r["sustainable"]), default=0)
+
+    ours, baseline = best("livecommerce"), best("baseline")
+    summary = {
+        "livecommerce_max_sustainable_viewers": ours,
+        "baseline_max_sustainable_viewers": baseline,
+        "ratio": round(ours / baseline, 2) if baseline else None,
+        "criterion": f"all connected, no commerce loss, p99 < {P99_TARGET_MS:g} ms",
+    }
+    params = {k: v for k, v in vars(args).items() if k != "results_dir"}
+    path = write_results(
+        "ws_viewers",
+        {"machine": machine_info(), "params": params, "runs": results, "summary": summary},
+        args.results_dir,
+    )
+    plot(results, path.with_suffix(".png"))
+    print(orjson.dumps({"results": str(path), **summary}).decode())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
