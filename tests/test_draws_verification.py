@@ -133,6 +133,8 @@ def test_verify_reports_malformed_and_open_records_without_raising():
     ]
     assert not verify({**record(EXAMPLE_SEED, [1, 2], 1), "winners": [{"rank": 2, "user_id": 1}]}).ok
     assert not verify({**record(EXAMPLE_SEED, [1, 2], 1), "algorithm": "other"}).ok
+    assert not verify({**record(EXAMPLE_SEED, [1, 2], 1), "entrants": [1, "two"]}).ok
+    assert not verify({**record(EXAMPLE_SEED, [1, 2], 1), "winners_count": 0}).ok
 
 
 def chi_square_critical(df: int, z: float = 3.0902) -> float:
@@ -178,6 +180,8 @@ def test_browser_verifier_agrees_with_the_server(tmp_path):
     tampered = [
         {**genuine[0], "seed": "ff" + genuine[0]["seed"][2:]},
         {**genuine[-1], "entrants": [3, 8, 17, 42]},
+        {**genuine[-1], "entrants": [3, "eight"]},
+        {**genuine[-1], "winners_count": 0},
         {
             **genuine[-1],
             "winners": [{"rank": 1, "user_id": 3}, {"rank": 2, "user_id": 8}, {"rank": 3, "user_id": 42}],

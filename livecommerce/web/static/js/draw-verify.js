@@ -93,6 +93,14 @@ export async function verifyDraw(record) {
   if (recomputed !== record.seed_commitment) {
     mismatches.push(`seed commitment: SHA-256 of the seed is ${recomputed}, published ${record.seed_commitment}`);
   }
+  try {
+    return await checkEntrantsAndWinners(record, mismatches);
+  } catch (error) {
+    return { ok: false, mismatches: [...mismatches, `malformed record: ${error.message}`], winners: [] };
+  }
+}
+
+async function checkEntrantsAndWinners(record, mismatches) {
   const entrants = (record.entrants ?? []).map((id) => BigInt(id));
   const canonical = canonicalEntrants(entrants);
   if (canonical.length !== entrants.length || canonical.some((id, i) => id !== entrants[i])) {
