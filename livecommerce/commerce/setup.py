@@ -9,12 +9,12 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from livecommerce.appkeys import ENGINE, SESSIONS, SETTINGS
+from livecommerce.appkeys import ENGINE, METRICS, SESSIONS, SETTINGS
 from livecommerce.commerce import api, commands
 from livecommerce.commerce.appkeys import COMMERCE_EVENTS, ORDERS, PAYMENTS
 from livecommerce.commerce.events import CommerceEvents
 from livecommerce.commerce.expiry import ExpirySweeper
-from livecommerce.commerce.orders import OrderService
+from livecommerce.commerce.orders import OrderMetrics, OrderService
 from livecommerce.commerce.payments import Payments
 from livecommerce.commerce.sales import SaleClock, SaleDirectory
 from livecommerce.realtime.hub import HUB
@@ -30,6 +30,7 @@ def setup(app: web.Application) -> None:
         engine = app[ENGINE]
         events = CommerceEvents(engine)
         events.attach(app[HUB].publish)
+        metrics = OrderMetrics(app[METRICS])
         orders = OrderService(
             engine,
             app[SESSIONS],
@@ -38,6 +39,7 @@ def setup(app: web.Application) -> None:
             ttl_s=settings.reservation_ttl_seconds,
             batching=settings.order_batching,
             window_s=settings.order_batch_window_ms / 1000,
+            metrics=metrics,
         )
         payments = Payments(settings, engine, app[SESSIONS], orders)
         app[COMMERCE_EVENTS], app[ORDERS], app[PAYMENTS] = events, orders, payments
