@@ -1,5 +1,5 @@
 """ICE and DTLS set-up for peer connections: the addresses to gather on and announce, the scope of
-remote addresses worth checking, the configured STUN/TURN servers, and the DTLS server role.
+remote addresses worth checking, the configured STUN/TURN servers, and the DTLS role.
 
 aioice gathers host candidates on every interface except 127.0.0.1 and offers no per-connection
 choice, so `pin_gathering` is the one place that replaces a connection's gathering: host
@@ -19,6 +19,7 @@ from typing import Any
 from aioice import Candidate
 from aioice.ice import Connection
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection
+from aiortc.sdp import SessionDescription
 
 from livecommerce.config import Settings
 
@@ -127,8 +128,14 @@ def _candidate_in_scope(line: str) -> bool:
         return False
 
 
-def answer_as_dtls_server(pc: RTCPeerConnection) -> None:
-    """Make the answer say `a=setup:passive`: FFmpeg's and GStreamer's WHIP clients expect to be
-    the DTLS client. Call it after setRemoteDescription(offer), before createAnswer."""
+def choose_dtls_role(pc: RTCPeerConnection, offer: str) -> None:
+    """Answer `a=setup:actpass` offers with `a=setup:passive` (the server is the DTLS server), as
+    WHIP clients such as GStreamer's expect; aiortc would answer `active`. An offer that fixes
+    its role (FFmpeg's `whip` muxer offers `passive`) gets the other one, as aiortc does.
+    Call it after setRemoteDescription(offer), before createAnswer."""
+    roles = {
+        media.rtp.muxId: media.dtls.role for media in SessionDescription.parse(offer).media if media.dtls
+    }
     for transceiver in pc.getTransceivers():
-        transceiver.receiver.transport._set_role("server")
+        if roles.get(transceiver.mid) == "auto":
+            transceiver.receiver.transport._set_role("server")

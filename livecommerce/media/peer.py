@@ -43,7 +43,7 @@ async def answer(
             raise AppError("not_acceptable", no_common_codec) from None
         except (ValueError, InvalidAccessError, InvalidStateError, InternalError) as exc:
             raise AppError("invalid_sdp", f"the offer was refused: {exc}") from None
-        ice.answer_as_dtls_server(pc)
+        ice.choose_dtls_role(pc, text)
         await pc.setLocalDescription(await pc.createAnswer())
         return pc, transceivers
     except BaseException:

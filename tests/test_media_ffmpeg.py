@@ -1,0 +1,128 @@
+"""An independent WHIP client: FFmpeg's own `whip` muxer (bundled with PyAV) publishes H.264 and
+Opus, and an aiortc viewer receives them over WHEP as H.264, untouched."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import fractions
+import multiprocessing
+from multiprocessing.synchronize import Event
+from pathlib import Path
+
+import aiohttp
+import av
+import numpy as np
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from helpers import wait_for
+
+from livecommerce.media import testpattern
+from livecommerce.media.node import MEDIA
+
+pytestmark = [pytest.mark.media, pytest.mark.timeout(180)]
+
+WIDTH, HEIGHT, FPS = 640, 360, 15
+
+
+def p256_certificate(directory: Path) -> tuple[Path, Path]:
+    """FFmpeg's default DTLS certificate is P-224, which aiortc's TLS refuses; give it P-256."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ffmpeg-whip")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = directory / "cert.pem", directory / "key.pem"
+    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return cert_file, key_file
+
+
+def ffmpeg_publish(url: str, stream_key: str, cert_file: Path, key_file: Path, stop: Event) -> int:
+    """Encode a moving pattern (H.264) and a tone (Opus) and mux them to the WHIP URL until stopped.
+
+    Runs in its own process: the muxer's blocking network calls hold the GIL."""
+    options = {"authorization": stream_key, "cert_file": str(cert_file), "key_file": str(key_file)}
+    container = av.open(url, "w", format="whip", options=options)
+    try:
+        video = container.add_stream("libx264", rate=FPS)
+        video.width, video.height, video.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        video.options = {"preset": "ultrafast", "tune": "zerolatency", "profile": "baseline", "g": str(FPS)}
+        audio = container.add_stream("libopus", rate=48000)
+        audio.layout = "stereo"
+        frames = 0
+        samples = 0
+        while not stop.is_set() and frames < FPS * 60:
+            luma = np.full((HEIGHT, WIDTH), 60, dtype=np.uint8)
+            luma[:, (frames * 8) % WIDTH :][:, :24] = 235
+            frame = av.VideoFrame.from_ndarray(
+                np.concatenate([luma, np.full((HEIGHT // 2, WIDTH), 128, dtype=np.uint8)]), format="yuv420p"
+            )
+            frame.pts, frame.time_base = frames, fractions.Fraction(1, FPS)
+            container.mux(video.encode(frame))
+            while samples < (frames + 1) * 48000 // FPS:
+                tone = (np.sin(np.arange(samples, samples + 960) / 48000 * 2 * np.pi * 440) * 8000).astype(
+                    np.int16
+                )
+                chunk = av.AudioFrame.from_ndarray(np.repeat(tone, 2)[None, :], format="s16", layout="stereo")
+                chunk.sample_rate, chunk.pts = 48000, samples
+                container.mux(audio.encode(chunk))
+                samples += 960
+            frames += 1
+            stop.wait(1 / FPS)
+        return frames
+    finally:
+        container.close()
+
+
+async def test_ffmpeg_whip_muxer_publishes_h264_and_opus_to_viewers(server, tmp_path):
+    world = await server.seed()
+    cert_file, key_file = p256_certificate(tmp_path)
+    context = multiprocessing.get_context("spawn")
+    stop = context.Event()
+    whip = f"{server.url}/api/rooms/{world.room_id}/whip"
+    publisher = context.Process(
+        target=ffmpeg_publish, args=(whip, world.stream_key, cert_file, key_file, stop), daemon=True
+    )
+    publisher.start()
+    try:
+        await wait_for(
+            lambda: world.room_id in server.app[MEDIA].streams or not publisher.is_alive(),
+            timeout=60,
+            message="FFmpeg's WHIP session",
+        )
+        assert publisher.is_alive(), f"FFmpeg's WHIP muxer exited with {publisher.exitcode}"
+        stream = server.app[MEDIA].streams[world.room_id]
+        assert stream.codec_names == {"video": "H264", "audio": "opus"}
+        async with aiohttp.ClientSession() as http:
+            viewer = await testpattern.play(http, f"{server.url}/api/rooms/{world.room_id}/whep")
+            await wait_for(
+                lambda: viewer.video_frames >= 10 and viewer.audio_frames >= 20,
+                timeout=60,
+                message="the viewer receives FFmpeg's H.264 and Opus",
+            )
+            assert viewer.first_frame_keyframe is True
+            assert viewer.sizes == {(WIDTH, HEIGHT)}
+            assert viewer.decode_errors == 0
+            await viewer.close()
+    finally:
+        stop.set()
+        await asyncio.to_thread(publisher.join, 30)
+        if publisher.is_alive():
+            publisher.kill()
+    assert publisher.exitcode == 0
