@@ -115,8 +115,12 @@ SALE_FOR_UPDATE = text(
     "SELECT id, room_id, merchant_id, sku_id, state, available, per_user_limit, sale_price_minor, currency, "
     "starts_at, ends_at, now() AS now FROM flash_sales WHERE id = :id FOR UPDATE"
 )
-HELD_UNITS = text(
-    "SELECT user_id, units FROM sale_buyers WHERE sale_id = :sale AND user_id = ANY(CAST(:users AS bigint[]))"
+TAPS_STATE = text(
+    "SELECT t.user_id AS tap_user, t.key AS tap_key, coalesce(b.units, 0) AS held, a.outcome, "
+    f"{ORDER_COLUMNS} FROM unnest(CAST(:users AS bigint[]), CAST(:keys AS text[])) AS t(user_id, key) "
+    "LEFT JOIN sale_buyers b ON b.sale_id = :sale AND b.user_id = t.user_id "
+    "LEFT JOIN order_attempts a ON a.user_id = t.user_id AND a.idempotency_key = t.key "
+    "LEFT JOIN orders o ON o.id = a.order_id LEFT JOIN users u ON u.id = o.user_id"
 )
 INSERT_ORDERS = text(
     "WITH o AS (INSERT INTO orders (merchant_id, room_id, sale_id, sku_id, user_id, kind, status, quantity, "
@@ -140,10 +144,30 @@ ADD_HELD_UNITS = text(
     "ON CONFLICT (sale_id, user_id) DO UPDATE SET units = sale_buyers.units + excluded.units "
     "WHERE sale_buyers.units + excluded.units <= :limit"
 )
-TAKE_UNITS = text(
-    "UPDATE flash_sales SET available = available - :n, "
+BATCH_TAPS = (
+    "unnest(CAST(:users AS bigint[]), CAST(:keys AS text[]), CAST(:qs AS int[]), CAST(:outcomes AS text[])) "
+    "AS t(user_id, key, q, outcome)"
+)
+WRITE_BATCH = text(
+    "WITH ins AS (INSERT INTO orders (merchant_id, room_id, sale_id, sku_id, user_id, kind, status, quantity, "
+    "unit_price_minor, amount_minor, currency, idempotency_key, reserved_until) "
+    "SELECT :merchant, :room, :sale, :sku, t.user_id, 'sale', 'reserved', t.q, CAST(:price AS bigint), "
+    "t.q * CAST(:price AS bigint), :currency, t.key, now() + make_interval(secs => CAST(:ttl AS double precision)) "
+    f"FROM {BATCH_TAPS} WHERE t.outcome = 'reserved' RETURNING *), "
+    "answers AS (INSERT INTO order_attempts (user_id, idempotency_key, sale_id, quantity, outcome, order_id) "
+    f"SELECT t.user_id, t.key, :sale, t.q, t.outcome, ins.id FROM {BATCH_TAPS} "
+    "LEFT JOIN ins ON ins.user_id = t.user_id AND ins.idempotency_key = t.key RETURNING 1), "
+    "held AS (INSERT INTO sale_buyers (sale_id, user_id, units) SELECT :sale, h.user_id, h.n "
+    "FROM unnest(CAST(:held_users AS bigint[]), CAST(:held_units AS int[])) AS h(user_id, n) "
+    "ON CONFLICT (sale_id, user_id) DO UPDATE SET units = sale_buyers.units + excluded.units "
+    "WHERE sale_buyers.units + excluded.units <= :limit RETURNING 1), "
+    "take AS (UPDATE flash_sales SET available = available - :n, "
     "state = CASE WHEN available = :n THEN 'sold_out'::sale_state ELSE state END "
-    "WHERE id = :id AND state = 'live' AND available >= :n AND now() < ends_at RETURNING available, state"
+    "WHERE id = :sale AND :n > 0 AND state = 'live' AND available >= :n AND now() < ends_at RETURNING 1) "
+    "SELECT c.answered, c.held_rows, c.took, o.idempotency_key AS tap_key, "
+    f"{ORDER_COLUMNS} FROM (SELECT (SELECT count(*) FROM answers) AS answered, "
+    "(SELECT count(*) FROM held) AS held_rows, (SELECT count(*) FROM take) AS took) c "
+    "LEFT JOIN ins o ON true LEFT JOIN users u ON u.id = o.user_id"
 )
 
 
@@ -161,78 +185,66 @@ class BatchResult:
 
 
 async def reserve_batch(conn: AsyncConnection, sale_id: int, taps: list[Tap], ttl_s: int) -> BatchResult:
-    """Decide a batch of taps for one sale inside the caller's transaction."""
+    """Decide a batch of taps for one sale inside the caller's transaction.
+
+    Three statements whatever the batch size: lock the sale row; read the keys' earlier answers
+    and the buyers' holdings (after the lock, so a batch committed by another node is seen);
+    write every order, answer and ledger row and take the units in one statement.
+    """
     sale = (await conn.execute(SALE_FOR_UPDATE, {"id": sale_id})).one_or_none()
     if sale is None:
         raise AppError("not_found", "no such sale")
-    prior = {
-        (row.tap_user, row.tap_key): _replay(row)
-        for row in await conn.execute(
-            PRIOR_ANSWERS, {"users": [t.user_id for t in taps], "keys": [t.key for t in taps]}
-        )
-    }
+    prior: dict[tuple[int, str], Answer] = {}
+    held: dict[int, int] = {}
+    for row in await conn.execute(
+        TAPS_STATE, {"sale": sale_id, "users": [t.user_id for t in taps], "keys": [t.key for t in taps]}
+    ):
+        held[row.tap_user] = row.held
+        if row.outcome is not None:
+            prior[(row.tap_user, row.tap_key)] = _replay(row)
     fresh = [tap for tap in taps if (tap.user_id, tap.key) not in prior]
-    held = {
-        row.user_id: row.units
-        for row in await conn.execute(
-            HELD_UNITS, {"sale": sale_id, "users": list({t.user_id for t in fresh})}
-        )
-    }
     snapshot = SaleSnapshot(
         SaleState(sale.state), sale.available, sale.per_user_limit, sale.starts_at, sale.ends_at, sale.now
     )
     plan = decide_batch(snapshot, fresh, held)
-    winners = [fresh[i] for i in plan.reserved()]
     orders: dict[tuple[int, str], dict[str, Any]] = {}
-    if winners:
-        rows = await conn.execute(
-            INSERT_ORDERS,
-            {
-                "merchant": sale.merchant_id,
-                "room": sale.room_id,
-                "sale": sale_id,
-                "sku": sale.sku_id,
-                "price": sale.sale_price_minor,
-                "currency": sale.currency,
-                "ttl": ttl_s,
-                "users": [t.user_id for t in winners],
-                "keys": [t.key for t in winners],
-                "qs": [t.quantity for t in winners],
-            },
-        )
-        orders = {(row.user_id, row.tap_key): order_view(row) for row in rows}
-        users, units = zip(*plan.added_units.items(), strict=True)
-        result = await conn.execute(
-            ADD_HELD_UNITS,
-            {"sale": sale_id, "users": list(users), "units": list(units), "limit": sale.per_user_limit},
-        )
-        if result.rowcount != len(users):
-            raise RuntimeError("per-viewer ledger disagrees with the batch decision")
-        taken = (await conn.execute(TAKE_UNITS, {"id": sale_id, "n": plan.taken})).one_or_none()
-        if taken is None:
-            raise RuntimeError("the sale's stock disagrees with the batch decision")
     firsts = [i for i, first in enumerate(plan.first_of) if first == i]
     if firsts:
-        await conn.execute(
-            INSERT_ANSWERS,
-            {
-                "sale": sale_id,
-                "users": [fresh[i].user_id for i in firsts],
-                "keys": [fresh[i].key for i in firsts],
-                "qs": [fresh[i].quantity for i in firsts],
-                "outcomes": [plan.outcomes[i].value for i in firsts],
-                "orders": [
-                    orders[(fresh[i].user_id, fresh[i].key)]["order_id"]
-                    if plan.outcomes[i] is Outcome.RESERVED
-                    else None
-                    for i in firsts
-                ],
-            },
+        buyers = list(plan.added_units)
+        rows = list(
+            await conn.execute(
+                WRITE_BATCH,
+                {
+                    "merchant": sale.merchant_id,
+                    "room": sale.room_id,
+                    "sale": sale_id,
+                    "sku": sale.sku_id,
+                    "price": sale.sale_price_minor,
+                    "currency": sale.currency,
+                    "ttl": ttl_s,
+                    "users": [fresh[i].user_id for i in firsts],
+                    "keys": [fresh[i].key for i in firsts],
+                    "qs": [fresh[i].quantity for i in firsts],
+                    "outcomes": [plan.outcomes[i].value for i in firsts],
+                    "held_users": buyers,
+                    "held_units": [plan.added_units[user] for user in buyers],
+                    "limit": sale.per_user_limit,
+                    "n": plan.taken,
+                },
+            )
         )
-    decided = {}
-    for index, tap in enumerate(fresh):
-        outcome = plan.outcomes[index]
-        decided[(tap.user_id, tap.key)] = Answer(outcome, orders.get((tap.user_id, tap.key)))
+        checks = rows[0]
+        if (checks.answered, checks.held_rows, checks.took) != (
+            len(firsts),
+            len(buyers),
+            int(plan.taken > 0),
+        ):
+            raise RuntimeError("the database disagrees with the batch decision")
+        orders = {(row.user_id, row.tap_key): order_view(row) for row in rows if row.id is not None}
+    decided = {
+        (tap.user_id, tap.key): Answer(plan.outcomes[i], orders.get((tap.user_id, tap.key)))
+        for i, tap in enumerate(fresh)
+    }
     answers = [prior.get((t.user_id, t.key)) or decided[(t.user_id, t.key)] for t in taps]
     return BatchResult(answers, sale.room_id, plan.taken > 0 and sale.available == plan.taken, plan.taken)
 
