@@ -238,3 +238,54 @@ async def test_several_sweepers_expire_each_order_once(server, database_url):
     assert book.reserved_orders == 0 and book.available == 200 and book.state == "live"
     check_balanced(book, allocated=200, limit=2)
     assert book.ledger_per_user == {}
+
+
+async def test_two_nodes_deciding_the_same_sale_stay_exact(server, settings, database_url):
+    """Two server processes' batches contend on one sale; a key sent to both is decided once."""
+    other = await start_server(settings)
+    try:
+        world = await server.seed(stock=200)
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200)) as http:
+            sale = await start_sale(
+                http,
+                server.url,
+                world.tokens["operator"],
+                room_id=world.room_id,
+                sku_id=world.sku_id,
+                allocated=60,
+                per_user_limit=1,
+            )
+            buyers = await guests(http, server.url, 150)
+
+            async def tap(node: str, token: str, key: str) -> tuple[str, dict]:
+                status, answer = await call(
+                    http,
+                    "POST",
+                    f"{node}/api/orders",
+                    token,
+                    {"sale_id": sale["sale_id"], "idempotency_key": key},
+                )
+                assert status in (200, 409), answer
+                return key, answer
+
+            taps = []
+            for _, token in buyers:
+                shared = new_key()
+                taps += [
+                    tap(server.url, token, shared),
+                    tap(other.url, token, shared),
+                    tap(other.url, token, new_key()),
+                ]
+            random.shuffle(taps)
+            answers = await asyncio.gather(*taps)
+        by_key: dict[str, list[dict]] = {}
+        for key, answer in answers:
+            by_key.setdefault(key, []).append(answer)
+        assert all(all(a == same[0] for a in same) for same in by_key.values())
+        reserved = [same[0] for same in by_key.values() if same[0].get("outcome") == "reserved"]
+        assert len(reserved) == 60
+        book = await ledger(dsn_of(database_url), sale["sale_id"])
+        check_balanced(book, allocated=60, limit=1)
+        assert book.available == 0 and book.answers == len(by_key)
+    finally:
+        await other.runner.cleanup()
