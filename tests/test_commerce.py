@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import aiohttp
 import asyncpg
 from commerce_client import call, dsn_of, guests, ledger, new_key, start_sale
 from room_client import RoomClient
+
+from livecommerce.commerce.events import STOCK_INTERVAL_S
 
 
 async def _counts(database_url: str) -> tuple[int, int]:
@@ -470,3 +473,40 @@ async def test_dashboard_counts_paid_orders_and_exports_csv(server):
         lines = csv_text.strip().splitlines()
         assert lines[0] == "bucket_start,product_id,orders,paid_orders,units,gmv_minor"
         assert lines[1].endswith(f",{world.product_id},2,2,3,900")
+
+
+async def test_stock_events_are_coalesced_and_end_on_the_true_value(server, database_url):
+    world = await server.seed(stock=200)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100)) as http:
+        sale = await start_sale(
+            http,
+            server.url,
+            world.tokens["operator"],
+            room_id=world.room_id,
+            sku_id=world.sku_id,
+            allocated=150,
+            per_user_limit=1,
+        )
+        buyers = await guests(http, server.url, 120)
+        watcher = await RoomClient.connect(server.room_ws(world.room_id, buyers[0][1]))
+        try:
+            await watcher.event("snapshot")
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            for _, token in buyers:  # one tap after another: every tap changes the stock
+                await call(
+                    http,
+                    "POST",
+                    f"{server.url}/api/orders",
+                    token,
+                    {"sale_id": sale["sale_id"], "idempotency_key": new_key()},
+                )
+            await watcher.event("stock", sale_id=sale["sale_id"], available=30)
+            elapsed = loop.time() - started
+            stock = watcher.events("stock")
+            assert len(stock) <= elapsed / STOCK_INTERVAL_S + 2
+            assert stock[-1]["data"]["available"] == 30
+        finally:
+            await watcher.close()
+    book = await ledger(dsn_of(database_url), sale["sale_id"])
+    assert book.available == 30
