@@ -36,12 +36,16 @@ import aiohttp
 import asyncpg
 import orjson
 import psutil
+from sqlalchemy import text
 from tqdm import tqdm
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from livecommerce.auth import Principal, Tokens, hash_password  # noqa: E402
+from livecommerce.commerce.batching import Tap  # noqa: E402
+from livecommerce.commerce.orders import reserve_batch, reserve_one  # noqa: E402
+from livecommerce.db.engine import make_engine  # noqa: E402
 from livecommerce.db.migrate import upgrade_async  # noqa: E402
 from livecommerce.db.models import Role  # noqa: E402
 
@@ -306,18 +310,83 @@ async def accounting(dsn: str, sale_id: int, acknowledged: set[int], limit: int)
     }
 
 
+async def fresh_database(admin_dsn: str, name: str) -> tuple[str, str]:
+    """Create and migrate a database; returns its asyncpg DSN and SQLAlchemy URL."""
+    conn = await asyncpg.connect(admin_dsn)
+    await conn.execute(f"CREATE DATABASE {name}")
+    await conn.close()
+    dsn = admin_dsn.rsplit("/", 1)[0] + f"/{name}"
+    url = dsn.replace("postgresql://", "postgresql+asyncpg://", 1)
+    await upgrade_async(url)
+    return dsn, url
+
+
+async def drop_database(admin_dsn: str, name: str) -> None:
+    conn = await asyncpg.connect(admin_dsn)
+    await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    await conn.close()
+
+
+async def decide_directly(mode: str, admin_dsn: str, args: argparse.Namespace) -> dict[str, Any]:
+    """The database path alone, in this process, no sockets: how fast PostgreSQL decides taps.
+
+    Batched: batches of `--direct-batch` taps one after another, as one node's batcher does for
+    one sale. Row lock: every tap its own transaction, 40 at a time.
+    """
+    database = f"lc_direct_{mode}_{secrets.token_hex(3)}"
+    dsn, url = await fresh_database(admin_dsn, database)
+    engine = make_engine(url, pool_size=20)
+    try:
+        world = await seed(dsn, buyers=args.buyers, stock=args.stock)
+        async with engine.begin() as conn:
+            await conn.execute(
+                text("UPDATE skus SET reserved = :n WHERE id = :sku"), {"n": args.stock, "sku": world.sku_id}
+            )
+            sale_id = await conn.scalar(
+                text(
+                    "INSERT INTO flash_sales (room_id, merchant_id, sku_id, sale_price_minor, currency, allocated, "
+                    "available, per_user_limit, state, starts_at, ends_at) SELECT :room, merchant_id, :sku, 999, "
+                    "'USD', :n, :n, :limit, 'live', now(), now() + interval '1 hour' FROM rooms WHERE id = :room "
+                    "RETURNING id"
+                ),
+                {"room": world.room_id, "sku": world.sku_id, "n": args.stock, "limit": args.limit},
+            )
+        taps = [Tap(user, secrets.token_hex(12), 1) for _ in range(args.taps) for user, _ in world.buyers]
+        started = time.perf_counter()
+        if mode == "batched":
+            for first in range(0, len(taps), args.direct_batch):
+                async with engine.begin() as conn:
+                    await reserve_batch(conn, sale_id, taps[first : first + args.direct_batch], 600)
+        else:
+            gate = asyncio.Semaphore(40)
+
+            async def one(tap: Tap) -> None:
+                async with gate, engine.begin() as conn:
+                    await reserve_one(conn, sale_id, tap, 600)
+
+            await asyncio.gather(*(one(tap) for tap in taps))
+        elapsed = time.perf_counter() - started
+        books = await accounting(dsn, sale_id, set(), args.limit)
+    finally:
+        await engine.dispose()
+        await drop_database(admin_dsn, database)
+    return {
+        "mode": mode,
+        "taps": len(taps),
+        "seconds": round(elapsed, 3),
+        "taps_per_second": round(len(taps) / elapsed, 1),
+        "oversell": books["oversell"],
+        "balanced": books["balanced"],
+    }
+
+
 async def run_mode(
     mode: str, admin_dsn: str, args: argparse.Namespace, work: Path, redis_url: str
 ) -> dict[str, Any]:
     database = f"lc_flash_{mode}_{secrets.token_hex(3)}"
-    conn = await asyncpg.connect(admin_dsn)
-    await conn.execute(f"CREATE DATABASE {database}")
-    await conn.close()
-    dsn = admin_dsn.rsplit("/", 1)[0] + f"/{database}"
-    url = dsn.replace("postgresql://", "postgresql+asyncpg://", 1)
+    dsn, url = await fresh_database(admin_dsn, database)
     servers: list[Server] = []
     try:
-        await upgrade_async(url)
         world = await seed(dsn, buyers=args.buyers, stock=args.stock)
         servers = [Server(url, MODES[mode], work, redis_url) for _ in range(args.nodes)]
         for server in servers:
@@ -406,9 +475,7 @@ async def run_mode(
     finally:
         for server in servers:
             server.stop()
-        conn = await asyncpg.connect(admin_dsn)
-        await conn.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
-        await conn.close()
+        await drop_database(admin_dsn, database)
 
 
 def plot(results: dict[str, Any], path: Path) -> None:
@@ -461,6 +528,9 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             admin_dsn = embedded.dsn("postgres")
         try:
             runs = [await run_mode(mode, admin_dsn, args, work, redis_url) for mode in args.modes]
+            direct = (
+                [await decide_directly(mode, admin_dsn, args) for mode in args.modes] if args.direct else []
+            )
         finally:
             if embedded is not None:
                 await asyncio.to_thread(embedded.stop)
@@ -477,11 +547,17 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         },
         "config": {k: v for k, v in vars(args).items() if k not in ("out", "database_url")},
         "runs": runs,
+        "direct": direct,
     }
     by_mode = {run["mode"]: run for run in runs}
     if "batched" in by_mode and "row_lock" in by_mode:
         results["speedup"] = round(
             by_mode["batched"]["taps_per_second"] / by_mode["row_lock"]["taps_per_second"], 2
+        )
+    direct = {run["mode"]: run for run in results["direct"]}
+    if "batched" in direct and "row_lock" in direct:
+        results["direct_speedup"] = round(
+            direct["batched"]["taps_per_second"] / direct["row_lock"]["taps_per_second"], 2
         )
     return results
 
@@ -495,6 +571,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
     parser.add_argument("--nodes", type=int, default=1, help="server processes, joined by a local Valkey")
     parser.add_argument("--connect-parallel", type=int, default=100)
+    parser.add_argument(
+        "--direct",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also measure the database path alone, without sockets",
+    )
+    parser.add_argument(
+        "--direct-batch", type=int, default=2000, help="taps per batch in the direct measurement"
+    )
     parser.add_argument("--timeout", type=float, default=300, help="seconds to wait for every answer")
     parser.add_argument("--database-url", default="", help="admin DSN of a PostgreSQL to create databases on")
     parser.add_argument("--out", type=Path, default=ROOT / "loadtests" / "results")
@@ -522,6 +607,12 @@ def main(argv: list[str] | None = None) -> int:
         )
     if "speedup" in results:
         print(f"batched / row lock: {results['speedup']}x")
+    for run in results["direct"]:
+        print(
+            f"{run['mode']:>9} database path alone: {run['taps_per_second']:>9,.0f} taps/s  "
+            f"oversell {run['oversell']}  balanced {run['balanced']}"
+        )
+        failed |= run["oversell"] != 0 or not run["balanced"]
     print(f"results: {json_path}")
     return 1 if failed else 0
 

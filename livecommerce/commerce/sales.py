@@ -99,25 +99,37 @@ class SaleRef:
 
 
 class SaleDirectory:
-    """Caches the immutable facts of sales, so a tap costs no lookup before its batch."""
+    """Caches the immutable facts of sales, so a tap costs no lookup before its batch.
+
+    The first taps of a storm all miss the cache at once; they share one lookup.
+    """
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._refs: dict[int, SaleRef] = {}
+        self._loading: dict[int, asyncio.Task[SaleRef]] = {}
 
     async def get(self, sale_id: int) -> SaleRef:
         ref = self._refs.get(sale_id)
-        if ref is None:
-            async with self._engine.connect() as conn:
-                row = (
-                    await conn.execute(
-                        text("SELECT id, room_id, merchant_id, sku_id FROM flash_sales WHERE id = :id"),
-                        {"id": sale_id},
-                    )
-                ).one_or_none()
-            if row is None:
-                raise AppError("not_found", "no such sale")
-            ref = self._refs[sale_id] = SaleRef(row.id, row.room_id, row.merchant_id, row.sku_id)
+        if ref is not None:
+            return ref
+        loading = self._loading.get(sale_id)
+        if loading is None:
+            loading = self._loading[sale_id] = asyncio.create_task(self._load(sale_id))
+            loading.add_done_callback(lambda _: self._loading.pop(sale_id, None))
+        return await asyncio.shield(loading)
+
+    async def _load(self, sale_id: int) -> SaleRef:
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    text("SELECT id, room_id, merchant_id, sku_id FROM flash_sales WHERE id = :id"),
+                    {"id": sale_id},
+                )
+            ).one_or_none()
+        if row is None:
+            raise AppError("not_found", "no such sale")
+        ref = self._refs[sale_id] = SaleRef(row.id, row.room_id, row.merchant_id, row.sku_id)
         return ref
 
     async def for_sku(self, room_id: int, sku_id: int) -> SaleRef:
