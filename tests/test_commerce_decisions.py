@@ -9,6 +9,7 @@ import pytest
 
 from livecommerce.commerce.batching import Outcome, SaleSnapshot, Tap, TapBatcher, decide_batch, sale_phase
 from livecommerce.commerce.events import StockThrottle
+from livecommerce.commerce.lookups import SharedLookup
 from livecommerce.commerce.orders import check_order_input
 from livecommerce.db.models import SaleState
 from livecommerce.errors import AppError
@@ -146,3 +147,29 @@ async def test_batcher_fails_every_tap_of_a_failed_batch_and_keeps_serving():
     with pytest.raises(ConnectionError):
         await batcher.submit(1, Tap(1, "key-00001", 1))
     assert await batcher.submit(1, Tap(1, "key-00002", 1)) == "ok"
+
+
+async def test_shared_lookup_runs_one_load_for_concurrent_misses_and_forgets_failures():
+    calls: list[int] = []
+    gate = asyncio.Event()
+
+    async def load(key: int) -> str:
+        calls.append(key)
+        await gate.wait()
+        if key < 0:
+            raise LookupError("no such thing")
+        return f"value-{key}"
+
+    lookup = SharedLookup(load)
+    waiting = [asyncio.create_task(lookup.get(1)) for _ in range(50)]
+    failing = asyncio.create_task(lookup.get(-1))
+    await asyncio.sleep(0)
+    gate.set()
+    assert await asyncio.gather(*waiting) == ["value-1"] * 50
+    with pytest.raises(LookupError):
+        await failing
+    assert await lookup.get(1) == "value-1"
+    assert calls == [1, -1]
+    with pytest.raises(LookupError):
+        await lookup.get(-1)
+    assert calls == [1, -1, -1]  # the failure was not cached

@@ -16,6 +16,8 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from livecommerce.commerce.lookups import SharedLookup
+
 log = logging.getLogger(__name__)
 
 Publish = Callable[..., Awaitable[Any]]
@@ -65,7 +67,7 @@ class CommerceEvents:
         self._publish: Publish | None = None
         self.throttle = StockThrottle(stock_interval)
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._staff: dict[int, tuple[float, list[int]]] = {}
+        self._staff: SharedLookup[int, list[int]] = SharedLookup(self._load_staff, ttl_s=STAFF_CACHE_S)
 
     def attach(self, publish: Publish) -> None:
         """Connect to the room hub's publish (done at start-up, once the hub exists)."""
@@ -100,18 +102,12 @@ class CommerceEvents:
 
     async def _staff_feed(self, room_id: int, feed: dict[str, Any]) -> None:
         """The feed is private to each of the merchant's staff accounts present in the room."""
-        for user_id in await self._staff_of_room(room_id):
+        for user_id in await self._staff.get(room_id):
             await self.publish(room_id, "order.feed", feed, to_user=user_id)
 
-    async def _staff_of_room(self, room_id: int) -> list[int]:
-        loop = asyncio.get_running_loop()
-        cached = self._staff.get(room_id)
-        if cached is not None and loop.time() - cached[0] < STAFF_CACHE_S:
-            return cached[1]
+    async def _load_staff(self, room_id: int) -> list[int]:
         async with self._engine.connect() as conn:
-            ids = list(await conn.scalars(STAFF_OF_ROOM, {"room": room_id}))
-        self._staff[room_id] = (loop.time(), ids)
-        return ids
+            return list(await conn.scalars(STAFF_OF_ROOM, {"room": room_id}))
 
     def stock_changed(self, sale_id: int) -> None:
         loop = asyncio.get_running_loop()

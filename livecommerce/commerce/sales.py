@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from livecommerce.commerce import inventory
 from livecommerce.commerce.events import CommerceEvents
+from livecommerce.commerce.lookups import SharedLookup
 from livecommerce.errors import AppError
 
 log = logging.getLogger(__name__)
@@ -106,18 +107,10 @@ class SaleDirectory:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
-        self._refs: dict[int, SaleRef] = {}
-        self._loading: dict[int, asyncio.Task[SaleRef]] = {}
+        self._refs: SharedLookup[int, SaleRef] = SharedLookup(self._load)
 
     async def get(self, sale_id: int) -> SaleRef:
-        ref = self._refs.get(sale_id)
-        if ref is not None:
-            return ref
-        loading = self._loading.get(sale_id)
-        if loading is None:
-            loading = self._loading[sale_id] = asyncio.create_task(self._load(sale_id))
-            loading.add_done_callback(lambda _: self._loading.pop(sale_id, None))
-        return await asyncio.shield(loading)
+        return await self._refs.get(sale_id)
 
     async def _load(self, sale_id: int) -> SaleRef:
         async with self._engine.connect() as conn:
@@ -129,8 +122,7 @@ class SaleDirectory:
             ).one_or_none()
         if row is None:
             raise AppError("not_found", "no such sale")
-        ref = self._refs[sale_id] = SaleRef(row.id, row.room_id, row.merchant_id, row.sku_id)
-        return ref
+        return SaleRef(row.id, row.room_id, row.merchant_id, row.sku_id)
 
     async def for_sku(self, room_id: int, sku_id: int) -> SaleRef:
         """The open sale of a SKU in a room (or its latest one, to answer `ended`)."""
