@@ -63,7 +63,7 @@ class Settings(BaseSettings):
     room_history: int = Field(1000, ge=10)
     chat_rate_per_second: float = Field(1.0, gt=0)
     chat_burst: int = Field(5, ge=1)
-    chat_coalesce_connections: int = Field(100, ge=1)
+    coalesce_connections: int = Field(100, ge=1)
     chat_max_per_second: int = Field(50, ge=1)
     realtime_tick_ms: int = Field(100, ge=10, le=2000)
     presence_interval_seconds: float = Field(1.0, gt=0, le=60)

@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 from array import array
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -44,6 +45,7 @@ from _common import (
     spawn,
     write_results,
 )
+from _wsclient import LeanWebSocket, OnText, connect
 
 P99_TARGET_MS = 250.0
 CHAT, COMMERCE = "chat", "commerce"
@@ -62,22 +64,38 @@ class RoomProtocol:
     def __init__(self, target: dict[str, Any]) -> None:
         self.target = target
 
-    def url(self, index: int) -> str:
+    def path(self, index: int) -> str:
         tokens = self.target["viewer_tokens"]
-        return f"{self.target['ws_url']}?token={tokens[index % len(tokens)]}"
+        return f"{self.target['path']}?token={tokens[index % len(tokens)]}"
+
+    def viewer(self, slot: int, tally: Tally, joined: asyncio.Future[None]) -> OnText:
+        classes = self.classes
+
+        def on_text(payload: bytes, now: float, send: Callable[[str], None]) -> None:
+            decoded = orjson.loads(payload)
+            for message in decoded if isinstance(decoded, list) else (decoded,):
+                cls = classes.get(message.get("type"))
+                if cls is not None:
+                    tally.record(slot, cls, message["ts"], now)
+                elif message.get("type") == "snapshot" and not joined.done():
+                    joined.set_result(None)
+
+        return on_text
 
     async def open(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         first = orjson.loads((await ws.receive()).data)
         if first.get("type") != "snapshot":
             raise RuntimeError(f"expected a snapshot, got {first}")
 
-    async def events(self, ws: aiohttp.ClientWebSocketResponse, text: str) -> list[tuple[str, float]]:
+    def events(self, ws: aiohttp.ClientWebSocketResponse, text: str) -> list[tuple[str, float]]:
         decoded = orjson.loads(text)
         batch = decoded if isinstance(decoded, list) else (decoded,)
         return [(m["type"], m["ts"]) for m in batch if m.get("ts") is not None]
 
     def publisher_url(self) -> str:
-        return f"{self.target['ws_url']}?token={self.target['anchor_token']}"
+        return (
+            f"ws://127.0.0.1:{self.target['port']}{self.target['path']}?token={self.target['anchor_token']}"
+        )
 
     def chat_frame(self, n: int) -> str:
         return orjson.dumps({"id": f"c{n}", "type": "chat.send", "data": {"text": f"chat {n}"}}).decode()
@@ -92,12 +110,32 @@ class SocketioProtocol:
 
     name = "python-socketio"
     classes: ClassVar[dict[str, str]] = {"chat.message": CHAT, "stock": COMMERCE}
+    join = '42["join","' + ROOM_NAME + '"]'
 
     def __init__(self, target: dict[str, Any]) -> None:
         self.target = target
 
-    def url(self, index: int) -> str:
-        return self.target["ws_url"]
+    def path(self, index: int) -> str:
+        return self.target["path"]
+
+    def viewer(self, slot: int, tally: Tally, joined: asyncio.Future[None]) -> OnText:
+        classes = self.classes
+
+        def on_text(payload: bytes, now: float, send: Callable[[str], None]) -> None:
+            if payload.startswith(b"42"):
+                name, data = orjson.loads(payload[2:])
+                cls = classes.get(name)
+                if cls is not None:
+                    tally.record(slot, cls, data["ts"], now)
+            elif payload == b"2":
+                send("3")
+            elif payload.startswith(b"40"):
+                send(self.join)
+                joined.set_result(None)
+            elif payload.startswith(b"0"):
+                send("40")
+
+        return on_text
 
     async def open(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         opened = (await ws.receive()).data
@@ -106,19 +144,16 @@ class SocketioProtocol:
         await ws.send_str("40")
         while not (await ws.receive()).data.startswith("40"):
             pass
-        await ws.send_str('42["join","' + ROOM_NAME + '"]')
+        await ws.send_str(self.join)
 
-    async def events(self, ws: aiohttp.ClientWebSocketResponse, text: str) -> list[tuple[str, float]]:
-        if text == "2":
-            await ws.send_str("3")
-            return []
+    def events(self, ws: aiohttp.ClientWebSocketResponse, text: str) -> list[tuple[str, float]]:
         if not text.startswith("42"):
             return []
         name, data = orjson.loads(text[2:])
         return [(name, data["ts"])]
 
     def publisher_url(self) -> str:
-        return self.target["ws_url"]
+        return f"ws://127.0.0.1:{self.target['port']}{self.target['path']}"
 
     def chat_frame(self, n: int) -> str:
         return "42" + orjson.dumps(["chat", {"room": ROOM_NAME, "text": f"chat {n}"}]).decode()
@@ -140,7 +175,6 @@ class Tally:
     window: tuple[float, float] | None = None
     latencies: dict[str, array] = field(default_factory=lambda: {CHAT: array("d"), COMMERCE: array("d")})
     per_viewer: list[dict[str, int]] = field(default_factory=list)
-    disconnected: int = 0
 
     def record(self, viewer: int, cls: str, ts: float, now: float) -> None:
         window = self.window
@@ -150,81 +184,49 @@ class Tally:
         self.per_viewer[viewer][cls] += 1
 
 
-async def _viewer(
-    index: int,
-    slot: int,
-    proto: Any,
-    http: aiohttp.ClientSession,
-    tally: Tally,
-    connected: asyncio.Semaphore,
-    done: list[int],
-) -> None:
-    try:
-        async with http.ws_connect(proto.url(index), max_msg_size=0, heartbeat=None) as ws:
-            await proto.open(ws)
-            done.append(slot)
-            connected.release()
-            classes = proto.classes
-            async for message in ws:
-                if message.type is not aiohttp.WSMsgType.TEXT:
-                    break
-                now = time.time()
-                for kind, ts in await proto.events(ws, message.data):
-                    cls = classes.get(kind)
-                    if cls is not None:
-                        tally.record(slot, cls, ts, now)
-    except (TimeoutError, aiohttp.ClientError, OSError, RuntimeError):
-        pass
-    finally:
-        if slot in done:
-            tally.disconnected += 1
-        else:
-            connected.release()
-
-
 async def _client_main(
     pipe: Connection, target_name: str, target: dict[str, Any], first: int, count: int
 ) -> None:
     proto = PROTOCOLS[target_name](target)
     tally = Tally(per_viewer=[{CHAT: 0, COMMERCE: 0} for _ in range(count)])
     loop = asyncio.get_running_loop()
-    connector = aiohttp.TCPConnector(limit=0, force_close=True)
-    async with aiohttp.ClientSession(connector=connector) as http:
-        connected = asyncio.Semaphore(0)
-        done: list[int] = []
-        gate = asyncio.Semaphore(64)  # connection attempts in flight
+    gate = asyncio.Semaphore(64)  # connection attempts in flight
+    sockets: list[LeanWebSocket] = []
 
-        tasks: list[asyncio.Task[None]] = []
-
-        async def start(slot: int) -> None:
-            async with gate:
-                task = asyncio.create_task(_viewer(first + slot, slot, proto, http, tally, connected, done))
-                tasks.append(task)
-                await connected.acquire()
-
-        await asyncio.gather(*(start(slot) for slot in range(count)))
-        pipe.send(("connected", len(done)))
-        while True:
-            command = await loop.run_in_executor(None, pipe.recv)
-            if command[0] == "window":
-                tally.disconnected = 0
-                tally.window = command[1]
-            elif command[0] == "report":
-                pipe.send(
-                    (
-                        "report",
-                        {
-                            "latencies": {cls: values.tobytes() for cls, values in tally.latencies.items()},
-                            "per_viewer": tally.per_viewer,
-                            "disconnected": tally.disconnected,
-                            "connected": len(done),
-                        },
-                    )
+    async def start(slot: int) -> None:
+        async with gate:
+            joined: asyncio.Future[None] = loop.create_future()
+            try:
+                ws = await connect(
+                    "127.0.0.1", target["port"], proto.path(first + slot), proto.viewer(slot, tally, joined)
                 )
-                for task in tasks:
-                    task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
+                await asyncio.wait_for(joined, 60)
+            except (OSError, ConnectionError, TimeoutError):
                 return
+            sockets.append(ws)
+
+    await asyncio.gather(*(start(slot) for slot in range(count)))
+    pipe.send(("connected", len(sockets)))
+    while True:
+        command = await loop.run_in_executor(None, pipe.recv)
+        if command[0] == "window":
+            tally.window = command[1]
+        elif command[0] == "report":
+            pipe.send(
+                (
+                    "report",
+                    {
+                        "latencies": {cls: values.tobytes() for cls, values in tally.latencies.items()},
+                        "per_viewer": tally.per_viewer,
+                        "disconnected": sum(1 for ws in sockets if ws.closed.done()),
+                        "connected": len(sockets),
+                    },
+                )
+            )
+            for ws in sockets:
+                if ws.transport is not None:
+                    ws.transport.close()
+            return
 
 
 def client_process(
@@ -254,7 +256,7 @@ async def publish(proto: Any, chat_rate: float, commerce_rate: float, duration: 
             async for message in ws:
                 if message.type is not aiohttp.WSMsgType.TEXT:
                     return
-                for kind, ts in await proto.events(ws, message.data):
+                for kind, ts in proto.events(ws, message.data):
                     cls = proto.classes.get(kind)
                     if cls is not None and start <= ts <= end:
                         seen[cls] += 1
@@ -388,7 +390,8 @@ def start_livecommerce(work: Path, args: argparse.Namespace) -> tuple[ServerProc
         for i in range(args.guest_accounts)
     ]
     target = {
-        "ws_url": f"ws://127.0.0.1:{port}/ws/rooms/{demo['room_id']}",
+        "port": port,
+        "path": f"/ws/rooms/{demo['room_id']}",
         "anchor_token": login["token"],
         "viewer_tokens": guests,
         "product_id": demo["products"][0]["id"],
@@ -400,7 +403,7 @@ def start_baseline(work: Path) -> tuple[ServerProcess, dict[str, Any]]:
     port = free_port()
     script = str(Path(__file__).resolve().parent / "socketio_room_server.py")
     server = spawn("baseline", [script, "--port", str(port)], env={}, port=port, log_dir=work)
-    return server, {"ws_url": f"ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket"}
+    return server, {"port": port, "path": "/socket.io/?EIO=4&transport=websocket"}
 
 
 def plot(results: list[dict[str, Any]], path: Path) -> None:

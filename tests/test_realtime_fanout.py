@@ -56,19 +56,21 @@ async def test_slow_consumer_is_closed_without_delaying_others(settings):
 
 
 async def test_large_room_samples_chat_but_delivers_every_commerce_event(settings):
-    server = await _server(
-        settings, chat_coalesce_connections=1, chat_max_per_second=10, realtime_tick_ms=100
-    )
+    server = await _server(settings, coalesce_connections=1, chat_max_per_second=10, realtime_tick_ms=100)
     try:
         world = await server.seed()
         _, token = await server.guest("Ann")
         client = await RoomClient.connect(server.room_ws(world.room_id, token))
         await client.event("snapshot")
         hub = server.app[HUB]
+        late = None
         for n in range(60):
             await hub.publish(world.room_id, "chat.message", {"n": n}, kind="chat")
             if n % 10 == 9:
                 await hub.publish(world.room_id, "stock", {"n": n})
+            if n == 30:
+                late = await RoomClient.connect(server.room_ws(world.room_id, token))
+            await asyncio.sleep(0.005)
         await client.event("stock", n=59)
         await wait_for(lambda: _sample(server, "livecommerce_ws_chat_sampled_out_total", {}) > 0)
         assert [m["data"]["n"] for m in client.events("stock")] == [9, 19, 29, 39, 49, 59]
@@ -76,8 +78,16 @@ async def test_large_room_samples_chat_but_delivers_every_commerce_event(setting
         assert 0 < len(chat) < 60
         assert chat == sorted(chat)
         seqs = [m["seq"] for m in client.messages if m.get("seq") is not None]
-        assert seqs == sorted(seqs)
+        assert seqs == sorted(set(seqs))
+        # a viewer joining while events wait in the tick batch gets each event once
+        await late.event("stock", n=59)
+        late_seqs = [m["seq"] for m in late.messages if m.get("seq") is not None]
+        assert late_seqs == sorted(set(late_seqs))
+        joined_at = late.events("snapshot")[0]["seq"]
+        expected = [m["data"]["n"] for m in client.events("stock") if m["seq"] > joined_at]
+        assert [m["data"]["n"] for m in late.events("stock")] == expected
         await client.close()
+        await late.close()
     finally:
         await server.runner.cleanup()
 

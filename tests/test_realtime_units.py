@@ -11,7 +11,7 @@ import pytest
 from livecommerce.errors import AppError
 from livecommerce.realtime import protocol
 from livecommerce.realtime.chat import blocked_word_in, clean_text
-from livecommerce.realtime.coalesce import ChatCoalescer, sample_evenly
+from livecommerce.realtime.coalesce import TickBatch, sample_evenly
 from livecommerce.realtime.moderation import clean_blocked_words
 from livecommerce.realtime.ratelimit import BucketMap, TokenBucket
 from livecommerce.realtime.resume import HistoryView, Resume, RoomHistory, plan_resume
@@ -159,24 +159,33 @@ def test_room_history_is_bounded_and_replays_after_since():
 
 
 def test_sample_evenly_keeps_ends_and_order():
-    items = [bytes([i]) for i in range(10)]
+    items = list(range(10))
     assert sample_evenly(items, 20) == items
     assert sample_evenly(items, 0) == []
-    assert sample_evenly(items, 1) == [items[-1]]
-    assert sample_evenly(items, 4) == [items[0], items[3], items[6], items[9]]
+    assert sample_evenly(items, 1) == [9]
+    assert sample_evenly(items, 4) == [0, 3, 6, 9]
 
 
-def test_coalescer_delivers_per_tick_budget_and_counts_the_rest():
-    coalescer = ChatCoalescer(per_tick=2)
-    assert not coalescer
-    for i in range(5):
-        coalescer.add(bytes([i]))
-    assert coalescer.take() == [b"\x00", b"\x04"]
-    assert coalescer.dropped == 3 and not coalescer
-    for i in range(20):
-        coalescer.add(bytes([i]))
-    assert len(coalescer.take()) == 2
-    assert coalescer.dropped == 3 + 18
+def test_tick_batch_samples_chat_but_keeps_every_other_event_in_order():
+    batch = TickBatch(chat_per_tick=2)
+    assert not batch
+    for n in range(5):
+        batch.add(b"chat%d" % n, droppable=True)
+        if n == 2:
+            batch.add(b"stock", droppable=False)
+    assert batch.take() == [b"chat0", b"stock", b"chat4"]
+    assert batch.dropped == 3 and not batch
+
+
+def test_tick_batch_caps_pending_chat_at_four_ticks():
+    batch = TickBatch(chat_per_tick=2)
+    batch.add(b"stock", droppable=False)
+    for n in range(20):
+        batch.add(b"chat%d" % n, droppable=True)
+    assert batch.dropped == 12
+    taken = batch.take()
+    assert taken == [b"stock", b"chat12", b"chat19"]
+    assert batch.dropped == 12 + 6
 
 
 def test_chat_text_cleaning_and_blocked_words():

@@ -1,12 +1,11 @@
-"""Chat delivery in large rooms: coalesce messages per tick and sample above a rate.
-
-Only chat passes through here; commerce and moderation events are never sampled.
+"""Delivery in large rooms: room events are coalesced into one frame per tick, and chat is
+sampled above a rate. Chat is the only droppable kind; every other event is always kept.
 """
 
 from __future__ import annotations
 
 
-def sample_evenly(items: list[bytes], keep: int) -> list[bytes]:
+def sample_evenly(items: list[int], keep: int) -> list[int]:
     """Keep `keep` items spread evenly over the list, first and last included, order kept."""
     count = len(items)
     if keep >= count:
@@ -19,32 +18,41 @@ def sample_evenly(items: list[bytes], keep: int) -> list[bytes]:
     return [items[round(i * step)] for i in range(keep)]
 
 
-class ChatCoalescer:
-    """Chat payloads pending for the next tick of one room, at most `per_tick` delivered.
+class TickBatch:
+    """Events pending for the next tick of one room, in publish order.
 
-    The pending list is capped at four ticks' worth, so a chat storm cannot grow memory;
-    what is over budget is counted as dropped.
+    At most `chat_per_tick` chat messages go out per tick; chat pending beyond four ticks'
+    worth is dropped oldest first, so a chat storm cannot grow memory. Dropped chat is counted.
     """
 
-    __slots__ = ("_pending", "dropped", "per_tick")
+    __slots__ = ("_chat", "_entries", "chat_per_tick", "dropped")
 
-    def __init__(self, per_tick: int) -> None:
-        self.per_tick = max(1, per_tick)
-        self._pending: list[bytes] = []
+    def __init__(self, chat_per_tick: int) -> None:
+        self.chat_per_tick = max(1, chat_per_tick)
+        self._entries: list[tuple[bytes, bool]] = []
+        self._chat = 0
         self.dropped = 0
 
-    def add(self, payload: bytes) -> None:
-        if len(self._pending) >= 4 * self.per_tick:
-            self._pending.pop(0)
-            self.dropped += 1
-        self._pending.append(payload)
+    def add(self, payload: bytes, *, droppable: bool) -> None:
+        if droppable:
+            if self._chat >= 4 * self.chat_per_tick:
+                oldest = next(i for i, (_, chat) in enumerate(self._entries) if chat)
+                del self._entries[oldest]
+                self._chat -= 1
+                self.dropped += 1
+            self._chat += 1
+        self._entries.append((payload, droppable))
 
     def __bool__(self) -> bool:
-        return bool(self._pending)
+        return bool(self._entries)
 
     def take(self) -> list[bytes]:
-        """The chat to deliver now, sampled down to the per-tick budget."""
-        pending, self._pending = self._pending, []
-        kept = sample_evenly(pending, self.per_tick)
-        self.dropped += len(pending) - len(kept)
-        return kept
+        """Everything to deliver now, in order, with chat sampled down to the per-tick budget."""
+        entries, self._entries = self._entries, []
+        chat_positions = [i for i, (_, chat) in enumerate(entries) if chat]
+        self._chat = 0
+        if len(chat_positions) <= self.chat_per_tick:
+            return [payload for payload, _ in entries]
+        kept = set(sample_evenly(chat_positions, self.chat_per_tick))
+        self.dropped += len(chat_positions) - len(kept)
+        return [payload for i, (payload, chat) in enumerate(entries) if not chat or i in kept]

@@ -26,7 +26,7 @@ from livecommerce.db.models import Room
 from livecommerce.errors import AppError
 from livecommerce.realtime import protocol
 from livecommerce.realtime.broker import Broker, make_broker
-from livecommerce.realtime.coalesce import ChatCoalescer
+from livecommerce.realtime.coalesce import TickBatch
 from livecommerce.realtime.connection import Connection
 from livecommerce.realtime.resume import HistoryView
 
@@ -69,9 +69,10 @@ class LocalRoom:
     """This node's connections to one room."""
 
     room_id: int
-    coalescer: ChatCoalescer
+    batch: TickBatch
     live: set[Connection] = field(default_factory=set)
     joining: set[Connection] = field(default_factory=set)
+    ready: dict[Connection, int] = field(default_factory=dict)  # joined, waiting for the batch
     by_user: dict[int, set[Connection]] = field(default_factory=dict)
     viewers_sent: int | None = None
 
@@ -204,7 +205,7 @@ class Hub:
         """Register a joining connection: room events are held for it until `go_live`."""
         room = self._rooms.get(conn.room_id)
         if room is None:
-            room = self._rooms[conn.room_id] = LocalRoom(conn.room_id, ChatCoalescer(self._chat_per_tick))
+            room = self._rooms[conn.room_id] = LocalRoom(conn.room_id, TickBatch(self._chat_per_tick))
         room.joining.add(conn)
         user_conns = room.by_user.setdefault(conn.user_id, set())
         user_conns.add(conn)
@@ -214,13 +215,23 @@ class Hub:
                 await self.broker.presence_join(conn.room_id, conn.user_id, conn.joined_at)
 
     def go_live(self, conn: Connection, after_seq: int) -> None:
-        """Send the held events newer than what the client already has, then deliver live."""
+        """Send the held events newer than what the client already has, then deliver live.
+
+        While the room's tick batch holds events, the connection waits for that batch to go
+        out (holding everything meanwhile), so it gets each event exactly once and in order.
+        """
         room = self._rooms.get(conn.room_id)
         if room is None or conn not in room.joining:
             return
+        if room.batch:
+            room.ready[conn] = after_seq
+            return
+        self._promote(room, conn, after_seq)
+
+    def _promote(self, room: LocalRoom, conn: Connection, after_seq: int) -> None:
         held = [payload for seq, payload in conn.pending if seq is None or seq > after_seq]
         conn.pending = []
-        if held and not conn.send(protocol.batch(held)):
+        if conn not in room.joining or (held and not conn.send(protocol.batch(held))):
             return
         room.joining.discard(conn)
         room.live.add(conn)
@@ -320,11 +331,22 @@ class Hub:
             return
         for conn in list(room.joining):
             conn.hold(message.seq, message.payload)
-        if message.kind == CHAT and len(room.live) >= self.settings.chat_coalesce_connections:
-            room.coalescer.add(message.payload)
+        if len(room.live) >= self.settings.coalesce_connections:
+            room.batch.add(message.payload, droppable=message.kind == CHAT)
             return
-        payloads = [*room.coalescer.take(), message.payload] if room.coalescer else [message.payload]
-        self._fan_out(room, payloads)
+        self._flush(room, message.payload)
+
+    def _flush(self, room: LocalRoom, payload: bytes | None = None) -> None:
+        """Send the tick batch (and one more event) to live sockets; then let waiting joins in."""
+        payloads = room.batch.take() if room.batch else []
+        if payload is not None:
+            payloads.append(payload)
+        if payloads:
+            self._fan_out(room, payloads)
+        if room.ready:
+            ready, room.ready = room.ready, {}
+            for conn, after_seq in ready.items():
+                self._promote(room, conn, after_seq)
 
     def _fan_out(self, room: LocalRoom, payloads: list[bytes]) -> None:
         frame = protocol.text_frame(protocol.batch(payloads))
@@ -364,11 +386,11 @@ class Hub:
             await asyncio.sleep(tick)
             try:
                 for room in list(self._rooms.values()):
-                    if room.coalescer:
-                        self._fan_out(room, room.coalescer.take())
-                    if room.coalescer.dropped:
-                        self.metrics.chat_dropped.inc(room.coalescer.dropped)
-                        room.coalescer.dropped = 0
+                    if room.batch or room.ready:
+                        self._flush(room)
+                    if room.batch.dropped:
+                        self.metrics.chat_dropped.inc(room.batch.dropped)
+                        room.batch.dropped = 0
                 now = time.monotonic()
                 if now >= next_presence:
                     next_presence = now + self.presence_interval
