@@ -6,6 +6,7 @@ import { ChatView, chatEvent } from "./chat.js";
 import { drawChart } from "./chart.js";
 import { countdown, everySecond, money, parseMoney, timeOfDay } from "./format.js";
 import { RoomSocket } from "./room.js";
+import { saleForm } from "./saleform.js";
 import { Shop } from "./shop.js";
 import { staffSession, signOutButton } from "./signin.js";
 import { $, busy, h, roomId, say, show, throttled } from "./ui.js";
@@ -34,30 +35,63 @@ const refreshInventory = throttled(async () => {
   renderInventory();
 }, 1000);
 
+// Rows are kept and only their figures change, so what an operator is typing survives updates.
+const rows = new Map();
+
 function renderInventory() {
-  $("#inventory tbody").replaceChildren(...skus.map((sku) => {
+  const body = $("#inventory tbody");
+  for (const sku of skus) {
+    let row = rows.get(sku.sku_id);
+    if (!row) {
+      row = inventoryRow(sku);
+      rows.set(sku.sku_id, row);
+      body.append(row.tr);
+    }
+    row.onHand.textContent = sku.on_hand;
+    row.reserved.textContent = sku.reserved;
+    row.available.textContent = sku.available;
     const sale = shop.saleFor(sku.sku_id);
-    const restock = h("form", { "aria-label": `Restock ${sku.code}`, onsubmit: (e) => restockSku(e, sku) },
-      h("input", { name: "units", type: "number", min: "1", required: true, "aria-label": `Units to add to ${sku.code}` }),
-      h("button", { type: "submit", text: "Add" }));
-    const reprice = sale
-      ? h("form", { "aria-label": `Sale price of ${sku.code}`, onsubmit: (e) => repriceSale(e, sale) },
-        h("input", { name: "price", inputmode: "decimal", required: true, "aria-label": `New sale price of ${sku.code}`,
-          placeholder: money(sale.sale_price_minor, sale.currency) }),
-        h("button", { type: "submit", text: "Set" }))
-      : h("span", { class: "muted", text: "during a sale" });
-    const pinned = shop.card && shop.card.product_id === sku.product_id;
-    const pin = pinned
-      ? h("button", { type: "button", text: "Unpin", onclick: () => roomCommand("card.unpin", {}, inventoryResult) })
-      : h("button", { type: "button", text: "Pin", onclick: () => roomCommand("card.pin", { product_id: sku.product_id }, inventoryResult) });
-    return h("tr", { dataset: { skuId: sku.sku_id } },
-      h("td", { text: sku.code }), h("td", {}, sku.product, h("span", { class: "variant", text: sku.name })),
-      h("td", { text: money(sku.price_minor, sku.currency) }),
-      h("td", { class: "on-hand", text: sku.on_hand }), h("td", { class: "reserved", text: sku.reserved }),
-      h("td", { class: "available", text: sku.available }),
-      h("td", {}, restock), h("td", {}, reprice), h("td", {}, pin));
-  }));
+    const pinned = Boolean(shop.card && shop.card.product_id === sku.product_id);
+    const state = `${sale ? sale.sale_id : ""}:${pinned}`;
+    if (row.state !== state) {
+      row.state = state;
+      row.reprice.replaceChildren(repriceForm(sku, sale));
+      row.actions.replaceChildren(...cardButtons(sku, sale, pinned));
+    }
+  }
   renderSales();
+}
+
+function inventoryRow(sku) {
+  const cell = (props = {}) => h("td", props);
+  const row = { onHand: cell(), reserved: cell(), available: cell({ class: "available" }), reprice: cell(),
+    actions: cell({ class: "actions" }), state: null };
+  const restock = h("form", { "aria-label": `Restock ${sku.code}`, onsubmit: (e) => restockSku(e, sku) },
+    h("input", { name: "units", type: "number", min: "1", required: true, "aria-label": `Units to add to ${sku.code}` }),
+    h("button", { type: "submit", text: "Add" }));
+  row.tr = h("tr", { dataset: { skuId: sku.sku_id } },
+    h("td", { text: sku.code }), h("td", {}, sku.product, h("span", { class: "variant", text: sku.name })),
+    h("td", { text: money(sku.price_minor, sku.currency) }),
+    row.onHand, row.reserved, row.available, h("td", {}, restock), row.reprice, row.actions);
+  return row;
+}
+
+function repriceForm(sku, sale) {
+  if (!sale) return h("span", { class: "muted", text: "during a sale" });
+  return h("form", { "aria-label": `Sale price of ${sku.code}`, onsubmit: (e) => repriceSale(e, sku) },
+    h("input", { name: "price", inputmode: "decimal", required: true, "aria-label": `New sale price of ${sku.code}`,
+      placeholder: money(sale.sale_price_minor, sale.currency) }),
+    h("button", { type: "submit", text: "Set" }));
+}
+
+function cardButtons(sku, sale, pinned) {
+  const pin = pinned
+    ? h("button", { type: "button", text: "Unpin", onclick: () => roomCommand("card.unpin", {}, inventoryResult) })
+    : h("button", { type: "button", text: "Pin", "aria-label": `Pin ${sku.product}`,
+      onclick: () => roomCommand("card.pin", { product_id: sku.product_id }, inventoryResult) });
+  const startSale = sale ? null : h("button", { type: "button", text: "Sale…", "aria-label": `Start a flash sale of ${sku.code}`,
+    onclick: () => openSaleForm(sku) });
+  return [pin, startSale].filter(Boolean);
 }
 
 function renderSales() {
@@ -72,6 +106,15 @@ function renderSales() {
       ` · ${sale.state} · ${when} `,
       h("button", { type: "button", class: "danger", text: "End sale",
         onclick: () => call(`/api/sales/${sale.sale_id}/end`, {}, inventoryResult).catch(() => {}) }));
+  }));
+}
+
+function openSaleForm(sku) {
+  const slot = $("#sale-slot");
+  slot.replaceChildren(saleForm({
+    roomId: ROOM, token: session.token, skus: [sku], result: inventoryResult,
+    onStarted: () => slot.replaceChildren(),
+    onCancel: () => slot.replaceChildren(),
   }));
 }
 
@@ -93,9 +136,14 @@ async function restockSku(event, sku) {
   }
 }
 
-async function repriceSale(event, sale) {
+async function repriceSale(event, sku) {
   event.preventDefault();
   const form = event.target;
+  const sale = shop.saleFor(sku.sku_id);
+  if (!sale) {
+    say(inventoryResult, "The sale has ended.", "error");
+    return;
+  }
   const price = parseMoney(form.elements.price.value, sale.currency);
   if (price === null) {
     say(inventoryResult, "Write the price like 12.50.", "error");
@@ -166,6 +214,7 @@ async function roomCommand(type, data, result) {
 }
 
 function moderationTools(message) {
+  if (!may.moderate) return null;
   const name = message.display_name;
   return [
     h("button", { type: "button", text: "Delete", "aria-label": `Delete the message of ${name}`,
@@ -235,7 +284,15 @@ $("#csv-link").addEventListener("click", async (event) => {
 
 // ---- the room --------------------------------------------------------------------------------
 
+// What this account may do is read from the snapshot: the room's order feed comes only to those
+// who may see sales, its blocked words only to those who may moderate.
+const may = { sell: false, moderate: false };
+
 function onSnapshot(snapshot) {
+  may.sell = snapshot.order_feed !== null && snapshot.order_feed !== undefined;
+  may.moderate = Array.isArray(snapshot.room.blocked_words);
+  for (const panel of document.querySelectorAll(".inventory, .orders, .dashboard")) show(panel, may.sell);
+  for (const form of document.querySelectorAll("#slow-form, #words-form")) show(form, may.moderate);
   shop.loadSnapshot(snapshot);
   chat.load(snapshot.chat || []);
   orders.clear();
@@ -243,15 +300,17 @@ function onSnapshot(snapshot) {
   $("#slow-seconds").value = snapshot.room.slow_mode_seconds;
   $("#blocked-words").value = (snapshot.room.blocked_words || []).join(", ");
   renderRoom();
-  refreshInventory();
-  refreshDashboard();
+  if (may.sell) {
+    refreshInventory();
+    refreshDashboard();
+  }
 }
 
 function onEvent(type, data, message) {
   if (chatEvent(chat, type, data)) return;
   if (shop.apply(type, data)) {
     renderRoom();
-    if (type !== "presence") refreshInventory();
+    if (type !== "presence" && may.sell) refreshInventory();
   } else if (type === "order.feed") {
     orderSeen(data, message.ts);
     refreshInventory();

@@ -109,14 +109,20 @@ export class RoomSocket {
       this.onStatus("closed", event.reason || "The room closed the connection.");
       return;
     }
+    if (!navigator.onLine) {
+      // the browser's "online" event reconnects at once
+      this.onStatus("offline");
+      return;
+    }
     const delay = BACKOFF_MS[Math.min(this.attempt, BACKOFF_MS.length - 1)] * (0.75 + Math.random() / 2);
     this.attempt += 1;
-    this.onStatus(navigator.onLine ? "reconnecting" : "offline");
+    this.onStatus("reconnecting");
     this.timer = setTimeout(() => this.open(), delay);
   }
 
   reconnectNow() {
     if (this.stopped || this.ws) return;
+    this.attempt = Math.max(this.attempt, 1);
     this.open();
   }
 

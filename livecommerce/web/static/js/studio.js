@@ -5,8 +5,9 @@
 import { api } from "./api.js";
 import { ChatView, chatEvent, chatForm } from "./chat.js";
 import { prizeText, showWinners } from "./draws.js";
-import { countdown, elapsed, everySecond, money, parseMoney } from "./format.js";
+import { countdown, elapsed, everySecond, money } from "./format.js";
 import { RoomSocket } from "./room.js";
+import { saleForm } from "./saleform.js";
 import { Shop } from "./shop.js";
 import { staffSession, signOutButton } from "./signin.js";
 import { $, busy, copyText, h, roomId, say, show, throttled } from "./ui.js";
@@ -194,7 +195,6 @@ window.addEventListener("pagehide", () => {
 // ---- products, cards and flash sales ----------------------------------------------------------
 
 const productResult = $("#product-result");
-let saleProduct = null;
 
 async function loadProducts() {
   const answer = await api("/api/inventory", { token: session.token });
@@ -207,8 +207,17 @@ async function loadProducts() {
   renderProducts();
 }
 
+let productsShown = "";
+
 function renderProducts() {
   const pinnedId = shop.card ? shop.card.product_id : null;
+  // rebuild the buttons only when something they show changed, so keyboard focus stays put
+  const shown = `${pinnedId}:${products.map((p) => p.product_id).join()}`;
+  if (shown === productsShown) {
+    renderSale();
+    return;
+  }
+  productsShown = shown;
   $("#pinned-line").textContent = shop.card ? `Pinned: ${shop.card.name}` : "No product pinned.";
   $("#products").replaceChildren(...products.map((p) => {
     const pinned = p.product_id === pinnedId;
@@ -233,14 +242,14 @@ async function command(type, data) {
 }
 
 function chooseSale(product) {
-  saleProduct = product;
-  const form = $("#sale-form");
-  $("#sale-sku-name").textContent = product.name;
-  $("#sale-sku").replaceChildren(...product.skus.map((s) =>
-    h("option", { value: s.sku_id, text: `${s.name} (${money(s.price_minor, s.currency)}, ${s.available} free)` })));
-  form.elements.price.value = "";
-  renderSale();
-  form.elements.price.focus();
+  $("#sale-slot").replaceChildren(saleForm({
+    roomId: ROOM, token: session.token, skus: product.skus, result: productResult,
+    onStarted: (view, sku) => {
+      $("#sale-slot").replaceChildren();
+      if (!shop.card || shop.card.product_id !== sku.product_id) command("card.pin", { product_id: sku.product_id });
+    },
+    onCancel: () => $("#sale-slot").replaceChildren(),
+  }));
 }
 
 function runningSale() {
@@ -251,35 +260,10 @@ function runningSale() {
 function renderSale() {
   const sale = runningSale();
   show($("#sale-running"), Boolean(sale));
-  show($("#sale-form"), !sale && saleProduct !== null);
   if (!sale) return;
   $("#sale-left").textContent = sale.state === "sold_out" ? "sold out" : String(sale.available);
   $("#sale-countdown").textContent = sale.state === "scheduled" ? `(starts in ${countdown(sale.startsAtMs)})` : countdown(sale.endsAtMs);
 }
-
-$("#sale-form").addEventListener("submit", async (event) => {
-  event.preventDefault();
-  const form = event.target;
-  const sku = saleProduct.skus.find((s) => String(s.sku_id) === form.elements.sku.value);
-  const price = parseMoney(form.elements.price.value, sku.currency);
-  if (price === null) {
-    say(productResult, "Write the sale price like 12.50.", "error");
-    return;
-  }
-  try {
-    await busy(form, () => api("/api/sales", { method: "POST", token: session.token, body: {
-      room_id: ROOM, sku_id: sku.sku_id, sale_price_minor: price,
-      allocated: Number(form.elements.units.value), per_user_limit: Number(form.elements.limit.value),
-      duration_s: Number(form.elements.minutes.value) * 60,
-    } }));
-    saleProduct = null;
-    say(productResult, "The sale is on.", "ok");
-    if (!shop.card || shop.card.product_id !== sku.product_id) await command("card.pin", { product_id: sku.product_id });
-  } catch (error) {
-    say(productResult, error.message, "error");
-  }
-  renderSale();
-});
 
 $("#sale-end").addEventListener("click", async () => {
   const sale = runningSale();

@@ -62,6 +62,7 @@ async function startVideo() {
     player.session = session;
     player.attempt = 0;
     player.problem = "";
+    progress.since = Date.now();
     session.pc.addEventListener("connectionstatechange", () => {
       const state = session.pc.connectionState;
       if (state === "failed" || state === "closed") videoLost(session);
@@ -95,6 +96,22 @@ function stopVideo() {
   if (player.session) player.session.stop();
   player.session = null;
   video.srcObject = null;
+}
+
+// A session whose picture has not moved for a while is replaced by a fresh one: the viewer sees
+// a stall and then the stream again, never a frozen frame.
+const STALL_RESTART_MS = 8000;
+const progress = { time: -1, since: 0 };
+
+function watchForStall() {
+  if (!player.session) return;
+  if (video.currentTime !== progress.time) {
+    progress.time = video.currentTime;
+    progress.since = Date.now();
+  } else if (Date.now() - progress.since > STALL_RESTART_MS) {
+    progress.since = Date.now();
+    videoLost(player.session);
+  }
 }
 
 function renderStage() {
@@ -415,6 +432,7 @@ async function main() {
   chatForm($("#chat-form"), $("#chat-status"), { send: (type, data) => room.send(type, data) });
   setupRename();
   everySecond(() => {
+    watchForStall();
     renderOffer();
     renderPay();
     if (draw) renderDraw();
