@@ -32,6 +32,7 @@ from typing import Any, ClassVar
 
 import aiohttp
 import orjson
+import psutil
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -278,6 +279,11 @@ async def publish(proto: Any, chat_rate: float, commerce_rate: float, duration: 
 # -- one measured point ----------------------------------------------------------------------
 
 
+def _cpu(processes: list[psutil.Process]) -> float:
+    """CPU seconds used so far by the load generator's client processes."""
+    return sum(t.user + t.system for t in (p.cpu_times() for p in processes))
+
+
 def measure(
     server: ServerProcess,
     target_name: str,
@@ -309,9 +315,11 @@ def measure(
     window_guess = (time.time(), time.time() + 10 * args.duration + 60)
     for pipe in pipes:
         pipe.send(("window", window_guess))
-    cpu_before, wall_before = server.cpu_seconds(), time.monotonic()
+    clients = [psutil.Process(child.pid) for child in children]
+    cpu_before, clients_before, wall_before = server.cpu_seconds(), _cpu(clients), time.monotonic()
     published = asyncio.run(publish(proto, args.chat_rate, args.commerce_rate, args.duration))
-    cpu_used, wall = server.cpu_seconds() - cpu_before, time.monotonic() - wall_before
+    wall = time.monotonic() - wall_before
+    cpu_used, clients_used = server.cpu_seconds() - cpu_before, _cpu(clients) - clients_before
     reports = []
     for pipe in pipes:
         pipe.send(("report",))
@@ -349,6 +357,7 @@ def measure(
             COMMERCE: percentiles(latencies[COMMERCE]),
         },
         "server_cpu_percent": round(100 * cpu_used / wall, 1),
+        "client_processes_cpu_percent": round(100 * clients_used / wall, 1),
         "server_rss_mb": round(rss_after / 2**20, 1),
         "rss_per_connection_kb": round((rss_after - rss_before) / 1024 / max(1, connected), 1),
     }
@@ -487,7 +496,8 @@ def main(argv: list[str] | None = None) -> int:
                         f"{name:13} {size:6} viewers: p50/p95/p99 {result['latency_ms']['all']['p50']}/"
                         f"{result['latency_ms']['all']['p95']}/{result['latency_ms']['all']['p99']} ms, "
                         f"lost chat {result['lost'][CHAT]} commerce {result['lost'][COMMERCE]}, "
-                        f"cpu {result['server_cpu_percent']}%, "
+                        f"cpu server {result['server_cpu_percent']}% "
+                        f"clients {result['client_processes_cpu_percent']}%, "
                         f"{result['rss_per_connection_kb']} KiB/conn"
                         f"{'' if result['sustainable'] else '  (not sustainable)'}",
                         file=sys.stderr,
