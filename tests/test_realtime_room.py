@@ -7,6 +7,7 @@ from sqlalchemy import select
 
 from livecommerce.appkeys import SESSIONS
 from livecommerce.db.models import AuditLog, ChatMessage
+from livecommerce.errors import AppError
 from livecommerce.realtime.hub import HUB
 
 
@@ -100,3 +101,49 @@ async def test_resume_replays_exactly_the_missed_events(server):
     assert stock == [(seen + 1, 8), (seen + 2, 7), (seen + 3, 6), (seen + 4, 5)]
     assert resumed.events("snapshot") == []
     await resumed.close()
+
+
+async def test_snapshot_part_that_fails_is_null_and_the_join_goes_on(server):
+    world = await server.seed()
+    _, token = await server.guest("Ann")
+
+    async def broken(room_id, principal):
+        raise RuntimeError("provider bug")
+
+    async def extra(room_id, principal):
+        return {"room": room_id, "for": principal.display_name}
+
+    server.app[HUB].snapshot_provider("broken", broken)
+    server.app[HUB].snapshot_provider("extra", extra)
+    client = await RoomClient.connect(server.room_ws(world.room_id, token))
+    data = (await client.event("snapshot"))["data"]
+    assert data["broken"] is None
+    assert data["extra"] == {"room": world.room_id, "for": "Ann"}
+    await client.ok("chat.send", {"text": "in anyway"})
+    await client.close()
+
+
+async def test_registered_commands_and_chat_observers_work_for_other_planes(server):
+    world = await server.seed()
+    ann_id, token = await server.guest("Ann")
+    hub = server.app[HUB]
+    heard = []
+
+    async def echo(ctx, data):
+        if data.get("fail"):
+            raise AppError("sold_out", "nothing left")
+        return {"room": ctx.room_id, "merchant": ctx.merchant_id, "user": ctx.principal.user_id}
+
+    async def observer(room_id, principal, text):
+        heard.append((room_id, principal.user_id, text))
+
+    hub.command("test.echo", echo)
+    hub.on_chat(observer)
+    client = await RoomClient.connect(server.room_ws(world.room_id, token))
+    await client.event("snapshot")
+    assert await client.ok("test.echo") == {"room": world.room_id, "merchant": world.merchant_id, "user": ann_id}
+    failed = await client.send("test.echo", {"fail": True})
+    assert failed["error"] == {"code": "sold_out", "message": "nothing left"}
+    await client.ok("chat.send", {"text": "#win"})
+    assert heard == [(world.room_id, ann_id, "#win")]
+    await client.close()

@@ -276,11 +276,22 @@ class Hub:
         return await self.broker.latest_seq(room_id)
 
     async def snapshot(self, room_id: int, principal: Principal, seq: int) -> dict[str, Any]:
-        """The join snapshot: protocol version, seq, viewer count and every provider's part."""
-        parts = await asyncio.gather(*(fn(room_id, principal) for fn in self._snapshot_providers.values()))
+        """The join snapshot: protocol version, seq, viewer count and every provider's part.
+
+        A provider that fails contributes null (and a log line) rather than keeping the
+        viewer out of the room.
+        """
+        providers = self._snapshot_providers
+        parts = await asyncio.gather(
+            *(fn(room_id, principal) for fn in providers.values()), return_exceptions=True
+        )
         members = await self.broker.room_members(room_id)
         snapshot: dict[str, Any] = {"v": protocol.PROTOCOL_VERSION, "seq": seq, "viewers": len(members)}
-        snapshot.update(zip(self._snapshot_providers, parts, strict=True))
+        for name, part in zip(providers, parts, strict=True):
+            if isinstance(part, Exception):
+                log.error("snapshot part %r failed in room %s", name, room_id, exc_info=part)
+                part = None
+            snapshot[name] = part
         return snapshot
 
     async def run_command(self, conn: Connection, command: protocol.Command) -> bytes:
