@@ -69,7 +69,7 @@ class RoomProtocol:
         tokens = self.target["viewer_tokens"]
         return f"{self.target['path']}?token={tokens[index % len(tokens)]}"
 
-    def viewer(self, slot: int, tally: Tally, joined: asyncio.Future[None]) -> OnText:
+    def viewer(self, tally: Tally, joined: asyncio.Future[None]) -> OnText:
         classes = self.classes
 
         def on_text(payload: bytes, now: float, send: Callable[[str], None]) -> None:
@@ -77,7 +77,7 @@ class RoomProtocol:
             for message in decoded if isinstance(decoded, list) else (decoded,):
                 cls = classes.get(message.get("type"))
                 if cls is not None:
-                    tally.record(slot, cls, message["ts"], now)
+                    tally.record(cls, self.key(cls, message), now)
                 elif message.get("type") == "snapshot" and not joined.done():
                     joined.set_result(None)
 
@@ -88,10 +88,24 @@ class RoomProtocol:
         if first.get("type") != "snapshot":
             raise RuntimeError(f"expected a snapshot, got {first}")
 
-    def events(self, ws: aiohttp.ClientWebSocketResponse, text: str) -> list[tuple[str, float]]:
+    maps_commerce_by_seq = True
+
+    def publisher_events(self, text: str) -> list[tuple[str | None, int | None, int | None]]:
+        """(event type, key, None) for measured events; (None, None, n) when pin n failed."""
         decoded = orjson.loads(text)
-        batch = decoded if isinstance(decoded, list) else (decoded,)
-        return [(m["type"], m["ts"]) for m in batch if m.get("ts") is not None]
+        found: list[tuple[str | None, int | None, int | None]] = []
+        for message in decoded if isinstance(decoded, list) else (decoded,):
+            kind = message.get("type")
+            if kind == "error" and str(message.get("id", "")).startswith("p"):
+                found.append((None, None, int(message["id"][1:])))
+            elif kind in self.classes:
+                found.append((kind, self.key(self.classes[kind], message), None))
+        return found
+
+    @staticmethod
+    def key(cls: str, message: dict[str, Any]) -> int:
+        """Chat: the publisher's message number; commerce: the event's seq (mapped later)."""
+        return int(message["data"]["text"][5:]) if cls == CHAT else message["seq"]
 
     def publisher_url(self) -> str:
         return (
@@ -119,7 +133,7 @@ class SocketioProtocol:
     def path(self, index: int) -> str:
         return self.target["path"]
 
-    def viewer(self, slot: int, tally: Tally, joined: asyncio.Future[None]) -> OnText:
+    def viewer(self, tally: Tally, joined: asyncio.Future[None]) -> OnText:
         classes = self.classes
 
         def on_text(payload: bytes, now: float, send: Callable[[str], None]) -> None:
@@ -127,7 +141,7 @@ class SocketioProtocol:
                 name, data = orjson.loads(payload[2:])
                 cls = classes.get(name)
                 if cls is not None:
-                    tally.record(slot, cls, data["ts"], now)
+                    tally.record(cls, self.key(cls, data), now)
             elif payload == b"2":
                 send("3")
             elif payload.startswith(b"40"):
@@ -147,11 +161,15 @@ class SocketioProtocol:
             pass
         await ws.send_str(self.join)
 
-    def events(self, ws: aiohttp.ClientWebSocketResponse, text: str) -> list[tuple[str, float]]:
-        if not text.startswith("42"):
-            return []
-        name, data = orjson.loads(text[2:])
-        return [(name, data["ts"])]
+    maps_commerce_by_seq = False
+
+    def publisher_events(self, text: str) -> list[tuple[str | None, int | None, int | None]]:
+        """Stock events carry the publisher's own number, so nothing needs mapping."""
+        return []
+
+    @staticmethod
+    def key(cls: str, data: dict[str, Any]) -> int:
+        return int(data["text"][5:]) if cls == CHAT else data["n"]
 
     def publisher_url(self) -> str:
         return f"ws://127.0.0.1:{self.target['port']}{self.target['path']}"
@@ -171,25 +189,30 @@ PROTOCOLS = {"livecommerce": RoomProtocol, "baseline": SocketioProtocol}
 
 @dataclass
 class Tally:
-    """What one client process saw inside the measurement window."""
+    """What one client process received: per class, the message keys and arrival times."""
 
-    window: tuple[float, float] | None = None
-    latencies: dict[str, array] = field(default_factory=lambda: {CHAT: array("d"), COMMERCE: array("d")})
-    per_viewer: list[dict[str, int]] = field(default_factory=list)
+    keys: dict[str, array] = field(default_factory=lambda: {CHAT: array("q"), COMMERCE: array("q")})
+    arrivals: dict[str, array] = field(default_factory=lambda: {CHAT: array("d"), COMMERCE: array("d")})
 
-    def record(self, viewer: int, cls: str, ts: float, now: float) -> None:
-        window = self.window
-        if window is None or not window[0] <= ts <= window[1]:
-            return
-        self.latencies[cls].append((now - ts) * 1000)
-        self.per_viewer[viewer][cls] += 1
+    def record(self, cls: str, key: int, now: float) -> None:
+        self.keys[cls].append(key)
+        self.arrivals[cls].append(now)
+
+    def latencies(self, sent: dict[str, dict[int, float]]) -> dict[str, array]:
+        """Milliseconds from the publisher's send to arrival, for the measured messages only."""
+        result = {}
+        for cls, keys in self.keys.items():
+            table = sent[cls]
+            pairs = zip(keys, self.arrivals[cls], strict=True)
+            result[cls] = array("d", ((at - table[key]) * 1000 for key, at in pairs if key in table))
+        return result
 
 
 async def _client_main(
     pipe: Connection, target_name: str, target: dict[str, Any], first: int, count: int
 ) -> None:
     proto = PROTOCOLS[target_name](target)
-    tally = Tally(per_viewer=[{CHAT: 0, COMMERCE: 0} for _ in range(count)])
+    tally = Tally()
     loop = asyncio.get_running_loop()
     gate = asyncio.Semaphore(64)  # connection attempts in flight
     sockets: list[LeanWebSocket] = []
@@ -199,7 +222,7 @@ async def _client_main(
             joined: asyncio.Future[None] = loop.create_future()
             try:
                 ws = await connect(
-                    "127.0.0.1", target["port"], proto.path(first + slot), proto.viewer(slot, tally, joined)
+                    "127.0.0.1", target["port"], proto.path(first + slot), proto.viewer(tally, joined)
                 )
                 await asyncio.wait_for(joined, 60)
             except (OSError, ConnectionError, TimeoutError):
@@ -210,17 +233,14 @@ async def _client_main(
     pipe.send(("connected", len(sockets)))
     while True:
         command = await loop.run_in_executor(None, pipe.recv)
-        if command[0] == "window":
-            tally.window = command[1]
-        elif command[0] == "report":
+        if command[0] == "report":
+            latencies = tally.latencies(command[1])
             pipe.send(
                 (
                     "report",
                     {
-                        "latencies": {cls: values.tobytes() for cls, values in tally.latencies.items()},
-                        "per_viewer": tally.per_viewer,
+                        "latencies": {cls: values.tobytes() for cls, values in latencies.items()},
                         "disconnected": sum(1 for ws in sockets if ws.closed.done()),
-                        "connected": len(sockets),
                     },
                 )
             )
@@ -245,22 +265,31 @@ def client_process(
 # -- the publisher (in the parent) -----------------------------------------------------------
 
 
-async def publish(proto: Any, chat_rate: float, commerce_rate: float, duration: float) -> dict[str, int]:
-    """Send chat and commerce at fixed rates for `duration`; count what the room broadcast."""
-    seen = {CHAT: 0, COMMERCE: 0}
+async def publish(
+    proto: Any, chat_rate: float, commerce_rate: float, duration: float, drain: float
+) -> dict[str, dict[int, float]]:
+    """Send chat and commerce at fixed rates for `duration`; return when each was sent.
+
+    The publisher also watches the room: on livecommerce it maps each `card.pinned` seq to the
+    pin that caused it (pins on one connection are handled in order), so commerce arrivals
+    can be matched to their send time.
+    """
+    sent: dict[str, dict[int, float]] = {CHAT: {}, COMMERCE: {}}
+    keyed: dict[str, dict[int, float]] = {CHAT: sent[CHAT], COMMERCE: {}}
+    pins_in_flight: list[int] = []
     async with aiohttp.ClientSession() as http, http.ws_connect(proto.publisher_url(), max_msg_size=0) as ws:
         await proto.open(ws)
         start = time.time() + 0.2
-        end = start + duration
 
         async def read() -> None:
             async for message in ws:
                 if message.type is not aiohttp.WSMsgType.TEXT:
                     return
-                for kind, ts in proto.events(ws, message.data):
-                    cls = proto.classes.get(kind)
-                    if cls is not None and start <= ts <= end:
-                        seen[cls] += 1
+                for kind, key, failed in proto.publisher_events(message.data):
+                    if failed is not None and failed in pins_in_flight:
+                        pins_in_flight.remove(failed)
+                    elif proto.classes.get(kind) == COMMERCE and pins_in_flight:
+                        keyed[COMMERCE][key] = sent[COMMERCE][pins_in_flight.pop(0)]
 
         reader = asyncio.create_task(read())
         schedule = sorted(
@@ -269,11 +298,16 @@ async def publish(proto: Any, chat_rate: float, commerce_rate: float, duration: 
         )
         for at, cls, n in schedule:
             await asyncio.sleep(max(0.0, at - time.time()))
+            if cls == COMMERCE:
+                pins_in_flight.append(n)
+            sent[cls][n] = time.time()
             await ws.send_str(proto.chat_frame(n) if cls == CHAT else proto.commerce_frame(n))
-        await asyncio.sleep(max(0.0, end - time.time()) + 2.0)
+        await asyncio.sleep(drain)
         reader.cancel()
         await asyncio.gather(reader, return_exceptions=True)
-    return {"window": (start, end), **seen}
+    if not proto.maps_commerce_by_seq:
+        keyed[COMMERCE] = sent[COMMERCE]
+    return {"sent": {cls: len(table) for cls, table in sent.items()}, "keyed": keyed}
 
 
 # -- one measured point ----------------------------------------------------------------------
@@ -312,17 +346,14 @@ def measure(
     rss_after = server.rss_bytes()
     bar.set_postfix_str(f"{target_name} {viewers}: measuring")
     proto = PROTOCOLS[target_name](target)
-    window_guess = (time.time(), time.time() + 10 * args.duration + 60)
-    for pipe in pipes:
-        pipe.send(("window", window_guess))
     clients = [psutil.Process(child.pid) for child in children]
     cpu_before, clients_before, wall_before = server.cpu_seconds(), _cpu(clients), time.monotonic()
-    published = asyncio.run(publish(proto, args.chat_rate, args.commerce_rate, args.duration))
+    published = asyncio.run(publish(proto, args.chat_rate, args.commerce_rate, args.duration, args.drain))
     wall = time.monotonic() - wall_before
     cpu_used, clients_used = server.cpu_seconds() - cpu_before, _cpu(clients) - clients_before
     reports = []
     for pipe in pipes:
-        pipe.send(("report",))
+        pipe.send(("report", published["keyed"]))
         reports.append(pipe.recv()[1])
     for child in children:
         child.join(30)
@@ -330,17 +361,14 @@ def measure(
             child.kill()
 
     latencies: dict[str, list[float]] = {CHAT: [], COMMERCE: []}
-    received = {CHAT: 0, COMMERCE: 0}
     for report in reports:
         for cls, raw in report["latencies"].items():
             values = array("d")
             values.frombytes(raw)
             latencies[cls].extend(values)
-        for counts in report["per_viewer"]:
-            for cls in received:
-                received[cls] += counts[cls]
-    # only events published inside the window count; the publisher saw each of them once
-    expected = {cls: published[cls] * connected for cls in received}
+    received = {cls: len(values) for cls, values in latencies.items()}
+    # every message sent should reach every connected viewer before the drain ends
+    expected = {cls: published["sent"][cls] * connected for cls in received}
     lost = {cls: max(0, expected[cls] - received[cls]) for cls in received}
     every = latencies[CHAT] + latencies[COMMERCE]
     result = {
@@ -348,7 +376,7 @@ def measure(
         "viewers": viewers,
         "connected": connected,
         "disconnected_during_run": sum(r["disconnected"] for r in reports),
-        "published": {CHAT: published[CHAT], COMMERCE: published[COMMERCE]},
+        "published": published["sent"],
         "delivered": received,
         "lost": lost,
         "latency_ms": {
@@ -366,7 +394,7 @@ def measure(
         connected == viewers
         and result["disconnected_during_run"] == 0
         and lost[COMMERCE] == 0
-        and published[COMMERCE] > 0
+        and published["sent"][COMMERCE] > 0
         and p99 is not None
         and p99 < P99_TARGET_MS
     )
@@ -422,21 +450,14 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, (latency_ax, cpu_ax) = plt.subplots(1, 2, figsize=(12, 4.5))
-    for name, marker in (("livecommerce", "o"), ("baseline", "s")):
+    for name, marker, color in (("livecommerce", "o", "tab:blue"), ("baseline", "s", "tab:orange")):
         points = [r for r in results if r["target"] == name and r["latency_ms"]["all"]["p99"] is not None]
         label = "livecommerce" if name == "livecommerce" else "python-socketio (baseline)"
         xs = [r["viewers"] for r in points]
-        latency_ax.plot(
-            xs, [r["latency_ms"]["all"]["p99"] for r in points], marker=marker, label=f"{label} p99"
-        )
-        latency_ax.plot(
-            xs,
-            [r["latency_ms"]["all"]["p50"] for r in points],
-            marker=marker,
-            linestyle=":",
-            label=f"{label} p50",
-        )
-        cpu_ax.plot(xs, [r["server_cpu_percent"] for r in points], marker=marker, label=label)
+        for point, style in (("p99", "-"), ("p50", ":")):
+            ys = [r["latency_ms"]["all"][point] for r in points]
+            latency_ax.plot(xs, ys, marker=marker, color=color, linestyle=style, label=f"{label} {point}")
+        cpu_ax.plot(xs, [r["server_cpu_percent"] for r in points], marker=marker, color=color, label=label)
     latency_ax.axhline(P99_TARGET_MS, color="red", linewidth=0.8, label="250 ms")
     latency_ax.set(
         xlabel="viewers in one room",
@@ -461,6 +482,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--commerce-rate", type=float, default=5.0, help="commerce events per second (S)")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds measured per size")
     parser.add_argument("--settle", type=float, default=2.0, help="seconds between connecting and measuring")
+    parser.add_argument(
+        "--drain", type=float, default=3.0, help="seconds after the last send before counting"
+    )
     parser.add_argument("--client-processes", type=int, default=2)
     parser.add_argument(
         "--guest-accounts", type=int, default=20, help="viewer identities, shared round robin"
