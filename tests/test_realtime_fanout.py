@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 import websockets
 from helpers import start_server, wait_for
 from room_client import RoomClient
@@ -170,3 +171,12 @@ async def test_shutdown_closes_every_socket_with_going_away(settings):
     await server.runner.cleanup()
     codes = await asyncio.gather(*(c.closed() for c in clients))
     assert codes == [protocol.CLOSE_GOING_AWAY] * 3
+
+
+async def test_event_names_with_spaces_are_refused_before_reaching_the_broker(server):
+    world = await server.seed()
+    hub = server.app[HUB]
+    for type_, kind in (("stock update", "commerce"), ("stock", "big deal"), ("", "commerce")):
+        with pytest.raises(ValueError):
+            await hub.publish(world.room_id, type_, {}, kind=kind)
+    assert await hub.publish(world.room_id, "stock", {}) == 1

@@ -126,6 +126,8 @@ class Hub:
         self, room_id: int, type: str, data: Any, *, kind: str = "commerce", to_user: int | None = None
     ) -> int | None:
         """Publish a room event; returns its seq (None for a private event, which has none)."""
+        if not type or not kind or any(c.isspace() for c in type + kind):
+            raise ValueError(f"event type {type!r} and kind {kind!r} must be non-empty, without spaces")
         self.metrics.events.labels(PRIVATE if to_user is not None else kind).inc()
         if to_user is not None:
             payload = protocol.unsequenced_event(type, data, time.time())
