@@ -153,8 +153,11 @@ function renderCard() {
   if (!card) return;
   $("#card-name").textContent = card.name;
   const image = $("#card-image");
-  if (card.image_url) image.src = card.image_url;
-  show(image, Boolean(card.image_url));
+  if (card.image_url && image.getAttribute("src") !== card.image_url) {
+    image.hidden = false;
+    image.src = card.image_url;
+  }
+  if (!card.image_url) image.hidden = true;
   const choices = card.skus.map((s) => String(s.sku_id));
   if ([...skuChoice.options].map((o) => o.value).join() !== choices.join()) {
     const previous = skuChoice.value;
@@ -232,6 +235,7 @@ async function sendBuy() {
 }
 
 skuChoice.addEventListener("change", renderOffer);
+$("#card-image").addEventListener("error", (event) => show(event.target, false));
 $("#buy").addEventListener("click", buy);
 
 function orderChanged(order) {
@@ -253,7 +257,8 @@ function renderPay() {
     show(panel, payingFor !== null);
     if (payingFor !== null) {
       const last = orders.get(payingFor);
-      const outcome = last && last.status === "paid" ? ["Paid. Thank you for your order!", "ok"]
+      const test = document.body.dataset.payments === "test" ? " (test mode)" : "";
+      const outcome = last && last.status === "paid" ? [`Paid${test}. Thank you for your order!`, "ok"]
         : ["The reservation ended before payment; the units went back on sale.", "error"];
       say($("#pay-result"), ...outcome);
       $("#pay-button").hidden = true;
@@ -292,7 +297,6 @@ async function pay() {
     if (start.mode === "test") {
       const paid = await api(`/api/orders/${order.order_id}/test-confirm`, { method: "POST", token: me.token, body: {} });
       orderChanged(paid.order);
-      say(result, "Paid (test mode). Thank you for your order!", "ok");
     } else {
       stripeCheckout = await mountStripe(order.order_id, start);
       button.textContent = "Confirm payment";
