@@ -67,6 +67,7 @@ async def test_chat_cards_and_counts_cross_nodes(server, cluster):
     await anchor.ok("card.pin", {"product_id": world.product_id})
     pinned = await ann.event("card.pinned")
     assert pinned["data"]["card"]["product_id"] == world.product_id
+    await bob.event("card.pinned")
 
     # one sequence across both nodes: every client sees the same events in the same order
     order = {

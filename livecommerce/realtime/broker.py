@@ -56,9 +56,10 @@ class Broker(ABC):
         """This node no longer has the user in the room (last connection gone)."""
 
     @abstractmethod
-    async def presence_refresh(self, room_ids: list[int]) -> None:
-        """Heartbeat: keep this node's presence alive; a node that stops calling it disappears
-        from counts after `presence_ttl` seconds."""
+    async def presence_refresh(self, members: dict[int, dict[int, float]]) -> None:
+        """Heartbeat with this node's whole presence (room id -> user id -> joined at): keeps
+        it alive and repairs it; a node that stops calling it disappears from counts after
+        `presence_ttl` seconds."""
 
     @abstractmethod
     async def room_members(self, room_id: int) -> dict[int, float]:

@@ -53,7 +53,7 @@ class MemoryBroker(Broker):
             if not members:
                 del self._members[room_id]
 
-    async def presence_refresh(self, room_ids: list[int]) -> None:
+    async def presence_refresh(self, members: dict[int, dict[int, float]]) -> None:
         """One process: presence lives and dies with it."""
 
     async def room_members(self, room_id: int) -> dict[int, float]:

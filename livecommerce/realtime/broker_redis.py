@@ -143,12 +143,18 @@ class RedisBroker(Broker):
     async def presence_leave(self, room_id: int, user_id: int) -> None:
         await self._redis.hdel(_presence_key(room_id, self.node_id), str(user_id))
 
-    async def presence_refresh(self, room_ids: list[int]) -> None:
-        gone = self._local_rooms.difference(room_ids)
-        self._local_rooms = set(room_ids)
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for room_id in room_ids:
-                pipe.pexpire(_presence_key(room_id, self.node_id), int(self.presence_ttl * 1000))
+    async def presence_refresh(self, members: dict[int, dict[int, float]]) -> None:
+        gone = self._local_rooms.difference(members)
+        self._local_rooms = set(members)
+        ttl = int(self.presence_ttl * 1000)
+        # MULTI/EXEC: the hash is replaced at once, so readers never see it half rebuilt
+        async with self._redis.pipeline(transaction=True) as pipe:
+            for room_id, users in members.items():
+                key = _presence_key(room_id, self.node_id)
+                pipe.delete(key)
+                if users:
+                    pipe.hset(key, mapping={str(user): repr(joined) for user, joined in users.items()})
+                pipe.pexpire(key, ttl)
                 pipe.sadd(_nodes_key(room_id), self.node_id)
             for room_id in gone:
                 pipe.delete(_presence_key(room_id, self.node_id))

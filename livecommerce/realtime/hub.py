@@ -106,7 +106,7 @@ class Hub:
         self.app = app
         self.settings = settings
         self.presence_interval = settings.presence_interval_seconds
-        self.broker: Broker = make_broker(settings, presence_ttl=max(3.0, 5 * self.presence_interval))
+        self.broker: Broker = make_broker(settings, presence_ttl=max(5.0, 5 * self.presence_interval))
         self.metrics = RealtimeMetrics(registry)
         self._commands: dict[str, CommandHandler] = {}
         self._snapshot_providers: dict[str, SnapshotProvider] = {}
@@ -417,7 +417,12 @@ class Hub:
         Counts go out at most once per interval and only when they changed, so a join storm
         in a large room becomes one `presence` message per interval, not one per join.
         """
-        await self.broker.presence_refresh(list(self._rooms))
+        members = {
+            room_id: {user: min(c.joined_at for c in conns) for user, conns in room.by_user.items() if conns}
+            for room_id, room in self._rooms.items()
+        }
+        async with self._presence_order:
+            await self.broker.presence_refresh(members)
         for room_id, room in list(self._rooms.items()):
             viewers = len(await self.broker.room_members(room_id))
             if viewers != room.viewers_sent:
