@@ -141,7 +141,11 @@ async def test_registered_commands_and_chat_observers_work_for_other_planes(serv
     hub.on_chat(observer)
     client = await RoomClient.connect(server.room_ws(world.room_id, token))
     await client.event("snapshot")
-    assert await client.ok("test.echo") == {"room": world.room_id, "merchant": world.merchant_id, "user": ann_id}
+    assert await client.ok("test.echo") == {
+        "room": world.room_id,
+        "merchant": world.merchant_id,
+        "user": ann_id,
+    }
     failed = await client.send("test.echo", {"fail": True})
     assert failed["error"] == {"code": "sold_out", "message": "nothing left"}
     await client.ok("chat.send", {"text": "#win"})
