@@ -1,0 +1,356 @@
+"""WebRTC viewers: one publisher (720p VP8 at about 1.5 Mbit/s, 30 fps, plus Opus), N viewers.
+
+Runs the same scenario against livecommerce (`livecommerce serve --demo`: encoded frames
+forwarded to every viewer) and the baseline (aiortc's stock `MediaRelay`, decoding once and
+re-encoding per viewer: `loadtests/mediarelay_server.py`), each as a child process, with the
+viewers spread over several client processes. For each audience size it reports the server's
+CPU per viewer (above the publisher-only load), video frames delivered per viewer against frames
+sent, RTP packet loss at the viewers, and glass-to-glass latency: every frame carries its capture
+time drawn into the picture, and one decoding viewer per client process reads it back.
+
+    python loadtests/webrtc_viewers.py --viewers 5,10,20,40 --baseline-viewers 1,2,4 --duration 15
+    python loadtests/webrtc_viewers.py --smoke          # seconds; what the test suite runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing as mp
+import statistics
+import sys
+import tempfile
+import time
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+from tqdm import tqdm
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import RESULTS, ServerProcess, free_port, machine_info, percentiles, spawn, write_results
+
+from livecommerce.media import testpattern
+
+WIDTH, HEIGHT, FPS, BITRATE = 1280, 720, 30, 1_500_000
+
+
+# -- client processes ------------------------------------------------------------------------
+
+
+def _video_counters(viewers: list[testpattern.Viewer]) -> list[int]:
+    return [viewer.video_frames for viewer in viewers]
+
+
+async def _rtp_counts(viewers: list[testpattern.Viewer]) -> tuple[int, int]:
+    """Video RTP packets received and lost, summed over the viewers (receiver statistics)."""
+    received = lost = 0
+    for viewer in viewers:
+        for transceiver in viewer.pc.getTransceivers():
+            if transceiver.kind != "video":
+                continue
+            for stats in (await transceiver.receiver.getStats()).values():
+                if stats.type == "inbound-rtp":
+                    received += stats.packetsReceived
+                    lost += max(0, stats.packetsLost)
+    return received, lost
+
+
+async def _viewers_main(conn: Connection, whep_url: str, count: int) -> None:
+    viewers: list[testpattern.Viewer] = []
+    failed = 0
+    async with aiohttp.ClientSession() as http:
+        for index in range(count):
+            measuring = index == 0
+            try:
+                viewers.append(
+                    await testpattern.play(http, whep_url, decode=measuring, measure_latency=measuring)
+                )
+            except (testpattern.SignallingError, aiohttp.ClientError):
+                failed += 1
+        conn.send(("connected", len(viewers), failed))
+        await asyncio.to_thread(conn.recv)  # the window starts
+        frames_before = _video_counters(viewers)
+        rtp_before = await _rtp_counts(viewers)
+        for viewer in viewers:
+            viewer.latencies_ms.clear()
+        await asyncio.to_thread(conn.recv)  # the window ends
+        frames = [
+            after - before for after, before in zip(_video_counters(viewers), frames_before, strict=True)
+        ]
+        rtp_after = await _rtp_counts(viewers)
+        latencies = [value for viewer in viewers for value in viewer.latencies_ms]
+        ended = sum(viewer.ended.is_set() for viewer in viewers)
+        conn.send(
+            (
+                "report",
+                {
+                    "frames": frames,
+                    "latencies_ms": latencies,
+                    "rtp_received": rtp_after[0] - rtp_before[0],
+                    "rtp_lost": rtp_after[1] - rtp_before[1],
+                    "ended": ended,
+                    "decode_errors": sum(viewer.decode_errors for viewer in viewers),
+                },
+            )
+        )
+        for viewer in viewers:
+            await viewer.close()
+
+
+def viewers_process(conn: Connection, whep_url: str, count: int) -> None:
+    asyncio.run(_viewers_main(conn, whep_url, count))
+
+
+async def _publisher_main(conn: Connection, whip_url: str, stream_key: str) -> None:
+    video = testpattern.PatternVideoTrack(width=WIDTH, height=HEIGHT, fps=FPS, bitrate=BITRATE)
+    async with aiohttp.ClientSession() as http:
+        publisher = await testpattern.publish(
+            http, whip_url, stream_key, video=video, audio=testpattern.ToneAudioTrack()
+        )
+        conn.send(("published",))
+        while True:
+            command = await asyncio.to_thread(conn.recv)
+            if command == "stop":
+                break
+            conn.send(("frames", video.frames))
+        await publisher.pc.close()
+
+
+def publisher_process(conn: Connection, whip_url: str, stream_key: str) -> None:
+    asyncio.run(_publisher_main(conn, whip_url, stream_key))
+
+
+# -- one measured point ----------------------------------------------------------------------
+
+
+def _frames_sent(publisher: Connection) -> int:
+    publisher.send("frames")
+    return publisher.recv()[1]
+
+
+def measure(
+    server: ServerProcess,
+    whep_url: str,
+    publisher: Connection,
+    viewers: int,
+    args: argparse.Namespace,
+    bar: tqdm,
+) -> dict[str, Any]:
+    ctx = mp.get_context("spawn")
+    processes = max(1, min(args.client_processes, viewers))
+    shares = [viewers // processes + (1 if i < viewers % processes else 0) for i in range(processes)]
+
+    bar.set_postfix_str(f"{server.name} publisher only")
+    time.sleep(args.settle)
+    cpu_before, wall_before = server.cpu_seconds(), time.monotonic()
+    time.sleep(args.idle)
+    idle_cpu = (server.cpu_seconds() - cpu_before) / (time.monotonic() - wall_before)
+
+    pipes, children = [], []
+    for share in shares:
+        parent_end, child_end = ctx.Pipe()
+        child = ctx.Process(target=viewers_process, args=(child_end, whep_url, share), daemon=True)
+        child.start()
+        pipes.append(parent_end)
+        children.append(child)
+    bar.set_postfix_str(f"{server.name} {viewers}: connecting")
+    answers = [pipe.recv() for pipe in pipes]
+    connected = sum(answer[1] for answer in answers)
+    refused = sum(answer[2] for answer in answers)
+    time.sleep(args.settle)
+
+    bar.set_postfix_str(f"{server.name} {viewers}: measuring")
+    for pipe in pipes:
+        pipe.send("start")
+    sent_before = _frames_sent(publisher)
+    cpu_before, wall_before = server.cpu_seconds(), time.monotonic()
+    time.sleep(args.duration)
+    cpu_used, wall = server.cpu_seconds() - cpu_before, time.monotonic() - wall_before
+    sent = _frames_sent(publisher) - sent_before
+    for pipe in pipes:
+        pipe.send("stop")
+    reports = [pipe.recv()[1] for pipe in pipes]
+    for child in children:
+        child.join(30)
+        if child.is_alive():
+            child.kill()
+
+    frames = [count for report in reports for count in report["frames"]]
+    latencies = [value for report in reports for value in report["latencies_ms"]]
+    received = sum(report["rtp_received"] for report in reports)
+    lost = sum(report["rtp_lost"] for report in reports)
+    cpu = cpu_used / wall
+    return {
+        "target": server.name,
+        "viewers": viewers,
+        "connected": connected,
+        "refused": refused,
+        "ended_during_run": sum(report["ended"] for report in reports),
+        "frames_sent": sent,
+        "frames_delivered_per_viewer": {
+            "mean": round(statistics.fmean(frames), 1) if frames else 0,
+            "min": min(frames, default=0),
+        },
+        "delivery_ratio": round(statistics.fmean(frames) / sent, 3) if frames and sent else 0.0,
+        "rtp_packet_loss_percent": round(100 * lost / (received + lost), 3) if received + lost else None,
+        "glass_to_glass_ms": percentiles(latencies),
+        "latency_samples": len(latencies),
+        "decode_errors": sum(report["decode_errors"] for report in reports),
+        "server_cpu_percent": round(100 * cpu, 1),
+        "server_cpu_publisher_only_percent": round(100 * idle_cpu, 1),
+        "cpu_percent_per_viewer": round(100 * (cpu - idle_cpu) / max(1, connected), 3),
+        "viewers_per_core": round(max(1, connected) / max(1e-6, cpu - idle_cpu), 1),
+    }
+
+
+# -- the servers -----------------------------------------------------------------------------
+
+
+def start_livecommerce(work: Path, max_viewers: int) -> tuple[ServerProcess, dict[str, Any]]:
+    port = free_port()
+    data_dir = work / "livecommerce"
+    env = {
+        "PORT": str(port),
+        "DATA_DIR": str(data_dir),
+        "LOG_LEVEL": "WARNING",
+        "RTC_HOST_ADDRESSES": "127.0.0.1",
+        "ICE_SERVERS": "",
+        "MAX_VIEWERS_PER_NODE": str(max_viewers + 10),
+    }
+    server = spawn(
+        "livecommerce", ["-m", "livecommerce", "serve", "--demo"], env=env, port=port, log_dir=work
+    )
+    demo = orjson.loads((data_dir / "demo.json").read_bytes())
+    return server, {
+        "whip_url": demo["whip_url"],
+        "whep_url": demo["whep_url"],
+        "stream_key": demo["stream_key"],
+    }
+
+
+def start_baseline(work: Path) -> tuple[ServerProcess, dict[str, Any]]:
+    port = free_port()
+    script = str(Path(__file__).resolve().parent / "mediarelay_server.py")
+    server = spawn("baseline", [script, "--port", str(port)], env={}, port=port, log_dir=work)
+    base = f"{server.url}/api/rooms/1"
+    return server, {"whip_url": f"{base}/whip", "whep_url": f"{base}/whep", "stream_key": "unused"}
+
+
+def run_target(
+    name: str, sizes: list[int], work: Path, args: argparse.Namespace, bar: tqdm
+) -> list[dict[str, Any]]:
+    server, target = start_livecommerce(work, max(sizes)) if name == "livecommerce" else start_baseline(work)
+    ctx = mp.get_context("spawn")
+    parent_end, child_end = ctx.Pipe()
+    publisher = ctx.Process(
+        target=publisher_process, args=(child_end, target["whip_url"], target["stream_key"]), daemon=True
+    )
+    results = []
+    try:
+        publisher.start()
+        parent_end.recv()
+        for size in sizes:
+            results.append(measure(server, target["whep_url"], parent_end, size, args, bar))
+            bar.update(1)
+    finally:
+        if publisher.is_alive():
+            parent_end.send("stop")
+            publisher.join(20)
+            if publisher.is_alive():
+                publisher.kill()
+        server.stop()
+    return results
+
+
+def plot(results: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (cpu_ax, latency_ax) = plt.subplots(1, 2, figsize=(12, 4.5))
+    labels = {"livecommerce": "livecommerce (forwarding)", "baseline": "aiortc MediaRelay (re-encoding)"}
+    for name, marker in (("livecommerce", "o"), ("baseline", "s")):
+        points = [r for r in results if r["target"] == name]
+        xs = [r["viewers"] for r in points]
+        cpu_ax.plot(xs, [r["server_cpu_percent"] for r in points], marker=marker, label=labels[name])
+        latency_ax.plot(
+            xs, [r["glass_to_glass_ms"]["p95"] or 0 for r in points], marker=marker, label=labels[name]
+        )
+    cpu_ax.set(xlabel="viewers", ylabel="server CPU (% of one core)", title="Server CPU, 720p 1.5 Mbit/s")
+    latency_ax.set(xlabel="viewers", ylabel="glass-to-glass p95 (ms)", title="Glass-to-glass latency")
+    for ax in (cpu_ax, latency_ax):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--viewers", default="5,10,20,40", help="audience sizes for livecommerce")
+    parser.add_argument("--baseline-viewers", default="1,2,4", help="audience sizes for the baseline")
+    parser.add_argument("--duration", type=float, default=15.0, help="seconds measured per size")
+    parser.add_argument("--settle", type=float, default=3.0, help="seconds before measuring")
+    parser.add_argument("--idle", type=float, default=5.0, help="seconds of publisher-only CPU")
+    parser.add_argument("--client-processes", type=int, default=4)
+    parser.add_argument("--smoke", action="store_true", help="two viewers for a few seconds, each target")
+    parser.add_argument("--results-dir", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    if args.smoke:
+        args.viewers, args.baseline_viewers = "2", "1"
+        args.duration, args.settle, args.idle, args.client_processes = 3.0, 2.0, 1.0, 1
+    sizes = {
+        "livecommerce": [int(n) for n in args.viewers.split(",") if n],
+        "baseline": [int(n) for n in args.baseline_viewers.split(",") if n],
+    }
+    results: list[dict[str, Any]] = []
+    with (
+        tempfile.TemporaryDirectory(prefix="webrtc-viewers-") as tmp,
+        tqdm(total=sum(len(v) for v in sizes.values()), desc="webrtc viewers", unit="size") as bar,
+    ):
+        for name, points in sizes.items():
+            if points:
+                results.extend(run_target(name, points, Path(tmp), args, bar))
+    name = "webrtc_viewers-smoke" if args.smoke else "webrtc_viewers"
+    summary = _ratio(results)
+    data = {
+        "machine": machine_info(),
+        "scenario": {"width": WIDTH, "height": HEIGHT, "fps": FPS, "bitrate": BITRATE, **vars(args)},
+        "results": results,
+        "summary": summary,
+    }
+    data["scenario"]["results_dir"] = str(args.results_dir.name)
+    path = write_results(name, data, args.results_dir)
+    plot(results, path.with_suffix(".png"))
+    print(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode())
+    print(f"results: {path}")
+
+
+def _ratio(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """CPU per viewer of each target at its largest audience, and their ratio."""
+    best = {}
+    for name in ("livecommerce", "baseline"):
+        points = [r for r in results if r["target"] == name and r["connected"]]
+        if points:
+            largest = max(points, key=lambda r: r["viewers"])
+            best[name] = {
+                "viewers": largest["viewers"],
+                "cpu_percent_per_viewer": largest["cpu_percent_per_viewer"],
+                "viewers_per_core": largest["viewers_per_core"],
+                "glass_to_glass_p95_ms": largest["glass_to_glass_ms"]["p95"],
+                "delivery_ratio": largest["delivery_ratio"],
+            }
+    if len(best) == 2 and best["livecommerce"]["cpu_percent_per_viewer"] > 0:
+        best["cpu_per_viewer_ratio"] = round(
+            best["baseline"]["cpu_percent_per_viewer"] / best["livecommerce"]["cpu_percent_per_viewer"], 1
+        )
+    return best
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,40 @@
+"""A smoke run of the WebRTC viewers load test: both servers, a few seconds, JSON and plot written."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from helpers import ROOT
+
+pytestmark = [pytest.mark.media, pytest.mark.timeout(300)]
+
+
+def test_webrtc_viewers_load_test_smoke_run(tmp_path):
+    completed = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "loadtests" / "webrtc_viewers.py"),
+            "--smoke",
+            "--results-dir",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=280,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    data = json.loads((tmp_path / "webrtc_viewers-smoke-latest.json").read_text())
+    assert list(tmp_path.glob("webrtc_viewers-smoke-*.png"))
+    by_target = {result["target"]: result for result in data["results"]}
+    assert set(by_target) == {"livecommerce", "baseline"}
+    for result in by_target.values():
+        assert result["connected"] == result["viewers"]
+        assert result["frames_sent"] > 0
+        assert result["frames_delivered_per_viewer"]["min"] > 0
+        assert result["latency_samples"] > 0
+        assert result["decode_errors"] == 0
+    assert data["machine"]["cores"] >= 1
