@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import multiprocessing as mp
 import sys
 import tempfile
@@ -265,33 +266,42 @@ def client_process(
 # -- the publisher (in the parent) -----------------------------------------------------------
 
 
+# Each publishing connection stays well under the room protocol's 20 commands per second.
+COMMANDS_PER_PUBLISHER_PER_SECOND = 10
+
+
 async def publish(
     proto: Any, chat_rate: float, commerce_rate: float, duration: float, drain: float
-) -> dict[str, dict[int, float]]:
+) -> dict[str, Any]:
     """Send chat and commerce at fixed rates for `duration`; return when each was sent.
 
-    The publisher also watches the room: on livecommerce it maps each `card.pinned` seq to the
-    pin that caused it (pins on one connection are handled in order), so commerce arrivals
-    can be matched to their send time.
+    Chat goes out round robin over enough connections to respect the per-connection command
+    limit; commerce goes out on one connection, which also watches the room: on livecommerce
+    it maps each `card.pinned` seq to the pin that caused it (pins on one connection are
+    handled in order), so commerce arrivals can be matched to their send time.
     """
     sent: dict[str, dict[int, float]] = {CHAT: {}, COMMERCE: {}}
     keyed: dict[str, dict[int, float]] = {CHAT: sent[CHAT], COMMERCE: {}}
     pins_in_flight: list[int] = []
-    async with aiohttp.ClientSession() as http, http.ws_connect(proto.publisher_url(), max_msg_size=0) as ws:
-        await proto.open(ws)
+    chatters = max(1, math.ceil(chat_rate / COMMANDS_PER_PUBLISHER_PER_SECOND))
+
+    async def watch(ws: aiohttp.ClientWebSocketResponse, maps_commerce: bool) -> None:
+        async for message in ws:
+            if message.type is not aiohttp.WSMsgType.TEXT or not maps_commerce:
+                continue
+            for kind, key, failed in proto.publisher_events(message.data):
+                if failed is not None and failed in pins_in_flight:
+                    pins_in_flight.remove(failed)
+                elif proto.classes.get(kind) == COMMERCE and pins_in_flight:
+                    keyed[COMMERCE][key] = sent[COMMERCE][pins_in_flight.pop(0)]
+
+    async with aiohttp.ClientSession() as http:
+        sockets = [await http.ws_connect(proto.publisher_url(), max_msg_size=0) for _ in range(chatters + 1)]
+        for ws in sockets:
+            await proto.open(ws)
+        commerce_ws, chat_sockets = sockets[0], sockets[1:]
+        readers = [asyncio.create_task(watch(ws, ws is commerce_ws)) for ws in sockets]
         start = time.time() + 0.2
-
-        async def read() -> None:
-            async for message in ws:
-                if message.type is not aiohttp.WSMsgType.TEXT:
-                    return
-                for kind, key, failed in proto.publisher_events(message.data):
-                    if failed is not None and failed in pins_in_flight:
-                        pins_in_flight.remove(failed)
-                    elif proto.classes.get(kind) == COMMERCE and pins_in_flight:
-                        keyed[COMMERCE][key] = sent[COMMERCE][pins_in_flight.pop(0)]
-
-        reader = asyncio.create_task(read())
         schedule = sorted(
             [(start + i / chat_rate, CHAT, i) for i in range(int(duration * chat_rate))]
             + [(start + (i + 0.5) / commerce_rate, COMMERCE, i) for i in range(int(duration * commerce_rate))]
@@ -300,11 +310,17 @@ async def publish(
             await asyncio.sleep(max(0.0, at - time.time()))
             if cls == COMMERCE:
                 pins_in_flight.append(n)
-            sent[cls][n] = time.time()
-            await ws.send_str(proto.chat_frame(n) if cls == CHAT else proto.commerce_frame(n))
+                sent[cls][n] = time.time()
+                await commerce_ws.send_str(proto.commerce_frame(n))
+            else:
+                sent[cls][n] = time.time()
+                await chat_sockets[n % chatters].send_str(proto.chat_frame(n))
         await asyncio.sleep(drain)
-        reader.cancel()
-        await asyncio.gather(reader, return_exceptions=True)
+        for reader in readers:
+            reader.cancel()
+        await asyncio.gather(*readers, return_exceptions=True)
+        for ws in sockets:
+            await ws.close()
     if not proto.maps_commerce_by_seq:
         keyed[COMMERCE] = sent[COMMERCE]
     return {"sent": {cls: len(table) for cls, table in sent.items()}, "keyed": keyed}
