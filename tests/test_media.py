@@ -128,8 +128,10 @@ async def test_publisher_leaving_ends_viewers_and_the_stream_session(server):
         assert row.ended_at is not None and row.end_reason == "publisher_left"
         assert (row.video_codec, row.audio_codec) == ("VP8", "opus")
         assert room.status is RoomStatus.OFFLINE
-        types = [event for event, _ in await room_events(server, world.room_id)]
-        assert types == ["stream.live", "stream.ended"]
+        assert await room_events(server, world.room_id) == [
+            ("stream.live", {"stream_session_id": row.id, "video_codec": "VP8", "audio_codec": "opus"}),
+            ("stream.ended", {"stream_session_id": row.id, "reason": "publisher_left"}),
+        ]
         assert world.room_id not in server.app[MEDIA].streams
         await viewer.close()
 

@@ -121,7 +121,7 @@ class Stream:
     def summary(self) -> dict[str, object]:
         return {
             "room_id": self.room_id,
-            "session_id": self.session_id,
+            "stream_session_id": self.session_id,
             "state": self.state,
             "video_codec": self.codec_names.get("video"),
             "audio_codec": self.codec_names.get("audio"),
@@ -214,7 +214,7 @@ class Stream:
                     self.app,
                     self.room_id,
                     "stream.ended",
-                    {"session_id": self.session_id, "reason": reason},
+                    {"stream_session_id": self.session_id, "reason": reason},
                 )
             except Exception:
                 log.exception("room %s: could not record the end of the stream", self.room_id)

@@ -115,7 +115,8 @@ async def _attach(
         except BaseException:
             await stream.end("failed")
             raise
-        await sessions.announce(request.app, stream.room_id, "stream.live", stream.summary())
+        live = {"stream_session_id": stream.session_id, **{f"{kind}_codec": name for kind, name in names.items()}}
+        await sessions.announce(request.app, stream.room_id, "stream.live", live)
     return stream
 
 

@@ -67,6 +67,13 @@ export function session(pc, location, token) {
   return {
     pc,
     location,
+    // The uplink failed: close without DELETE, so viewers keep waiting through the server's
+    // grace period while a new publish() for the same room resumes the broadcast.
+    abandon() {
+      stopped = true;
+      pc.close();
+    },
+    // The broadcast is over: DELETE the session resource, viewers see the stream end.
     async stop() {
       if (stopped) return;
       stopped = true;
