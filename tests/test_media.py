@@ -99,6 +99,10 @@ async def test_a_late_viewer_starts_on_a_keyframe_asked_of_the_publisher(server)
         await wait_for(lambda: late.video_frames >= 5, timeout=MEDIA_TIMEOUT, message="the late viewer plays")
         assert late.first_frame_keyframe is True
         assert publisher.video.keyframes > keyframes_before
+        async with http.get(f"{server.url}/api/rooms/{world.room_id}/stream") as response:
+            status = await response.json()
+        assert status["state"] == "live" and status["viewers"] == 2
+        assert status["keyframe_requests"] >= 1
         assert late.sizes == {(WIDTH, HEIGHT)}
         for viewer in (first, late):
             await viewer.close()

@@ -35,8 +35,6 @@ class ForwardedTrack(MediaStreamTrack):
         super().__init__()
         self.kind = kind
         self.needs_keyframe = kind == "video"
-        self.delivered = 0
-        self.dropped = 0
         self._queue: asyncio.Queue[av.Packet | None] = asyncio.Queue(QUEUE_FRAMES[kind])
 
     async def recv(self) -> av.Packet:  # type: ignore[override]
@@ -53,11 +51,9 @@ class ForwardedTrack(MediaStreamTrack):
         try:
             self._queue.put_nowait(packet)
         except asyncio.QueueFull:
-            self.dropped += self._queue.qsize() + 1
             while not self._queue.empty():
                 self._queue.get_nowait()
             return False
-        self.delivered += 1
         return True
 
     def end(self) -> None:

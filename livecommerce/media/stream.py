@@ -126,6 +126,7 @@ class Stream:
             "video_codec": self.codec_names.get("video"),
             "audio_codec": self.codec_names.get("audio"),
             "viewers": len(self.viewers),
+            "keyframe_requests": self.keyframes.sent,
             "started_at": self.started_at.isoformat() if self.started_at else None,
         }
 

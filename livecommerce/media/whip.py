@@ -115,7 +115,10 @@ async def _attach(
         except BaseException:
             await stream.end("failed")
             raise
-        live = {"stream_session_id": stream.session_id, **{f"{kind}_codec": name for kind, name in names.items()}}
+        live = {
+            "stream_session_id": stream.session_id,
+            **{f"{kind}_codec": name for kind, name in names.items()},
+        }
         await sessions.announce(request.app, stream.room_id, "stream.live", live)
     return stream
 
