@@ -178,6 +178,22 @@ async def test_operator_api_is_role_checked_and_audited(server, database_url):
         assert (status, answer["error"]["code"]) == (409, "insufficient_stock")
         status, answer = await call(http, "POST", f"{server.url}/api/sales", world.tokens["operator"], body)
         assert (status, answer["error"]["code"]) == (409, "conflict")
+        status, answer = await call(
+            http,
+            "POST",
+            f"{server.url}/api/sales",
+            world.tokens["operator"],
+            {**body, "sku_id": other.sku_id},
+        )
+        assert (status, answer["error"]["code"]) == (400, "invalid")  # another merchant's SKU
+        status, answer = await call(
+            http,
+            "POST",
+            f"{server.url}/api/sales",
+            other.tokens["admin"],
+            {**body, "room_id": other.room_id, "sku_id": other.sku_id},
+        )
+        assert status == 201  # admins act for any merchant
         status, _ = await call(
             http, "POST", f"{server.url}/api/sales/{sale['sale_id']}/end", other.tokens["operator"]
         )
