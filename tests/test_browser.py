@@ -175,6 +175,10 @@ async def test_phone_screenshots_of_the_three_pages(server: LiveServer, people: 
     await expect(watch.locator("#card-stock")).to_have_text("30 left")
     await expect(console.locator(".sale-available")).to_have_text("30 of 30 left")
 
+    # clicking scrolled the console's wide tables sideways; show them from their start
+    await console.evaluate(
+        "() => document.querySelectorAll('.table-scroll').forEach((t) => { t.scrollLeft = 0; })"
+    )
     shots = ARTIFACTS / "screenshots"
     shots.mkdir(parents=True, exist_ok=True)
     for name, page in (("studio", studio), ("watch", watch), ("console", console)):
