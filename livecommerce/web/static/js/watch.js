@@ -412,7 +412,7 @@ function onEvent(type, data) {
   if (type === "order.updated") orderChanged(data);
   else if (type === "draw.started" || type === "draw.closed") drawChanged(timedDraw(data, draw));
   else if (type === "draw.entered" && draw && draw.id === data.draw_id) drawChanged({ ...draw, entered: true });
-  else if (type === "draw.won") say($("#draw-result"), `You won: ${data.prize.text || "a prize"}! Check your messages from the shop to claim it.`, "ok");
+  else if (type === "draw.won") say($("#draw-result"), `You won: ${data.prize.text || "a prize"}!`, "ok");
   else if (type === "user.muted" && data.user_id === me.user.id) say($("#chat-status"), "A moderator muted you for now.", "error");
 }
 
