@@ -152,7 +152,7 @@ function uplinkChanged(whip) {
     uplink("The uplink is unstable; holding the stream…");
   } else if (state === "failed" || state === "closed") {
     broadcast.whip = null;
-    whip.stop();
+    whip.abandon();
     uplink("The uplink dropped. Reconnecting…", "error");
     retryPublishing();
   }
