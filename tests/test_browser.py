@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 
 import aiohttp
 import pytest
@@ -20,7 +21,10 @@ from browser_fixtures import (
 )
 from helpers import LiveServer, World, wait_for
 from playwright.async_api import Page, expect
+from sqlalchemy import select, update
 
+from livecommerce.appkeys import SESSIONS
+from livecommerce.db.models import Draw, DrawWinner, Order, OrderKind
 from livecommerce.realtime.hub import HUB
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
@@ -185,3 +189,61 @@ async def test_phone_screenshots_of_the_three_pages(server: LiveServer, people: 
         path = shots / f"{name}.png"
         await page.screenshot(path=path, timeout=TIMEOUT_MS)
         assert png_size(path) == (PHONE["width"], PHONE["height"])
+
+
+async def test_draw_winner_claims_the_sku_prize_with_an_address_and_a_late_claim_is_refused(
+    server: LiveServer, people: People
+) -> None:
+    world = await server.seed(stock=5)
+    watch = await people.open(f"/watch/{world.room_id}")
+    await expect(watch.locator("#me-name")).not_to_have_text("…")
+    anchor = {"Authorization": f"Bearer {world.tokens['anchor']}"}
+
+    async def draw_won_by_the_viewer() -> int:
+        async with aiohttp.ClientSession(headers=anchor) as http:
+            spec = {
+                "prize_sku_id": world.sku_id,
+                "rule": "keyword",
+                "keyword": "tea",
+                "duration_seconds": 600,
+            }
+            async with http.post(f"{server.url}/api/rooms/{world.room_id}/draws", json=spec) as response:
+                draw_id = (await response.json())["id"]
+            await watch.get_by_role("button", name="Enter the draw").click()
+            await expect(watch.locator("#draw-result")).to_have_text("You are in the draw. Good luck!")
+            async with http.post(f"{server.url}/api/draws/{draw_id}/close") as response:
+                assert response.status == 200
+        return draw_id
+
+    async def fill_address(form) -> None:
+        await form.get_by_label("Full name").fill("Ann Lee")
+        await form.get_by_label("Phone").fill("+44 20 7946 0000")
+        await form.get_by_label("Address line 1").fill("1 Main St")
+        await form.get_by_label("City").fill("Springfield")
+        await form.get_by_label("Postcode").fill("12345")
+        await form.get_by_label("Country").fill("gb")
+        await form.get_by_role("button", name="Send my address").click()
+
+    first = await draw_won_by_the_viewer()
+    claim = watch.get_by_role("form", name="Claim your prize")
+    await expect(claim).to_be_visible()
+    await fill_address(claim)
+    await expect(watch.locator("#claim-result")).to_have_text(re.compile(r"^Prize claimed \(order \d+\)"))
+    await expect(claim).to_be_hidden()
+    async with server.app[SESSIONS]() as session:
+        order = await session.scalar(select(Order).where(Order.kind == OrderKind.PRIZE))
+        assert order.shipping["country"] == "GB" and order.shipping["phone"] == "+44 20 7946 0000"
+        winner = await session.scalar(select(DrawWinner).where(DrawWinner.draw_id == first))
+        assert winner.claim_order_id == order.id
+
+    second = await draw_won_by_the_viewer()
+    await expect(claim).to_be_visible()
+    async with server.app[SESSIONS].begin() as session:
+        await session.execute(
+            update(Draw)
+            .where(Draw.id == second)
+            .values(claim_deadline=datetime.now(UTC) - timedelta(seconds=1))
+        )
+    await fill_address(claim)
+    await expect(watch.locator("#claim-result")).to_have_text("The time to claim this prize has passed.")
+    await expect(claim).to_be_hidden()

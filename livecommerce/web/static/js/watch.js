@@ -372,6 +372,46 @@ $("#draw-enter").addEventListener("click", async () => {
   }
   renderDraw();
 });
+// A winner of a stock prize sends where it goes, until the claim deadline.
+let claim = null;
+
+function prizeWon(won) {
+  say($("#draw-result"), `You won: ${won.prize.text || "a prize"}!`, "ok");
+  if (won.prize.sku_id === null || won.prize.sku_id === undefined) return;
+  claim = won;
+  say($("#claim-result"), "");
+  renderClaim();
+}
+
+function renderClaim() {
+  if (claim && claim.claim_deadline && toMillis(claim.claim_deadline) <= Date.now()) {
+    claim = null;
+    say($("#claim-result"), "The time to claim this prize has passed.", "error");
+  }
+  show($("#claim-form"), Boolean(claim));
+  if (claim && claim.claim_deadline) $("#claim-deadline").textContent = `Claim by ${new Date(toMillis(claim.claim_deadline)).toLocaleString()}`;
+}
+
+function shippingFrom(form) {
+  const fields = Object.fromEntries(new FormData(form));
+  return { ...fields, country: fields.country.trim().toUpperCase() };
+}
+
+$("#claim-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const form = event.currentTarget;
+  const body = { shipping: shippingFrom(form) };
+  try {
+    const answer = await busy(form, () => api(`/api/draws/${claim.draw_id}/claim`, { method: "POST", token: me.token, body }));
+    claim = null;
+    say($("#claim-result"), `Prize claimed (order ${answer.order.order_id}). The shop sends it to this address.`, "ok");
+  } catch (error) {
+    if (error.code === "claim_expired") claim = null;
+    const message = error.code === "claim_expired" ? "The time to claim this prize has passed." : error.message;
+    say($("#claim-result"), message, "error");
+  }
+  renderClaim();
+});
 $("#draw-verify").addEventListener("toggle", (event) => {
   if (event.target.open && draw) verifyInto($("#draw-verify-body"), draw.id).catch((e) => say($("#draw-result"), e.message, "error"));
 });
@@ -412,7 +452,7 @@ function onEvent(type, data) {
   if (type === "order.updated") orderChanged(data);
   else if (type === "draw.started" || type === "draw.closed") drawChanged(timedDraw(data, draw));
   else if (type === "draw.entered" && draw && draw.id === data.draw_id) drawChanged({ ...draw, entered: true });
-  else if (type === "draw.won") say($("#draw-result"), `You won: ${data.prize.text || "a prize"}!`, "ok");
+  else if (type === "draw.won") prizeWon(data);
   else if (type === "user.muted" && data.user_id === me.user.id) say($("#chat-status"), "A moderator muted you for now.", "error");
 }
 
@@ -440,6 +480,7 @@ async function main() {
     renderOffer();
     renderPay();
     if (draw) renderDraw();
+    if (claim) renderClaim();
   });
   me = await viewerSession();
   connect();
