@@ -484,11 +484,16 @@ async def test_dashboard_counts_paid_orders_and_exports_csv(server):
         assert status == 200
         assert data["totals"] == {"taps": 3, "orders": 2, "paid_orders": 2, "units": 3, "gmv_minor": 900}
         [product] = data["products"]
-        assert product["tappers"] == 3 and product["buyers"] == 2 and product["conversion"] == round(2 / 3, 4)
+        assert (
+            product["tappers"] == 3
+            and product["buyers"] == 2
+            and product["tap_conversion"] == round(2 / 3, 4)
+        )
+        assert data["peak_viewers"] == 0 and data["viewers"] == [] and product["viewer_conversion"] is None
         status, csv_text = await call(http, "GET", url + "?format=csv&bucket_s=3600", world.tokens["anchor"])
         lines = csv_text.strip().splitlines()
-        assert lines[0] == "bucket_start,product_id,orders,paid_orders,units,gmv_minor"
-        assert lines[1].endswith(f",{world.product_id},2,2,3,900")
+        assert lines[0] == "bucket_start,product_id,orders,paid_orders,units,gmv_minor,viewers"
+        assert lines[1].endswith(f",{world.product_id},2,2,3,900,0")
 
 
 async def test_stock_events_are_coalesced_and_end_on_the_true_value(server, database_url):

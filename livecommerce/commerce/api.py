@@ -405,17 +405,27 @@ def _time_param(request: web.Request, name: str, default: datetime) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+@routes.get("/api/rooms/{room_id}/streams")
+async def room_streams(request: web.Request) -> web.Response:
+    """The room's stream sessions, newest first: what the dashboard can be scoped to."""
+    who = principal(request)
+    room_id = int_param(request, "room_id")
+    async with request.app[ENGINE].connect() as conn:
+        authorize(who, "sales.read", await _merchant_of(conn, "rooms", room_id))
+        return json_response({"streams": await dashboard.room_streams(conn, room_id)})
+
+
 @routes.get("/api/rooms/{room_id}/dashboard")
 async def sales_dashboard(request: web.Request) -> web.Response:
-    """GMV, orders, units and conversion per product card, with a time series (`?format=csv`)."""
+    """GMV, orders, units, viewers and conversion per product card, with time series (`?format=csv`)."""
     who = principal(request)
     room_id = int_param(request, "room_id")
     query = request.query
     try:
         bucket_s = int(query.get("bucket_s", "60"))
-        stream = int(query["stream_session_id"]) if "stream_session_id" in query else None
+        stream = int(query["stream"]) if "stream" in query else None
     except ValueError:
-        raise AppError("invalid", "bucket_s and stream_session_id are whole numbers") from None
+        raise AppError("invalid", "bucket_s and stream are whole numbers") from None
     if not 1 <= bucket_s <= 86400:
         raise AppError("invalid", "bucket_s: from 1 to 86400")
     async with request.app[ENGINE].connect() as conn:

@@ -1,8 +1,11 @@
-"""Sales figures for one room (or one stream of it): GMV, orders, units, conversion per product card.
+"""Sales figures for one room (or one stream of it): GMV, orders, units, viewers, conversion per
+product card.
 
-Conversion of a product card is paying buyers ÷ viewers who tapped Buy on it. Money counts paid
-orders only (refunded ones are subtracted by leaving them out). The time series has one row per
-bucket and product, which is also the CSV export.
+A product card has two conversions: `tap_conversion`, paying buyers ÷ viewers who tapped Buy on
+it, and `viewer_conversion`, paying buyers ÷ the window's peak viewer count. Money counts paid
+orders only (refunded ones are subtracted by leaving them out). The orders series has one row per
+bucket and product, the viewers series one row per bucket (the highest per-minute count in it);
+the CSV export joins the two.
 """
 
 from __future__ import annotations
@@ -55,6 +58,36 @@ SERIES = text(
     """
 )
 
+VIEWERS = text(
+    """
+    SELECT to_timestamp(floor(extract(epoch FROM bucket) / :bucket) * :bucket) AS bucket_start,
+           max(viewers) AS viewers
+    FROM room_viewer_samples
+    WHERE room_id = :room AND bucket >= date_trunc('minute', CAST(:since AS timestamptz)) AND bucket < :until
+    GROUP BY 1 ORDER BY 1
+    """
+)
+STREAMS = text(
+    """
+    SELECT id, started_at, ended_at, video_codec, audio_codec FROM stream_sessions
+    WHERE room_id = :room ORDER BY started_at DESC, id DESC LIMIT :limit
+    """
+)
+
+
+async def room_streams(conn: AsyncConnection, room_id: int, limit: int = 100) -> list[dict[str, Any]]:
+    """The room's stream sessions, newest first."""
+    return [
+        {
+            "id": row.id,
+            "started_at": row.started_at.isoformat(),
+            "ended_at": row.ended_at.isoformat() if row.ended_at else None,
+            "video_codec": row.video_codec,
+            "audio_codec": row.audio_codec,
+        }
+        for row in await conn.execute(STREAMS, {"room": room_id, "limit": limit})
+    ]
+
 
 async def stream_window(
     conn: AsyncConnection, room_id: int, stream_session_id: int
@@ -77,10 +110,16 @@ async def room_dashboard(
     conn: AsyncConnection, room_id: int, *, since: datetime, until: datetime, bucket_s: int
 ) -> dict[str, Any]:
     params = {"room": room_id, "since": since, "until": until, "bucket": bucket_s}
+    viewers = [
+        {"bucket_start": row.bucket_start.isoformat(), "viewers": row.viewers}
+        for row in await conn.execute(VIEWERS, params)
+    ]
+    peak_viewers = max((row["viewers"] for row in viewers), default=0)
     products = []
     for row in await conn.execute(PER_PRODUCT, params):
         item = dict(row._mapping)
-        item["conversion"] = round(row.buyers / row.tappers, 4) if row.tappers else None
+        item["tap_conversion"] = _ratio(row.buyers, row.tappers)
+        item["viewer_conversion"] = _ratio(row.buyers, peak_viewers)
         products.append(item)
     series = [
         {**row._mapping, "bucket_start": row.bucket_start.isoformat()}
@@ -100,18 +139,43 @@ async def room_dashboard(
         "bucket_s": bucket_s,
         "currency": currency,
         "totals": totals,
+        "peak_viewers": peak_viewers,
         "products": products,
         "series": series,
+        "viewers": viewers,
     }
 
 
-CSV_FIELDS = ("bucket_start", "product_id", "orders", "paid_orders", "units", "gmv_minor")
+def _ratio(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+CSV_FIELDS = ("bucket_start", "product_id", "orders", "paid_orders", "units", "gmv_minor", "viewers")
 
 
 def series_csv(dashboard: dict[str, Any]) -> str:
+    """One row per bucket and product with the bucket's viewers; a bucket with viewers and no
+    orders gets one row without a product."""
+    viewers = {row["bucket_start"]: row["viewers"] for row in dashboard["viewers"]}
+    rows = [{**row, "viewers": viewers.get(row["bucket_start"], 0)} for row in dashboard["series"]]
+    with_orders = {row["bucket_start"] for row in rows}
+    rows += [
+        {
+            "bucket_start": start,
+            "product_id": "",
+            "orders": 0,
+            "paid_orders": 0,
+            "units": 0,
+            "gmv_minor": 0,
+            "viewers": count,
+        }
+        for start, count in viewers.items()
+        if start not in with_orders
+    ]
+    rows.sort(key=lambda row: row["bucket_start"])
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=CSV_FIELDS, lineterminator="\n")
     writer.writeheader()
-    for row in dashboard["series"]:
+    for row in rows:
         writer.writerow({key: row[key] for key in CSV_FIELDS})
     return out.getvalue()

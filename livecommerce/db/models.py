@@ -165,6 +165,15 @@ class StreamSession(Base):
     end_reason: Mapped[str | None] = mapped_column(String(64))
 
 
+class RoomViewerSample(Base):
+    """The most viewers a room had in one minute, as the realtime plane counted them."""
+
+    __tablename__ = "room_viewer_samples"
+    room_id: Mapped[int] = mapped_column(ForeignKey("rooms.id", ondelete="CASCADE"), primary_key=True)
+    bucket: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    viewers: Mapped[int] = mapped_column(Integer)
+
+
 class Product(Base):
     __tablename__ = "products"
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)

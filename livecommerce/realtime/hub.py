@@ -29,6 +29,7 @@ from livecommerce.realtime.broker import Broker, make_broker
 from livecommerce.realtime.coalesce import TickBatch
 from livecommerce.realtime.connection import Connection
 from livecommerce.realtime.resume import HistoryView
+from livecommerce.realtime.viewer_samples import record_viewers
 
 log = logging.getLogger(__name__)
 
@@ -415,7 +416,8 @@ class Hub:
         """Keep this node's presence alive and send changed viewer counts to local sockets.
 
         Counts go out at most once per interval and only when they changed, so a join storm
-        in a large room becomes one `presence` message per interval, not one per join.
+        in a large room becomes one `presence` message per interval, not one per join. The
+        counts are also kept per minute for the sales dashboard (`viewer_samples`).
         """
         members = {
             room_id: {user: min(c.joined_at for c in conns) for user, conns in room.by_user.items() if conns}
@@ -423,12 +425,15 @@ class Hub:
         }
         async with self._presence_order:
             await self.broker.presence_refresh(members)
+        counts: dict[int, int] = {}
         for room_id, room in list(self._rooms.items()):
-            viewers = len(await self.broker.room_members(room_id))
+            viewers = counts[room_id] = len(await self.broker.room_members(room_id))
             if viewers != room.viewers_sent:
                 room.viewers_sent = viewers
                 payload = protocol.unsequenced_event("presence", {"viewers": viewers}, time.time())
                 self._fan_out(room, [payload])
+        if any(counts.values()):
+            self._spawn(record_viewers(self.app[SESSIONS], counts))
 
 
 HUB = web.AppKey("hub", Hub)

@@ -474,6 +474,16 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_stream_sessions_room_id"), "stream_sessions", ["room_id"], unique=False)
     op.create_table(
+        "room_viewer_samples",
+        sa.Column("room_id", sa.BigInteger(), nullable=False),
+        sa.Column("bucket", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("viewers", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["room_id"], ["rooms.id"], name=op.f("fk_room_viewer_samples_room_id_rooms"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("room_id", "bucket", name=op.f("pk_room_viewer_samples")),
+    )
+    op.create_table(
         "draw_winners",
         sa.Column("draw_id", sa.BigInteger(), nullable=False),
         sa.Column("rank", sa.Integer(), nullable=False),
@@ -520,6 +530,7 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_payments_order_id"), table_name="payments")
     op.drop_table("payments")
     op.drop_table("draw_winners")
+    op.drop_table("room_viewer_samples")
     op.drop_index(op.f("ix_stream_sessions_room_id"), table_name="stream_sessions")
     op.drop_table("stream_sessions")
     op.drop_index(op.f("ix_order_attempts_sale_id"), table_name="order_attempts")
