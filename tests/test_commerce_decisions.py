@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from livecommerce.commerce.batching import Outcome, SaleSnapshot, Tap, TapBatcher, decide_batch, sale_phase
-from livecommerce.commerce.events import StockThrottle
+from livecommerce.commerce.events import HighestVersion, StockThrottle
 from livecommerce.commerce.lookups import SharedLookup
 from livecommerce.commerce.orders import check_order_input
 from livecommerce.db.models import SaleState
@@ -85,8 +85,27 @@ def test_stock_throttle_sends_at_most_once_per_interval_and_again_after_a_late_c
     assert throttle.changed(1, now=10.0) == 0.0
     assert throttle.changed(1, now=10.01) is None  # rides on the pending send
     throttle.sending(1, now=10.02)
-    assert throttle.changed(1, now=10.05) == pytest.approx(0.22)
+    assert throttle.changed(1, now=10.05) is None  # the send under way is followed by one more
     assert throttle.changed(2, now=10.05) == 0.0  # other sales are independent
+    assert throttle.sent(1, now=10.06) == pytest.approx(0.21)
+    assert throttle.changed(1, now=10.1) is None  # rides on that one
+    throttle.sending(1, now=10.27)
+    assert throttle.sent(1, now=10.3) is None  # nothing changed while it was sent
+    assert throttle.changed(1, now=10.6) == 0.0
+
+
+def test_highest_version_keeps_only_newer_versions_per_sale():
+    seen = HighestVersion()
+    arrivals = [(1, 3), (1, 5), (1, 4), (2, 1), (1, 5), (1, 6), (2, 0)]
+    assert [seen.advance(sale, version) for sale, version in arrivals] == [
+        True,
+        True,
+        False,  # older than 5, from a node whose read came first
+        True,  # another sale has its own versions
+        False,  # already shown
+        True,
+        False,
+    ]
 
 
 @pytest.mark.parametrize(

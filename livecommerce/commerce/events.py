@@ -2,7 +2,10 @@
 
 Everything goes through the room hub's `publish`. Stock changes are coalesced per sale by
 `StockThrottle` (pure), and each coalesced event reads the value from PostgreSQL when it is
-sent, so the last event after a burst always carries the true stock.
+sent, so the last event after a burst always carries the true stock. Every sale view and stock
+event carries the sale's `version`, which PostgreSQL raises in each statement that changes the
+sale; events from several nodes may reach a room out of order, so receivers keep the highest
+version they have seen (`HighestVersion`), and one node never sends an older one after a newer.
 """
 
 from __future__ import annotations
@@ -25,19 +28,26 @@ STOCK_INTERVAL_S = 0.25
 
 
 class StockThrottle:
-    """At most one stock event per sale per interval; a change while one is pending rides on it.
+    """At most one stock event per sale per interval, one at a time; changes meanwhile ride on it.
 
-    `changed()` returns the delay after which to send, or None when a send is already pending.
-    `sending()` is called just before the value is read, so a change after the read schedules
-    another send: the last event of a burst always reflects the last change.
+    `changed()` returns the delay after which to send, or None when a send is already pending
+    or under way. `sending()` is called just before the value is read and `sent()` once it is
+    published: a change after the read makes `sent()` return the delay of one more send, so the
+    last event of a burst always reflects the last change, and sends of one sale never overlap
+    (each reads after the previous one was published, so their versions only go up).
     """
 
     def __init__(self, interval: float) -> None:
         self.interval = interval
         self._last: dict[int, float] = {}
         self._pending: set[int] = set()
+        self._sending: set[int] = set()
+        self._changed_meanwhile: set[int] = set()
 
     def changed(self, sale_id: int, now: float) -> float | None:
+        if sale_id in self._sending:
+            self._changed_meanwhile.add(sale_id)
+            return None
         if sale_id in self._pending:
             return None
         self._pending.add(sale_id)
@@ -45,7 +55,30 @@ class StockThrottle:
 
     def sending(self, sale_id: int, now: float) -> None:
         self._pending.discard(sale_id)
+        self._sending.add(sale_id)
         self._last[sale_id] = now
+
+    def sent(self, sale_id: int, now: float) -> float | None:
+        self._sending.discard(sale_id)
+        if sale_id not in self._changed_meanwhile:
+            return None
+        self._changed_meanwhile.discard(sale_id)
+        return self.changed(sale_id, now)
+
+
+class HighestVersion:
+    """The rule every receiver of sale state follows: a version lower than or equal to the
+    highest one seen for that sale is stale (or already known) and is ignored."""
+
+    def __init__(self) -> None:
+        self._highest: dict[int, int] = {}
+
+    def advance(self, sale_id: int, version: int) -> bool:
+        """True (and remember it) when `version` is newer than any seen for the sale."""
+        if version <= self._highest.get(sale_id, -1):
+            return False
+        self._highest[sale_id] = version
+        return True
 
 
 STAFF_CACHE_S = 30.0
@@ -54,7 +87,7 @@ STAFF_OF_ROOM = text(
     "WHERE r.id = :room AND u.role IN ('anchor', 'operator') AND NOT u.disabled"
 )
 STOCK_OF_SALE = text(
-    "SELECT f.room_id, f.sku_id, s.product_id, f.available, f.allocated, f.state "
+    "SELECT f.room_id, f.sku_id, s.product_id, f.available, f.allocated, f.state, f.stock_version "
     "FROM flash_sales f JOIN skus s ON s.id = f.sku_id WHERE f.id = :id"
 )
 
@@ -66,6 +99,7 @@ class CommerceEvents:
         self._engine = engine
         self._publish: Publish | None = None
         self.throttle = StockThrottle(stock_interval)
+        self._stock_sent = HighestVersion()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._staff: SharedLookup[int, list[int]] = SharedLookup(self._load_staff, ttl_s=STAFF_CACHE_S)
 
@@ -115,13 +149,24 @@ class CommerceEvents:
         if delay is not None:
             self.spawn(self._send_stock(sale_id, delay))
 
-    async def _send_stock(self, sale_id: int, delay: float) -> None:
-        if delay:
-            await asyncio.sleep(delay)
-        self.throttle.sending(sale_id, asyncio.get_running_loop().time())
+    async def _send_stock(self, sale_id: int, delay: float | None) -> None:
+        loop = asyncio.get_running_loop()
+        while delay is not None:
+            if delay:
+                await asyncio.sleep(delay)
+            self.throttle.sending(sale_id, loop.time())
+            try:
+                await self._publish_stock(sale_id)
+            except Exception:
+                log.exception("stock event of sale %s failed", sale_id)
+            delay = self.throttle.sent(sale_id, loop.time())
+
+    async def _publish_stock(self, sale_id: int) -> None:
+        """Read the sale's stock and version in one statement; send it unless this node already
+        sent that version (nothing changed since) or a newer one."""
         async with self._engine.connect() as conn:
             row = (await conn.execute(STOCK_OF_SALE, {"id": sale_id})).one_or_none()
-        if row is not None:
+        if row is not None and self._stock_sent.advance(sale_id, row.stock_version):
             data = {
                 "sale_id": sale_id,
                 "sku_id": row.sku_id,
@@ -129,6 +174,7 @@ class CommerceEvents:
                 "available": row.available,
                 "allocated": row.allocated,
                 "state": row.state,
+                "version": row.stock_version,
             }
             await self.publish(row.room_id, "stock", data)
 

@@ -161,7 +161,7 @@ WRITE_BATCH = text(
     "FROM unnest(CAST(:held_users AS bigint[]), CAST(:held_units AS int[])) AS h(user_id, n) "
     "ON CONFLICT (sale_id, user_id) DO UPDATE SET units = sale_buyers.units + excluded.units "
     "WHERE sale_buyers.units + excluded.units <= :limit RETURNING 1), "
-    "take AS (UPDATE flash_sales SET available = available - :n, "
+    "take AS (UPDATE flash_sales SET available = available - :n, stock_version = stock_version + 1, "
     "state = CASE WHEN available = :n THEN 'sold_out'::sale_state ELSE state END "
     "WHERE id = :sale AND :n > 0 AND state = 'live' AND available >= :n AND now() < ends_at RETURNING 1) "
     "SELECT c.answered, c.held_rows, c.took, o.idempotency_key AS tap_key, "
@@ -257,7 +257,7 @@ async def reserve_one(conn: AsyncConnection, sale_id: int, tap: Tap, ttl_s: int)
     taken = (
         await conn.execute(
             text(
-                "UPDATE flash_sales SET available = available - :n, "
+                "UPDATE flash_sales SET available = available - :n, stock_version = stock_version + 1, "
                 "state = CASE WHEN available = :n THEN 'sold_out'::sale_state ELSE state END "
                 "WHERE id = :id AND state = 'live' AND available >= :n AND now() < ends_at AND now() >= starts_at "
                 "RETURNING room_id, merchant_id, sku_id, sale_price_minor, currency, per_user_limit, available"
@@ -294,7 +294,10 @@ async def reserve_one(conn: AsyncConnection, sale_id: int, tap: Tap, ttl_s: int)
         if taken is not None:
             # give the units back in this same transaction: the net change is nothing
             await conn.execute(
-                text("UPDATE flash_sales SET available = available + :n, state = 'live' WHERE id = :id"),
+                text(
+                    "UPDATE flash_sales SET available = available + :n, state = 'live', "
+                    "stock_version = stock_version + 1 WHERE id = :id"
+                ),
                 {"id": sale_id, "n": tap.quantity},
             )
         await conn.execute(
@@ -343,7 +346,7 @@ async def reserve_one(conn: AsyncConnection, sale_id: int, tap: Tap, ttl_s: int)
 
 
 RETURN_TO_SALES = text(
-    "UPDATE flash_sales f SET available = f.available + r.n, "
+    "UPDATE flash_sales f SET available = f.available + r.n, stock_version = f.stock_version + 1, "
     "state = CASE WHEN f.state = 'sold_out' THEN 'live'::sale_state ELSE f.state END "
     "FROM unnest(CAST(:sales AS bigint[]), CAST(:units AS int[])) AS r(sale_id, n) "
     "WHERE f.id = r.sale_id RETURNING f.id, f.room_id, f.sku_id, f.state, f.available, r.n"

@@ -59,7 +59,7 @@ async def _retake_units(conn: AsyncConnection, order: Any) -> bool:
     if order.sale_id is not None:
         taken = await conn.execute(
             text(
-                "UPDATE flash_sales SET available = available - :q, "
+                "UPDATE flash_sales SET available = available - :q, stock_version = stock_version + 1, "
                 "state = CASE WHEN available = :q THEN 'sold_out'::sale_state ELSE state END "
                 "WHERE id = :id AND state <> 'ended' AND available >= :q"
             ),
@@ -405,6 +405,10 @@ class Payments:
 
     def _announce(self, applied: Applied) -> None:
         for order in applied.orders:
+            if order["sale_id"] is not None:
+                # a late payment may have taken its units back from the sale; if nothing
+                # changed, the stock read finds a version already sent and sends nothing
+                self._orders.events.stock_changed(order["sale_id"])
             self._orders.events.order(order)
 
     async def run_refunds(self) -> None:

@@ -29,7 +29,8 @@ log = logging.getLogger(__name__)
 CLOCK_INTERVAL_S = 0.5
 SALE_COLUMNS = (
     "f.id, f.room_id, f.merchant_id, f.sku_id, s.product_id, f.sale_price_minor, s.price_minor AS list_price_minor, "
-    "f.currency, f.allocated, f.available, f.per_user_limit, f.state, f.starts_at, f.ends_at, now() AS now"
+    "f.currency, f.allocated, f.available, f.per_user_limit, f.state, f.starts_at, f.ends_at, f.stock_version, "
+    "now() AS now"
 )
 
 
@@ -47,6 +48,7 @@ def sale_view(row: Row[Any]) -> dict[str, Any]:
         "currency": row.currency,
         "allocated": row.allocated,
         "available": row.available,
+        "version": row.stock_version,
         "per_user_limit": row.per_user_limit,
         "starts_at": row.starts_at.isoformat(),
         "ends_at": row.ends_at.isoformat(),
@@ -223,6 +225,7 @@ async def restock(
         await conn.execute(
             text(
                 "UPDATE flash_sales SET allocated = allocated + :n, available = available + :n, "
+                "stock_version = stock_version + 1, "
                 "state = CASE WHEN state = 'sold_out' THEN 'live'::sale_state ELSE state END "
                 "WHERE id = :id AND state <> 'ended' RETURNING sku_id, available"
             ),
@@ -242,7 +245,10 @@ async def restock(
 async def reprice(conn: AsyncConnection, sale_id: int, sale_price_minor: int) -> dict[str, Any]:
     """Change the price for taps from now on; reserved orders keep the price they were given."""
     result = await conn.execute(
-        text("UPDATE flash_sales SET sale_price_minor = :p WHERE id = :id AND state <> 'ended'"),
+        text(
+            "UPDATE flash_sales SET sale_price_minor = :p, stock_version = stock_version + 1 "
+            "WHERE id = :id AND state <> 'ended'"
+        ),
         {"id": sale_id, "p": sale_price_minor},
     )
     if result.rowcount != 1:
@@ -251,7 +257,8 @@ async def reprice(conn: AsyncConnection, sale_id: int, sale_price_minor: int) ->
 
 
 END_SALES = (
-    "UPDATE flash_sales SET state = 'ended', ended_at = now() WHERE {where} AND state <> 'ended' "
+    "UPDATE flash_sales SET state = 'ended', ended_at = now(), stock_version = stock_version + 1 "
+    "WHERE {where} AND state <> 'ended' "
     "RETURNING id, sku_id, available"
 )
 
@@ -276,7 +283,8 @@ async def clock_tick(conn: AsyncConnection) -> list[dict[str, Any]]:
     """Start sales whose time has come and end those whose time is up; return what changed."""
     started = await conn.execute(
         text(
-            "UPDATE flash_sales SET state = 'live' WHERE state = 'scheduled' AND starts_at <= now() RETURNING id"
+            "UPDATE flash_sales SET state = 'live', stock_version = stock_version + 1 "
+            "WHERE state = 'scheduled' AND starts_at <= now() RETURNING id"
         )
     )
     views = [sale_view(await read_sale(conn, sale_id)) for (sale_id,) in list(started)]  # type: ignore[arg-type]

@@ -254,6 +254,7 @@ def upgrade() -> None:
         sa.Column("created_by", sa.BigInteger(), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
         sa.Column("ended_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("stock_version", sa.BigInteger(), server_default="0", nullable=False),
         sa.CheckConstraint(
             "available >= 0 AND available <= allocated",
             name=op.f("ck_flash_sales_available_within_allocated"),

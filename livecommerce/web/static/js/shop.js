@@ -13,6 +13,7 @@ export class Shop {
   constructor() {
     this.card = null;
     this.sales = new Map();
+    this.versions = new Map();
     this.live = false;
     this.viewers = 0;
   }
@@ -20,7 +21,11 @@ export class Shop {
   loadSnapshot(snapshot) {
     this.card = snapshot.card || null;
     this.sales.clear();
-    for (const sale of snapshot.sales || []) this.sales.set(sale.sku_id, timed(sale));
+    this.versions.clear();
+    for (const sale of snapshot.sales || []) {
+      this.sales.set(sale.sku_id, timed(sale));
+      this.versions.set(sale.sale_id, sale.version);
+    }
     this.live = (snapshot.room && snapshot.room.status) === "live";
     this.viewers = snapshot.viewers || 0;
   }
@@ -29,6 +34,7 @@ export class Shop {
   apply(type, data) {
     if (type === "card.pinned") this.card = data.card;
     else if (type === "card.unpinned") this.card = null;
+    else if ((SALE_EVENTS.has(type) || type === "stock") && this.stale(data)) return false;
     else if (SALE_EVENTS.has(type)) {
       if (data.state === "ended") this.sales.delete(data.sku_id);
       else this.sales.set(data.sku_id, timed(data));
@@ -38,6 +44,13 @@ export class Shop {
     else if (type === "presence") this.viewers = data.viewers;
     else return false;
     return true;
+  }
+
+  // Servers may deliver a sale's events out of order: keep the highest version of each sale.
+  stale(data) {
+    if (this.versions.get(data.sale_id) > data.version) return true;
+    this.versions.set(data.sale_id, data.version);
+    return false;
   }
 
   stock(data) {
