@@ -10,6 +10,7 @@ import orjson
 import pytest
 from commerce_client import call, dsn_of, guests, ledger, new_key, start_sale
 from helpers import LiveServer, start_server, wait_for
+from room_client import RoomClient
 from stripe_fake import FakeStripe, sign
 
 WEBHOOK_SECRET = "whsec_test_local_secret"
@@ -181,8 +182,16 @@ async def test_late_success_takes_the_units_again_or_is_refunded_automatically(s
             {"sale_id": sale["sale_id"], "idempotency_key": new_key()},
         )
         assert status == 200
-        await stripe.deliver(http, url, stripe.event("payment_intent.succeeded", p1["payment_intent"]))
-        assert await _status(database_url, kept["order_id"]) == "paid"  # a unit was still there
+        watcher = await RoomClient.connect(shop.room_ws(world.room_id, t3))
+        try:
+            await watcher.event("stock", sale_id=sale["sale_id"], available=1)  # the purchase above
+            await stripe.deliver(http, url, stripe.event("payment_intent.succeeded", p1["payment_intent"]))
+            assert await _status(database_url, kept["order_id"]) == "paid"  # a unit was still there
+            # the room is told that the late payment took the last unit
+            stock = await watcher.event("stock", sale_id=sale["sale_id"], available=0, state="sold_out")
+            assert stock["data"]["version"] == await _stock_version(database_url, sale["sale_id"])
+        finally:
+            await watcher.close()
         await stripe.deliver(http, url, stripe.event("payment_intent.succeeded", p2["payment_intent"]))
         assert await _status(database_url, lost["order_id"]) == "refunded"  # none left: refunded
         [refund] = stripe.refunds
@@ -190,6 +199,14 @@ async def test_late_success_takes_the_units_again_or_is_refunded_automatically(s
         assert stripe.requests[-1][2] is not None  # the refund call carried an idempotency key
     book = await ledger(dsn_of(database_url), sale["sale_id"])
     assert book.available == 0 and book.taken + book.available == book.allocated
+
+
+async def _stock_version(database_url: str, sale_id: int) -> int:
+    conn = await asyncpg.connect(dsn_of(database_url))
+    try:
+        return await conn.fetchval("SELECT stock_version FROM flash_sales WHERE id = $1", sale_id)
+    finally:
+        await conn.close()
 
 
 async def _both_expired(database_url, *orders) -> bool:
