@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -24,8 +26,9 @@ from playwright.async_api import Page, expect
 from sqlalchemy import select, update
 
 from livecommerce.appkeys import SESSIONS
-from livecommerce.db.models import Draw, DrawWinner, Order, OrderKind
+from livecommerce.db.models import Draw, DrawWinner, Order, OrderKind, StreamSession
 from livecommerce.realtime.hub import HUB
+from livecommerce.realtime.viewer_samples import record_viewers
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
 __all__ = ["browser", "people", "server"]
@@ -247,3 +250,38 @@ async def test_draw_winner_claims_the_sku_prize_with_an_address_and_a_late_claim
     await fill_address(claim)
     await expect(watch.locator("#claim-result")).to_have_text("The time to claim this prize has passed.")
     await expect(claim).to_be_hidden()
+
+
+async def test_console_dashboard_follows_the_chosen_stream_with_viewers_and_csv(
+    server: LiveServer, people: People
+) -> None:
+    world = await server.seed()
+    now = datetime.now(UTC)
+    async with server.app[SESSIONS].begin() as session:
+        earlier = StreamSession(
+            room_id=world.room_id,
+            node_id="n1",
+            started_at=now - timedelta(hours=3),
+            ended_at=now - timedelta(hours=2),
+        )
+        current = StreamSession(room_id=world.room_id, node_id="n1", started_at=now - timedelta(minutes=10))
+        session.add_all([earlier, current])
+    await record_viewers(server.app[SESSIONS], {world.room_id: 50}, now - timedelta(hours=2, minutes=30))
+    await record_viewers(server.app[SESSIONS], {world.room_id: 8}, now - timedelta(minutes=2))
+
+    console = await people.staff(f"/console/{world.room_id}", world.logins["operator"], DESKTOP)
+    picker = console.get_by_label("Stream")
+    await expect(picker).to_have_value(str(current.id))
+    await expect(picker.locator("option")).to_have_count(3)
+    await expect(console.locator("#peak-viewers")).to_have_text("8")
+
+    await picker.select_option(str(earlier.id))
+    await expect(console.locator("#peak-viewers")).to_have_text("50")
+    async with console.expect_download() as download_info:
+        await console.get_by_role("link", name="Export as CSV").click()
+    download = await download_info.value
+    assert download.suggested_filename == f"room-{world.room_id}-stream-{earlier.id}-sales.csv"
+    csv_text = await asyncio.to_thread(Path(await download.path()).read_text)
+    header, row = csv_text.strip().splitlines()
+    assert header == "bucket_start,product_id,orders,paid_orders,units,gmv_minor,viewers"
+    assert row.endswith(",,0,0,0,0,50")

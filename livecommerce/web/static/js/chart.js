@@ -1,21 +1,36 @@
-// The console's sales chart on a plain canvas: orders (bars) and revenue (line) per time bucket.
+// The console's sales chart on a plain canvas: orders (bars), revenue and viewers (lines) per
+// time bucket, each on its own scale.
 
 import { money, timeOfDay, toMillis } from "./format.js";
 
 const ORDERS = "#d97706";
 const REVENUE = "#059669";
+const VIEWERS = "#2563eb";
 
-// Sum the per-product series into one row per bucket, oldest first.
-function buckets(series) {
+// Sum the per-product series into one row per bucket and add the bucket's viewers, oldest first.
+function buckets(series, viewers) {
   const byStart = new Map();
+  const bucketAt = (start) => {
+    const at = toMillis(start);
+    if (!byStart.has(at)) byStart.set(at, { at, orders: 0, revenue: 0, viewers: 0 });
+    return byStart.get(at);
+  };
   for (const row of series) {
-    const at = toMillis(row.bucket_start);
-    const bucket = byStart.get(at) || { at, orders: 0, revenue: 0 };
+    const bucket = bucketAt(row.bucket_start);
     bucket.orders += row.orders;
     bucket.revenue += row.gmv_minor;
-    byStart.set(at, bucket);
   }
+  for (const row of viewers) bucketAt(row.bucket_start).viewers = row.viewers;
   return [...byStart.values()].sort((a, b) => a.at - b.at);
+}
+
+function line(ctx, points, color) {
+  ctx.strokeStyle = color;
+  ctx.lineWidth = 2;
+  ctx.beginPath();
+  points.forEach(([x, y], i) => (i === 0 ? ctx.moveTo(x, y) : ctx.lineTo(x, y)));
+  ctx.stroke();
+  ctx.lineWidth = 1;
 }
 
 export function drawChart(canvas, data) {
@@ -27,13 +42,14 @@ export function drawChart(canvas, data) {
   ctx.clearRect(0, 0, width, height);
   ctx.font = "12px system-ui, sans-serif";
   ctx.fillStyle = "#374151";
-  const rows = buckets(data.series);
+  const rows = buckets(data.series, data.viewers);
   if (!rows.length) {
-    ctx.fillText("No orders yet.", pad.left, pad.top + plotH / 2);
+    ctx.fillText("No orders or viewers yet.", pad.left, pad.top + plotH / 2);
     return;
   }
   const maxOrders = Math.max(1, ...rows.map((r) => r.orders));
   const maxRevenue = Math.max(1, ...rows.map((r) => r.revenue));
+  const maxViewers = Math.max(1, ...rows.map((r) => r.viewers));
   const step = plotW / rows.length;
   const y = (value, max) => pad.top + plotH - (value / max) * plotH;
 
@@ -49,22 +65,16 @@ export function drawChart(canvas, data) {
     ctx.fillRect(pad.left + i * step + step * 0.2, top, step * 0.6, pad.top + plotH - top);
   });
 
-  ctx.strokeStyle = REVENUE;
-  ctx.lineWidth = 2;
-  ctx.beginPath();
-  rows.forEach((r, i) => {
-    const x = pad.left + i * step + step / 2;
-    const top = y(r.revenue, maxRevenue);
-    if (i === 0) ctx.moveTo(x, top);
-    else ctx.lineTo(x, top);
-  });
-  ctx.stroke();
-  ctx.lineWidth = 1;
+  const middle = (i) => pad.left + i * step + step / 2;
+  line(ctx, rows.map((r, i) => [middle(i), y(r.revenue, maxRevenue)]), REVENUE);
+  line(ctx, rows.map((r, i) => [middle(i), y(r.viewers, maxViewers)]), VIEWERS);
 
   ctx.fillStyle = ORDERS;
   ctx.fillText(String(maxOrders), 4, pad.top + 10);
   ctx.fillStyle = REVENUE;
   ctx.fillText(money(maxRevenue, data.currency), pad.left + plotW + 6, pad.top + 10);
+  ctx.fillStyle = VIEWERS;
+  ctx.fillText(`${maxViewers} viewers`, pad.left + plotW + 6, pad.top + 26);
   ctx.fillStyle = "#374151";
   ctx.fillText(timeOfDay(rows[0].at), pad.left, height - 8);
   if (rows.length > 1) {

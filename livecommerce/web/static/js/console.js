@@ -257,27 +257,61 @@ $("#words-form").addEventListener("submit", async (event) => {
 // ---- dashboard -------------------------------------------------------------------------------
 
 const dashboardUrl = `/api/rooms/${ROOM}/dashboard`;
+const streamPicker = $("#stream-picker");
+let streamChosen = false; // until the operator picks one, the newest stream is shown
+
+const percent = (ratio) => (ratio === null ? "—" : `${(ratio * 100).toFixed(1)}%`);
+
+function streamLabel(stream) {
+  const start = new Date(stream.started_at).toLocaleString();
+  return stream.ended_at ? `${start} – ${timeOfDay(stream.ended_at)}` : `${start} (live now)`;
+}
+
+const refreshStreams = throttled(async () => {
+  const { streams } = await call(`/api/rooms/${ROOM}/streams`, undefined, ordersResult);
+  const chosen = streamChosen ? streamPicker.value : String(streams.length ? streams[0].id : "");
+  streamPicker.replaceChildren(
+    ...streams.map((s) => h("option", { value: s.id, text: streamLabel(s) })),
+    h("option", { value: "", text: "Last 24 hours" }),
+  );
+  streamPicker.value = chosen;
+  refreshDashboard();
+}, 2000);
+
+function dashboardQuery(extra = {}) {
+  const query = new URLSearchParams(extra);
+  if (streamPicker.value) query.set("stream", streamPicker.value);
+  const text = query.toString();
+  return text ? `${dashboardUrl}?${text}` : dashboardUrl;
+}
 
 const refreshDashboard = throttled(async () => {
-  const data = await call(dashboardUrl, undefined, ordersResult);
+  const data = await call(dashboardQuery(), undefined, ordersResult);
   $("#total-revenue").textContent = money(data.totals.gmv_minor, data.currency);
   $("#total-orders").textContent = data.totals.orders;
   $("#total-units").textContent = data.totals.units;
+  $("#peak-viewers").textContent = data.peak_viewers;
   drawChart($("#chart"), data);
   $("#conversion tbody").replaceChildren(...data.products.map((p) => h("tr", {},
     h("td", { text: p.name }), h("td", { text: p.tappers }), h("td", { text: p.buyers }),
-    h("td", { text: p.conversion === null ? "—" : `${(p.conversion * 100).toFixed(1)}%` }),
+    h("td", { text: percent(p.tap_conversion) }), h("td", { text: percent(p.viewer_conversion) }),
     h("td", { text: p.paid_orders }), h("td", { text: money(p.gmv_minor, data.currency) }))));
 }, 2000);
 
+streamPicker.addEventListener("change", () => {
+  streamChosen = true;
+  refreshDashboard();
+});
+
 $("#csv-link").addEventListener("click", async (event) => {
   event.preventDefault();
-  const response = await fetch(`${dashboardUrl}?format=csv`, { headers: { Authorization: `Bearer ${session.token}` } });
+  const response = await fetch(dashboardQuery({ format: "csv" }), { headers: { Authorization: `Bearer ${session.token}` } });
   if (!response.ok) {
     say(ordersResult, "The export failed; try again.", "error");
     return;
   }
-  const link = h("a", { href: URL.createObjectURL(await response.blob()), download: `room-${ROOM}-sales.csv` });
+  const name = streamPicker.value ? `room-${ROOM}-stream-${streamPicker.value}-sales.csv` : `room-${ROOM}-sales.csv`;
+  const link = h("a", { href: URL.createObjectURL(await response.blob()), download: name });
   link.click();
   URL.revokeObjectURL(link.href);
 });
@@ -302,7 +336,7 @@ function onSnapshot(snapshot) {
   renderRoom();
   if (may.sell) {
     refreshInventory();
-    refreshDashboard();
+    refreshStreams();
   }
 }
 
@@ -310,7 +344,10 @@ function onEvent(type, data, message) {
   if (chatEvent(chat, type, data)) return;
   if (shop.apply(type, data)) {
     renderRoom();
-    if (type !== "presence" && may.sell) refreshInventory();
+    if (!may.sell) return;
+    if (type === "presence") refreshDashboard();
+    else if (type.startsWith("stream.")) refreshStreams();
+    else refreshInventory();
   } else if (type === "order.feed") {
     orderSeen(data, message.ts);
     refreshInventory();
