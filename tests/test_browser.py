@@ -26,7 +26,7 @@ from playwright.async_api import Page, expect
 from sqlalchemy import select, update
 
 from livecommerce.appkeys import SESSIONS
-from livecommerce.db.models import Draw, DrawWinner, Order, OrderKind, StreamSession
+from livecommerce.db.models import Draw, DrawWinner, Order, OrderKind, Sku, StreamSession
 from livecommerce.realtime.hub import HUB
 from livecommerce.realtime.viewer_samples import record_viewers
 
@@ -285,3 +285,19 @@ async def test_console_dashboard_follows_the_chosen_stream_with_viewers_and_csv(
     header, row = csv_text.strip().splitlines()
     assert header == "bucket_start,product_id,orders,paid_orders,units,gmv_minor,viewers"
     assert row.endswith(",,0,0,0,0,50")
+
+
+async def test_operator_sets_a_sku_regular_price_from_the_inventory_table(
+    server: LiveServer, people: People
+) -> None:
+    world = await server.seed(price_minor=1999)
+    console = await people.staff(f"/console/{world.room_id}", world.logins["operator"], DESKTOP)
+    row = console.locator(f"#inventory tr[data-sku-id='{world.sku_id}']")
+    await expect(row).to_contain_text("$19.99")
+    form = row.get_by_role("form", name=re.compile("^Regular price of"))
+    await form.get_by_role("textbox").fill("12.5")
+    await form.get_by_role("button", name="Set").click()
+    await expect(console.locator("#inventory-result")).to_have_text(re.compile(r"now costs \$12\.50\.$"))
+    await expect(row).to_contain_text("$12.50")
+    async with server.app[SESSIONS]() as session:
+        assert (await session.get(Sku, world.sku_id)).price_minor == 1250

@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -16,8 +16,11 @@ from livecommerce.appkeys import ENGINE, SESSIONS
 from livecommerce.auth import Principal, audit, authorize
 from livecommerce.commerce import dashboard, inventory, sales
 from livecommerce.commerce.appkeys import COMMERCE_EVENTS, ORDERS, PAYMENTS
+from livecommerce.commerce.catalog import product_card
 from livecommerce.commerce.orders import ORDER_COLUMNS, order_view
+from livecommerce.db.models import Room, Sku
 from livecommerce.errors import AppError
+from livecommerce.realtime.hub import HUB
 from livecommerce.web.http import int_param, json_response, principal, read_json
 
 routes = web.RouteTableDef()
@@ -57,6 +60,10 @@ class NewSku(Strict):
 
 class StockChange(Strict):
     delta: int = Field(ge=-MAX_UNITS, le=MAX_UNITS)
+
+
+class SkuPrice(Strict):
+    price_minor: int = Field(ge=0, le=MAX_PRICE_MINOR)
 
 
 class NewSale(Strict):
@@ -274,6 +281,38 @@ async def change_stock(request: web.Request) -> web.Response:
             details={"delta": body.delta, **stock},
         )
     return json_response({"sku_id": sku_id, **stock})
+
+
+@routes.post("/api/skus/{sku_id}/price")
+async def reprice_sku(request: web.Request) -> web.Response:
+    """The SKU's regular price; rooms with its product pinned get the card again, repriced."""
+    who = principal(request)
+    sku_id = int_param(request, "sku_id")
+    body = await read_json(request, SkuPrice)
+    async with request.app[SESSIONS].begin() as session:
+        conn = await session.connection()
+        merchant_id = await _merchant_of(conn, "skus", sku_id)
+        authorize(who, "inventory.manage", merchant_id)
+        sku = await session.get_one(Sku, sku_id, with_for_update=True)
+        previous = sku.price_minor
+        sku.price_minor = body.price_minor
+        await audit(
+            session,
+            who,
+            "sku.price",
+            merchant_id=merchant_id,
+            target_type="sku",
+            target_id=sku_id,
+            details={"from": previous, "to": body.price_minor},
+        )
+        await session.flush()
+        card = await product_card(session, sku.product_id)
+        rooms = (await session.scalars(select(Room.id).where(Room.pinned_product_id == sku.product_id))).all()
+    for room_id in rooms:
+        await request.app[HUB].publish(room_id, "card.pinned", {"card": card})
+    return json_response(
+        {"sku_id": sku_id, "price_minor": body.price_minor, "previous_price_minor": previous}
+    )
 
 
 @routes.post("/api/sales")

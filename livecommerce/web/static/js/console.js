@@ -47,6 +47,7 @@ function renderInventory() {
       rows.set(sku.sku_id, row);
       body.append(row.tr);
     }
+    row.price.textContent = money(sku.price_minor, sku.currency);
     row.onHand.textContent = sku.on_hand;
     row.reserved.textContent = sku.reserved;
     row.available.textContent = sku.available;
@@ -64,14 +65,18 @@ function renderInventory() {
 
 function inventoryRow(sku) {
   const cell = (props = {}) => h("td", props);
-  const row = { onHand: cell(), reserved: cell(), available: cell({ class: "available" }), reprice: cell(),
-    actions: cell({ class: "actions" }), state: null };
+  const row = { price: h("span"), onHand: cell(), reserved: cell(), available: cell({ class: "available" }),
+    reprice: cell(), actions: cell({ class: "actions" }), state: null };
   const restock = h("form", { "aria-label": `Restock ${sku.code}`, onsubmit: (e) => restockSku(e, sku) },
     h("input", { name: "units", type: "number", min: "1", required: true, "aria-label": `Units to add to ${sku.code}` }),
     h("button", { type: "submit", text: "Add" }));
+  const price = h("form", { "aria-label": `Regular price of ${sku.code}`, onsubmit: (e) => repriceSku(e, sku) },
+    h("input", { name: "price", inputmode: "decimal", required: true, size: 6,
+      "aria-label": `New regular price of ${sku.code}` }),
+    h("button", { type: "submit", text: "Set" }));
   row.tr = h("tr", { dataset: { skuId: sku.sku_id } },
     h("td", { text: sku.code }), h("td", {}, sku.product, h("span", { class: "variant", text: sku.name })),
-    h("td", { text: money(sku.price_minor, sku.currency) }),
+    h("td", {}, row.price, price),
     row.onHand, row.reserved, row.available, h("td", {}, restock), row.reprice, row.actions);
   return row;
 }
@@ -129,6 +134,24 @@ async function restockSku(event, sku) {
       ? call(`/api/sales/${sale.sale_id}/restock`, { units, receive: true }, inventoryResult)
       : call(`/api/skus/${sku.sku_id}/stock`, { delta: units }, inventoryResult));
     say(inventoryResult, `Added ${units} to ${sku.code}${sale ? " and its sale" : ""}.`, "ok");
+    form.reset();
+    refreshInventory();
+  } catch {
+    // said by call()
+  }
+}
+
+async function repriceSku(event, sku) {
+  event.preventDefault();
+  const form = event.target;
+  const price = parseMoney(form.elements.price.value, sku.currency);
+  if (price === null) {
+    say(inventoryResult, "Write the price like 12.50.", "error");
+    return;
+  }
+  try {
+    await busy(form, () => call(`/api/skus/${sku.sku_id}/price`, { price_minor: price }, inventoryResult));
+    say(inventoryResult, `${sku.code} now costs ${money(price, sku.currency)}.`, "ok");
     form.reset();
     refreshInventory();
   } catch {
