@@ -56,7 +56,13 @@ async def test_sigkill_during_a_storm_loses_no_acknowledged_order(server, settin
             node.proc.send_signal(signal.SIGKILL)
             killed.set()
 
-        await asyncio.gather(killer(), *(buyer(user_id, token) for user_id, token in buyers))
+        storm = asyncio.gather(*(buyer(user_id, token) for user_id, token in buyers))
+        kill = asyncio.ensure_future(killer())
+        await asyncio.wait([storm, kill], return_when=asyncio.FIRST_COMPLETED)
+        assert kill.done(), (
+            f"the storm ended with only {len(acknowledged)} answers and the node was never killed"
+        )
+        await storm
         assert await asyncio.to_thread(node.proc.wait, 15) == -signal.SIGKILL
         assert len(sent) > len(acknowledged)  # taps were in flight when it died
 
