@@ -53,8 +53,11 @@ def shown_available(messages: list[dict]) -> int | None:
 
 @pytest.mark.parametrize("batching", ["true", "false"], ids=["batched", "row_lock"])
 async def test_viewers_on_two_nodes_end_on_the_true_stock_and_version(
-    settings, tmp_path, redis_url, batching
-):  # noqa: F811
+    settings,
+    tmp_path,
+    redis_url,  # noqa: F811
+    batching,
+):
     world, _ = await seeded(settings, 0)
     env = node_env(settings, REDIS_URL=redis_url, ORDER_BATCHING=batching)
     nodes = await asyncio.gather(*(spawn(env, tmp_path / f"node-{i}") for i in range(NODES)))
