@@ -161,10 +161,12 @@ async def get_sale(request: web.Request) -> web.Response:
 # -- operators ---------------------------------------------------------------------------------
 
 
-async def _merchant_of(conn: AsyncConnection, table: str, row_id: int) -> int:
+async def _authorize_on(conn: AsyncConnection, who: Principal, action: str, table: str, row_id: int) -> int:
+    """Authorize an action on one row of a merchant-owned table; return the row's merchant."""
     merchant_id = await conn.scalar(text(f"SELECT merchant_id FROM {table} WHERE id = :id"), {"id": row_id})
     if merchant_id is None:
         raise AppError("not_found", f"no such {table.removesuffix('s').replace('_', ' ')}")
+    authorize(who, action, merchant_id)
     return merchant_id
 
 
@@ -228,8 +230,7 @@ async def create_sku(request: web.Request) -> web.Response:
     body = await read_json(request, NewSku)
     async with request.app[SESSIONS].begin() as session:
         conn = await session.connection()
-        merchant_id = await _merchant_of(conn, "products", product_id)
-        authorize(who, "inventory.manage", merchant_id)
+        merchant_id = await _authorize_on(conn, who, "inventory.manage", "products", product_id)
         try:
             async with conn.begin_nested():
                 sku_id = await conn.scalar(
@@ -268,8 +269,7 @@ async def change_stock(request: web.Request) -> web.Response:
     body = await read_json(request, StockChange)
     async with request.app[SESSIONS].begin() as session:
         conn = await session.connection()
-        merchant_id = await _merchant_of(conn, "skus", sku_id)
-        authorize(who, "inventory.manage", merchant_id)
+        merchant_id = await _authorize_on(conn, who, "inventory.manage", "skus", sku_id)
         stock = await inventory.receive(conn, sku_id, body.delta)
         await audit(
             session,
@@ -291,8 +291,7 @@ async def reprice_sku(request: web.Request) -> web.Response:
     body = await read_json(request, SkuPrice)
     async with request.app[SESSIONS].begin() as session:
         conn = await session.connection()
-        merchant_id = await _merchant_of(conn, "skus", sku_id)
-        authorize(who, "inventory.manage", merchant_id)
+        merchant_id = await _authorize_on(conn, who, "inventory.manage", "skus", sku_id)
         sku = await session.get_one(Sku, sku_id, with_for_update=True)
         previous = sku.price_minor
         sku.price_minor = body.price_minor
@@ -321,8 +320,7 @@ async def create_sale(request: web.Request) -> web.Response:
     body = await read_json(request, NewSale)
     async with request.app[SESSIONS].begin() as session:
         conn = await session.connection()
-        merchant_id = await _merchant_of(conn, "rooms", body.room_id)
-        authorize(who, "sale.manage", merchant_id)
+        merchant_id = await _authorize_on(conn, who, "sale.manage", "rooms", body.room_id)
         view = await sales.create_sale(
             conn,
             room_id=body.room_id,
@@ -356,8 +354,7 @@ async def _sale_action(
     sale_id = int_param(request, "sale_id")
     async with request.app[SESSIONS].begin() as session:
         conn = await session.connection()
-        merchant_id = await _merchant_of(conn, "flash_sales", sale_id)
-        authorize(who, "sale.manage", merchant_id)
+        merchant_id = await _authorize_on(conn, who, "sale.manage", "flash_sales", sale_id)
         events = await change(conn, sale_id)
         view = events[0][1]
         await audit(
@@ -412,7 +409,7 @@ async def room_orders(request: web.Request) -> web.Response:
     if status not in (None, "reserved", "paid", "expired", "cancelled", "refunded"):
         raise AppError("invalid", "status: reserved, paid, expired, cancelled or refunded")
     async with request.app[ENGINE].connect() as conn:
-        authorize(who, "sales.read", await _merchant_of(conn, "rooms", room_id))
+        await _authorize_on(conn, who, "sales.read", "rooms", room_id)
         rows = await conn.execute(
             text(
                 f"SELECT {ORDER_COLUMNS} FROM orders o JOIN users u ON u.id = o.user_id WHERE o.room_id = :room "
@@ -450,7 +447,7 @@ async def room_streams(request: web.Request) -> web.Response:
     who = principal(request)
     room_id = int_param(request, "room_id")
     async with request.app[ENGINE].connect() as conn:
-        authorize(who, "sales.read", await _merchant_of(conn, "rooms", room_id))
+        await _authorize_on(conn, who, "sales.read", "rooms", room_id)
         return json_response({"streams": await dashboard.room_streams(conn, room_id)})
 
 
@@ -468,7 +465,7 @@ async def sales_dashboard(request: web.Request) -> web.Response:
     if not 1 <= bucket_s <= 86400:
         raise AppError("invalid", "bucket_s: from 1 to 86400")
     async with request.app[ENGINE].connect() as conn:
-        authorize(who, "sales.read", await _merchant_of(conn, "rooms", room_id))
+        await _authorize_on(conn, who, "sales.read", "rooms", room_id)
         if stream is not None:
             since, until = await dashboard.stream_window(conn, room_id, stream)
         else:
