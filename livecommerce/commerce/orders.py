@@ -300,17 +300,7 @@ async def reserve_one(conn: AsyncConnection, sale_id: int, tap: Tap, ttl_s: int)
                 ),
                 {"id": sale_id, "n": tap.quantity},
             )
-        await conn.execute(
-            INSERT_ANSWERS,
-            {
-                "sale": sale_id,
-                "users": [tap.user_id],
-                "keys": [tap.key],
-                "qs": [tap.quantity],
-                "outcomes": [outcome.value],
-                "orders": [None],
-            },
-        )
+        await _record_answer(conn, sale_id, tap, outcome, None)
         return BatchResult([Answer(outcome)], 0, False, 0)
     row = (
         await conn.execute(
@@ -329,6 +319,16 @@ async def reserve_one(conn: AsyncConnection, sale_id: int, tap: Tap, ttl_s: int)
             },
         )
     ).one()
+    await _record_answer(conn, sale_id, tap, Outcome.RESERVED, row.id)
+    return BatchResult(
+        [Answer(Outcome.RESERVED, order_view(row))], taken.room_id, taken.available == 0, tap.quantity
+    )
+
+
+async def _record_answer(
+    conn: AsyncConnection, sale_id: int, tap: Tap, outcome: Outcome, order_id: int | None
+) -> None:
+    """Store one tap's first answer, so a repeated key gets the same answer back."""
     await conn.execute(
         INSERT_ANSWERS,
         {
@@ -336,12 +336,9 @@ async def reserve_one(conn: AsyncConnection, sale_id: int, tap: Tap, ttl_s: int)
             "users": [tap.user_id],
             "keys": [tap.key],
             "qs": [tap.quantity],
-            "outcomes": [Outcome.RESERVED.value],
-            "orders": [row.id],
+            "outcomes": [outcome.value],
+            "orders": [order_id],
         },
-    )
-    return BatchResult(
-        [Answer(Outcome.RESERVED, order_view(row))], taken.room_id, taken.available == 0, tap.quantity
     )
 
 
