@@ -418,6 +418,21 @@ async def test_orders_over_the_room_socket_with_private_results_and_staff_feed(s
         assert [o["order_id"] for o in snapshot["data"]["orders"]] == [order_id]
         assert snapshot["data"]["order_feed"] is None
         await rejoined.close()
+        staff_again = await RoomClient.connect(server.room_ws(world.room_id, world.tokens["operator"]))
+        staff_snapshot = await staff_again.event("snapshot")
+        assert [o["order_id"] for o in staff_snapshot["data"]["order_feed"]] == [order_id]
+        await staff_again.close()
+        async with aiohttp.ClientSession() as http:
+            orders_url = f"{server.url}/api/rooms/{world.room_id}/orders"
+            for query, expected in (
+                ("", [order_id]),
+                ("?status=cancelled", [order_id]),
+                ("?status=paid", []),
+            ):
+                status, body = await call(http, "GET", orders_url + query, world.tokens["operator"])
+                assert status == 200 and [o["order_id"] for o in body["orders"]] == expected
+            status, body = await call(http, "GET", orders_url + "?status=lost", world.tokens["operator"])
+            assert status == 400 and body["error"]["code"] == "invalid"
     finally:
         for client in (staff, viewer, other):
             await client.close()

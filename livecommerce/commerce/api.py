@@ -17,7 +17,7 @@ from livecommerce.auth import Principal, audit, authorize
 from livecommerce.commerce import dashboard, inventory, sales
 from livecommerce.commerce.appkeys import COMMERCE_EVENTS, ORDERS, PAYMENTS
 from livecommerce.commerce.catalog import product_card
-from livecommerce.commerce.orders import ORDER_COLUMNS, order_view
+from livecommerce.commerce.orders import recent_orders
 from livecommerce.db.models import Room, Sku
 from livecommerce.errors import AppError
 from livecommerce.realtime.hub import HUB
@@ -410,15 +410,8 @@ async def room_orders(request: web.Request) -> web.Response:
         raise AppError("invalid", "status: reserved, paid, expired, cancelled or refunded")
     async with request.app[ENGINE].connect() as conn:
         await _authorize_on(conn, who, "sales.read", "rooms", room_id)
-        rows = await conn.execute(
-            text(
-                f"SELECT {ORDER_COLUMNS} FROM orders o JOIN users u ON u.id = o.user_id WHERE o.room_id = :room "
-                + ("AND o.status = CAST(:status AS order_status) " if status else "")
-                + "ORDER BY o.id DESC LIMIT 500"
-            ),
-            {"room": room_id, "status": status},
-        )
-        return json_response({"orders": [order_view(row) for row in rows]})
+        orders = await recent_orders(conn, room_id=room_id, status=status, limit=500)
+    return json_response({"orders": orders})
 
 
 @routes.post("/api/orders/{order_id}/refund")

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import text
-
 from livecommerce.appkeys import ENGINE
 from livecommerce.auth import Principal, may
 from livecommerce.commerce.appkeys import ORDERS
-from livecommerce.commerce.orders import ORDER_COLUMNS, order_view
+from livecommerce.commerce.orders import recent_orders
 from livecommerce.commerce.sales import sales_in_room
 from livecommerce.errors import AppError
 from livecommerce.realtime.hub import CommandContext, Hub
@@ -63,14 +61,7 @@ def register(hub: Hub) -> None:
         if not principal.is_staff or not may(principal, "sales.read", room_merchant):
             return None
         async with app[ENGINE].connect() as conn:
-            rows = await conn.execute(
-                text(
-                    f"SELECT {ORDER_COLUMNS} FROM orders o JOIN users u ON u.id = o.user_id "
-                    "WHERE o.room_id = :room ORDER BY o.id DESC LIMIT :n"
-                ),
-                {"room": room_id, "n": FEED_SNAPSHOT},
-            )
-            return [order_view(row) for row in rows]
+            return await recent_orders(conn, room_id=room_id, limit=FEED_SNAPSHOT)
 
     hub.command("order.place", place)
     hub.command("order.cancel", cancel)

@@ -342,6 +342,35 @@ async def _record_answer(
     )
 
 
+async def recent_orders(
+    conn: AsyncConnection,
+    *,
+    limit: int,
+    user_id: int | None = None,
+    room_id: int | None = None,
+    status: str | None = None,
+) -> list[dict[str, Any]]:
+    """Orders newest first, narrowed to a buyer, a room and a status where given."""
+    conditions = [
+        condition
+        for condition, value in (
+            ("o.user_id = :user", user_id),
+            ("o.room_id = :room", room_id),
+            ("o.status = CAST(:status AS order_status)", status),
+        )
+        if value is not None
+    ]
+    where = f"WHERE {' AND '.join(conditions)} " if conditions else ""
+    rows = await conn.execute(
+        text(
+            f"SELECT {ORDER_COLUMNS} FROM orders o JOIN users u ON u.id = o.user_id {where}"
+            "ORDER BY o.id DESC LIMIT :limit"
+        ),
+        {"user": user_id, "room": room_id, "status": status, "limit": limit},
+    )
+    return [order_view(row) for row in rows]
+
+
 RETURN_TO_SALES = text(
     "UPDATE flash_sales f SET available = f.available + r.n, stock_version = f.stock_version + 1, "
     "state = CASE WHEN f.state = 'sold_out' THEN 'live'::sale_state ELSE f.state END "
@@ -545,16 +574,8 @@ class OrderService:
             self.events.order(order)
 
     async def own_orders(self, user_id: int, room_id: int | None = None) -> list[dict[str, Any]]:
-        where = "o.user_id = :user" + (" AND o.room_id = :room" if room_id is not None else "")
         async with self._engine.connect() as conn:
-            rows = await conn.execute(
-                text(
-                    f"SELECT {ORDER_COLUMNS} FROM orders o JOIN users u ON u.id = o.user_id WHERE {where} "
-                    "ORDER BY o.id DESC LIMIT 100"
-                ),
-                {"user": user_id, "room": room_id},
-            )
-            return [order_view(row) for row in rows]
+            return await recent_orders(conn, user_id=user_id, room_id=room_id, limit=100)
 
     async def close(self) -> None:
         await self.batcher.close()
