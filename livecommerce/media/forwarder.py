@@ -1,105 +1,71 @@
 """Forwarding one publisher track to many viewers without decoding or re-encoding.
 
 The publisher's tapped receiver hands each complete encoded frame to a `Fanout` once. The fanout
-wraps it in one `av.Packet` (payload, RTP timestamp, clock rate) and queues that same packet on
-every viewer's `ForwardedTrack`; each viewer's stock RTCRtpSender reads the packet and only
-packetises it (the codec's `pack`). Per viewer that is packetisation and SRTP, nothing else.
+packetises it once (`Packetizer`), keeps the payloads in a shared `PacketHistory` for NACKs, and
+gives the same `Frame` to every viewer's `RtpLeg`, which only writes its RTP headers, encrypts
+and sends. Once a second the fanout has every leg send a sender report.
 
 A video viewer starts on a keyframe: until one arrives it gets nothing, and the fanout asks the
-publisher for one. A viewer too slow to keep up loses queued frames and waits for the next
+publisher for one. A viewer whose socket cannot keep up skips frames and waits for the next
 keyframe rather than seeing a broken picture. When the publisher changes (a reconnect within the
-grace period, a takeover), output timestamps carry on from where they were, so viewers' decoders
-and jitter buffers see one continuous stream.
+grace period, a takeover), output timestamps carry on from where they were, and each viewer's
+sequence numbers simply continue, so decoders and jitter buffers see one continuous stream.
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
 import time
-from fractions import Fraction
 
-import av
-from aiortc import MediaStreamTrack
-from aiortc.mediastreams import MediaStreamError
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
+from livecommerce.media.history import PacketHistory
 from livecommerce.media.keyframes import KeyframeRelay, is_keyframe
+from livecommerce.media.packetizer import Packetizer
+from livecommerce.media.rtp_leg import Frame, RtpLeg, ntp_now
 
-QUEUE_FRAMES = {"video": 90, "audio": 150}  # about three seconds of media per viewer
-
-
-class ForwardedTrack(MediaStreamTrack):
-    """One viewer's copy of a publisher track: pre-encoded packets for the viewer's sender."""
-
-    def __init__(self, kind: str) -> None:
-        super().__init__()
-        self.kind = kind
-        self.needs_keyframe = kind == "video"
-        self._queue: asyncio.Queue[av.Packet | None] = asyncio.Queue(QUEUE_FRAMES[kind])
-
-    async def recv(self) -> av.Packet:  # type: ignore[override]
-        if self.readyState != "live":
-            raise MediaStreamError
-        packet = await self._queue.get()
-        if packet is None:
-            self.stop()
-            raise MediaStreamError
-        return packet
-
-    def offer(self, packet: av.Packet) -> bool:
-        """Queue a packet; False when the viewer is too far behind (its queue is then emptied)."""
-        try:
-            self._queue.put_nowait(packet)
-        except asyncio.QueueFull:
-            while not self._queue.empty():
-                self._queue.get_nowait()
-            return False
-        return True
-
-    def end(self) -> None:
-        while True:
-            try:
-                self._queue.put_nowait(None)
-                return
-            except asyncio.QueueFull:
-                self._queue.get_nowait()
+HISTORY_PACKETS = {"video": 1024, "audio": 256}  # several seconds at 1.5 Mbit/s; 5 s of Opus
+REPORT_INTERVAL = 1.0  # seconds between sender reports, varied by ±50 % (RFC 3550 §6.2)
 
 
 class Fanout:
-    """One publisher track (audio or video) → every viewer's ForwardedTrack."""
+    """One publisher track (audio or video) → every viewer's RtpLeg."""
 
     def __init__(self, kind: str, codec: RTCRtpCodecParameters, keyframes: KeyframeRelay | None) -> None:
         self.kind = kind
         self.codec = codec
         self.keyframes = keyframes
         self.frames_in = 0
-        self._tracks: set[ForwardedTrack] = set()
-        self._time_base = Fraction(1, codec.clockRate)
+        self.packetizer = Packetizer(codec)
+        self.history = PacketHistory(HISTORY_PACKETS[kind])
+        self._legs: set[RtpLeg] = set()
         self._offset = 0
         self._last_out: int | None = None
         self._last_wall = 0.0
         self._rebase = False
+        self._reports: asyncio.TimerHandle | None = None
 
     @property
     def viewers(self) -> int:
-        return len(self._tracks)
+        return len(self._legs)
 
-    def add_viewer(self) -> ForwardedTrack:
-        track = ForwardedTrack(self.kind)
-        self._tracks.add(track)
-        if track.needs_keyframe:
-            self._request_keyframe()
-        return track
+    def add_viewer(self) -> RtpLeg:
+        leg = RtpLeg(self.kind, self.history, self._request_keyframe)
+        leg.on_ready = self._leg_ready
+        self._legs.add(leg)
+        if self._reports is None:
+            self._schedule_reports()
+        return leg
 
-    def remove_viewer(self, track: ForwardedTrack) -> None:
-        self._tracks.discard(track)
-        track.end()
+    def remove_viewer(self, leg: RtpLeg) -> None:
+        self._legs.discard(leg)
 
     def new_source(self) -> None:
         """The publisher changed: continue timestamps, and restart video on a keyframe."""
         self._rebase = True
-        for track in self._tracks:
-            track.needs_keyframe = self.kind == "video"
+        for leg in self._legs:
+            leg.needs_keyframe = self.kind == "video"
 
     def push(self, data: bytes, timestamp: int) -> None:
         self.frames_in += 1
@@ -111,32 +77,56 @@ class Fanout:
             else:
                 self._offset = -timestamp
             self._rebase = False
-        out = timestamp + self._offset
+        out = (timestamp + self._offset) & 0xFFFFFFFF
         self._last_out = out
         self._last_wall = now
 
-        packet = av.Packet(data)
-        packet.pts = out
-        packet.time_base = self._time_base
         keyframe = self.kind != "video" or is_keyframe(self.codec.mimeType, data)
+        payloads = self.packetizer.packetize(data)
+        frame = Frame(payloads, out, self.history.add(payloads, out), keyframe)
         waiting = False
-        for track in self._tracks:
-            if track.needs_keyframe:
+        for leg in self._legs:
+            if not leg.ready:
+                continue
+            if leg.needs_keyframe:
                 if not keyframe:
                     waiting = True
                     continue
-                track.needs_keyframe = False
-            if not track.offer(packet) and self.kind == "video":
-                track.needs_keyframe = True
+                leg.needs_keyframe = False
+            if not leg.send_frame(frame) and self.kind == "video":
+                leg.needs_keyframe = True
                 waiting = True
         if waiting:
             self._request_keyframe()
 
     def close(self) -> None:
-        for track in self._tracks:
-            track.end()
-        self._tracks.clear()
+        for leg in self._legs:
+            leg.stop()
+        self._legs.clear()
+        if self._reports is not None:
+            self._reports.cancel()
+            self._reports = None
+
+    def _leg_ready(self, leg: RtpLeg) -> None:
+        if leg.needs_keyframe:
+            self._request_keyframe()
 
     def _request_keyframe(self) -> None:
         if self.keyframes is not None:
             self.keyframes.request()
+
+    def _schedule_reports(self) -> None:
+        delay = REPORT_INTERVAL * (0.5 + random.random())
+        self._reports = asyncio.get_running_loop().call_later(delay, self._send_reports)
+
+    def _send_reports(self) -> None:
+        """Sender reports for every viewer: now in NTP time against the RTP timestamp the stream
+        has reached now (the last frame's, advanced by the time since it arrived)."""
+        self._schedule_reports()
+        if self._last_out is None:
+            return
+        ntp = ntp_now()
+        elapsed = round((time.monotonic() - self._last_wall) * self.codec.clockRate)
+        timestamp = (self._last_out + elapsed) & 0xFFFFFFFF
+        for leg in self._legs:
+            leg.send_report(ntp, timestamp)

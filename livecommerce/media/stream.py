@@ -23,9 +23,10 @@ from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
 from livecommerce.media import sessions
-from livecommerce.media.forwarder import Fanout, ForwardedTrack
+from livecommerce.media.forwarder import Fanout
 from livecommerce.media.keyframes import KeyframeRelay
 from livecommerce.media.receiver import EncodedFrameReceiver
+from livecommerce.media.rtp_leg import RtpLeg
 from livecommerce.media.tasks import background
 
 log = logging.getLogger(__name__)
@@ -52,10 +53,10 @@ class Publisher:
 
 @dataclass(eq=False)
 class Viewer:
-    """A WHEP session: one viewer's peer connection and its forwarded tracks."""
+    """A WHEP session: one viewer's peer connection and its legs (one per published track)."""
 
     pc: RTCPeerConnection
-    tracks: dict[str, ForwardedTrack]
+    legs: dict[str, RtpLeg]
     id: str = field(default_factory=resource_id)
 
 
@@ -172,16 +173,16 @@ class Stream:
     # viewers
 
     def add_viewer(self, pc: RTCPeerConnection) -> Viewer:
-        tracks = {kind: fanout.add_viewer() for kind, fanout in self.fanouts.items()}
-        viewer = Viewer(pc, tracks)
+        legs = {kind: fanout.add_viewer() for kind, fanout in self.fanouts.items()}
+        viewer = Viewer(pc, legs)
         self.viewers[viewer.id] = viewer
         return viewer
 
     def remove_viewer(self, viewer: Viewer) -> None:
         if self.viewers.pop(viewer.id, None) is None:
             return
-        for kind, track in viewer.tracks.items():
-            self.fanouts[kind].remove_viewer(track)
+        for kind, leg in viewer.legs.items():
+            self.fanouts[kind].remove_viewer(leg)
         background(viewer.pc.close())
 
     # the end

@@ -10,6 +10,7 @@ from aiohttp import web
 from livecommerce.appkeys import SETTINGS
 from livecommerce.errors import AppError
 from livecommerce.media import offer, peer, signalling
+from livecommerce.media.aiortc_internals import lean_sender
 from livecommerce.media.node import MEDIA
 from livecommerce.web.http import error_response, int_param
 
@@ -48,12 +49,9 @@ async def post(request: web.Request) -> web.Response:
     viewer = stream.add_viewer(pc)
     node.add_viewer(stream, viewer)
     for transceiver in transceivers:
-        track = viewer.tracks.get(transceiver.kind)
-        if track is not None:
-            transceiver.sender.replaceTrack(track)
-        if transceiver.kind == "video":
-            # aiortc's sender answers PLI/FIR by flagging its own encoder; here it asks the publisher.
-            transceiver.sender._send_keyframe = stream.keyframes.request  # type: ignore[method-assign]
+        leg = viewer.legs.get(transceiver.kind)
+        if leg is not None:
+            lean_sender(transceiver.sender, leg)
 
     @pc.on("connectionstatechange")
     def _state() -> None:
