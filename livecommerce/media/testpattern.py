@@ -3,7 +3,8 @@ and for the load test.
 
 The publisher sends a moving test pattern and a tone, each encoded once here with PyAV and
 handed to aiortc as pre-encoded packets (so its own encoders never run); the viewer takes the
-encoded frames off its receivers like the server does and decodes them with PyAV when asked. Every video frame
+encoded frames off its receivers like the server does and decodes them with PyAV when asked, or,
+to be cheap enough for load tests by the hundred, only counts its RTP (`RtpCounter`). Every video frame
 carries the wall-clock time at which it was captured, drawn as a row of black and white blocks
 that survive lossy coding; `capture_time_ms` reads it back from a decoded frame, which gives the
 glass-to-glass latency at a viewer.
@@ -14,7 +15,9 @@ from __future__ import annotations
 import asyncio
 import fractions
 import math
+import struct
 import time
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,12 +25,17 @@ from typing import Any
 import aiohttp
 import av
 import numpy as np
+import pylibsrtp
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
+from aiortc.codecs import is_rtx
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.mediastreams import MediaStreamError
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from aiortc.rtp import RtcpPacket, RtcpSrPacket, is_rtcp
+from aiortc.sdp import SessionDescription
 
 from livecommerce.media import ice
+from livecommerce.media.aiortc_internals import on_datagrams, receiving_srtp
 from livecommerce.media.keyframes import is_keyframe
 from livecommerce.media.receiver import tap
 
@@ -255,6 +263,97 @@ async def publish(
 
 
 DECODERS = {"video/vp8": "vp8", "video/h264": "h264", "audio/opus": "opus"}
+_SEQ_TIMESTAMP_SSRC = struct.Struct("!HII")
+
+
+@dataclass
+class RtpStream:
+    """What one viewer received of one SSRC: extended sequence numbers, jumps, the latest timestamp."""
+
+    kind: str
+    first: int
+    highest: int
+    received: int = 0
+    jumps: int = 0  # packets whose sequence number did not follow the previous one
+    timestamp: int = 0
+    arrived: float = 0.0  # time.time() of the latest packet
+
+    @property
+    def lost(self) -> int:
+        return max(0, self.highest - self.first + 1 - self.received)
+
+
+@dataclass(frozen=True)
+class SenderReport:
+    ssrc: int
+    ntp: int
+    rtp_timestamp: int
+    arrived: float  # time.time()
+
+
+class RtpCounter:
+    """Counts a viewer's media without aiortc's receive path: each SRTP packet is unprotected and
+    only its header read (sequence numbers for loss, the marker bit ends a video frame); sender
+    reports are kept. Media payload types come from the answer; RTX is not counted."""
+
+    def __init__(self, viewer: Viewer, answer: str) -> None:
+        self.viewer = viewer
+        self.kinds = {
+            codec.payloadType: media.kind
+            for media in SessionDescription.parse(answer).media
+            for codec in media.rtp.codecs
+            if not is_rtx(codec)
+        }
+        self.streams: dict[int, RtpStream] = {}
+        self.sender_reports: deque[SenderReport] = deque(maxlen=100)
+
+    def datagram(self, data: bytes) -> bool:
+        """Take an SRTP or SRTCP datagram (True), leave anything else (DTLS) to aiortc."""
+        srtp = receiving_srtp(self.viewer.pc)
+        if srtp is None or len(data) < 12 or not 127 < data[0] < 192:
+            return False
+        try:
+            if is_rtcp(data):
+                self._rtcp(srtp.unprotect_rtcp(data))
+            else:
+                self._rtp(srtp.unprotect(data))
+        except (pylibsrtp.Error, ValueError):
+            pass
+        return True
+
+    def _rtp(self, packet: bytes) -> None:
+        kind = self.kinds.get(packet[1] & 0x7F)
+        if kind is None:
+            return
+        seq, timestamp, ssrc = _SEQ_TIMESTAMP_SSRC.unpack_from(packet, 2)
+        stream = self.streams.get(ssrc)
+        if stream is None:
+            stream = self.streams[ssrc] = RtpStream(kind, seq, seq - 1)
+        delta = (seq - stream.highest) & 0xFFFF
+        if delta != 1:
+            stream.jumps += 1
+        if delta < 0x8000:
+            stream.highest += delta
+        stream.received += 1
+        stream.timestamp, stream.arrived = timestamp, time.time()
+        if kind == "audio":
+            self.viewer.audio_frames += 1
+        elif packet[1] & 0x80:
+            self.viewer.video_frames += 1
+
+    def _rtcp(self, data: bytes) -> None:
+        now = time.time()
+        for packet in RtcpPacket.parse(data):
+            if isinstance(packet, RtcpSrPacket):
+                info = packet.sender_info
+                self.sender_reports.append(
+                    SenderReport(packet.ssrc, info.ntp_timestamp, info.rtp_timestamp, now)
+                )
+
+    def totals(self, kind: str) -> tuple[int, int]:
+        """Packets received and lost of one kind, over all its SSRCs."""
+        streams = [stream for stream in self.streams.values() if stream.kind == kind]
+        return sum(s.received for s in streams), sum(s.lost for s in streams)
 
 
 @dataclass
@@ -273,6 +372,7 @@ class Viewer:
     first_frame_keyframe: bool | None = None
     latencies_ms: list[float] = field(default_factory=list)
     ended: asyncio.Event = field(default_factory=asyncio.Event)
+    rtp: RtpCounter | None = None  # set for a counting viewer
     _decoders: dict[str, av.CodecContext] = field(default_factory=dict)
 
     def sink(self, kind: str) -> _ViewerSink:
@@ -326,7 +426,10 @@ async def play(
     ice_servers: Sequence[dict[str, Any]] = (),
     decode: bool = True,
     measure_latency: bool = False,
+    count_only: bool = False,
 ) -> Viewer:
+    """A viewer that decodes (`decode`, `measure_latency`), or with `count_only` one that only
+    counts its RTP (`Viewer.rtp`) and never lets aiortc see a media packet."""
     pc = RTCPeerConnection(ice.configuration(ice_servers))
     viewer = Viewer(pc, decode=decode, measure_latency=measure_latency)
     for kind in ("video", "audio"):
@@ -337,4 +440,8 @@ async def play(
     except BaseException:
         await pc.close()
         raise
+    if count_only:
+        # Installed before this coroutine yields: DTLS, hence media, cannot have started yet.
+        viewer.rtp = RtpCounter(viewer, pc.remoteDescription.sdp)
+        on_datagrams(pc, viewer.rtp.datagram)
     return viewer
