@@ -278,9 +278,9 @@ async def test_counting_viewers_get_sane_sender_reports_and_one_packetisation_pe
         counter = viewers[0].rtp
         assert counter is not None
         await wait_for(
-            lambda: len({r.ssrc for r in counter.sender_reports}) == 2 and len(counter.sender_reports) >= 4,
+            lambda: all(sum(r.ssrc == ssrc for r in counter.sender_reports) >= 2 for ssrc in counter.streams),
             timeout=MEDIA_TIMEOUT,
-            message="sender reports for audio and video",
+            message="two sender reports for audio and for video",
         )
         for kind, clock in (("video", 90_000), ("audio", 48_000)):
             ssrc = next(ssrc for ssrc, stream in counter.streams.items() if stream.kind == kind)
@@ -291,7 +291,7 @@ async def test_counting_viewers_get_sane_sender_reports_and_one_packetisation_pe
             first, last = reports[0], reports[-1]
             wall = (last.ntp - first.ntp) / 2**32
             media = ((last.rtp_timestamp - first.rtp_timestamp) & 0xFFFFFFFF) / clock
-            assert wall > 0.3 and abs(media - wall) < 0.3
+            assert wall > 0.3 and abs(media - wall) < 0.5
         for viewer in viewers:
             received, lost = viewer.rtp.totals("video")  # type: ignore[union-attr]
             assert received > 0 and lost == 0

@@ -5,8 +5,9 @@ coroutine per packet (packetise, serialise, SRTP, then three layers of awaits do
 socket), which is most of a viewer's cost. The lean send path needs three things aiortc keeps
 private: the SRTP session DTLS keyed, the UDP socket and address of the selected ICE pair, and
 the RTCP for a sender's SSRC. The test and load-test viewers also count RTP before aiortc's
-receive path. Nothing else in the package touches these attributes; they are stable across
-aiortc 1.x and aioice 0.x, and pyproject.toml pins the versions tested.
+receive path. Nothing else on the send path touches these attributes (the publisher side's
+tap is in receiver.py, its PLI in keyframes.py); pyproject.toml pins the aiortc and aioice
+versions this was tested with.
 """
 
 from __future__ import annotations
