@@ -52,7 +52,6 @@ class Fanout:
 
     def add_viewer(self) -> RtpLeg:
         leg = RtpLeg(self.kind, self.history, self._request_keyframe)
-        leg.on_ready = self._leg_ready
         self._legs.add(leg)
         if self._reports is None:
             self._schedule_reports()
@@ -106,10 +105,6 @@ class Fanout:
         if self._reports is not None:
             self._reports.cancel()
             self._reports = None
-
-    def _leg_ready(self, leg: RtpLeg) -> None:
-        if leg.needs_keyframe:
-            self._request_keyframe()
 
     def _request_keyframe(self) -> None:
         if self.keyframes is not None:

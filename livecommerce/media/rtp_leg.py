@@ -97,7 +97,6 @@ class RtpLeg:
         self.retransmitted = 0
         self.report: ReceiverReport | None = None
         self.on_keyframe_request = on_keyframe_request
-        self.on_ready: Callable[[RtpLeg], None] | None = None
         self._history = history
         self._params: LegParameters | None = None
         self._srtp: Session | None = None
@@ -130,8 +129,8 @@ class RtpLeg:
             extension = mid_extension(params.mid_extension_id, params.mid)
         self._first_byte = 0x90 if extension else 0x80
         self._tail = extension
-        if self.on_ready is not None:
-            self.on_ready(self)
+        if self.needs_keyframe:
+            self.on_keyframe_request()  # now, not at signalling: one sent earlier may be gone by now
 
     def send_frame(self, frame: Frame) -> bool:
         """Send one frame; False when the viewer's socket is too far behind to take it."""
