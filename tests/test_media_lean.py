@@ -72,15 +72,15 @@ class CountingRelay:
         self.requests += 1
 
 
-def started_leg(fanout: Fanout) -> tuple[RtpLeg, FakeSocket]:
+def started_leg(fanout: Fanout, *, rtx: bool = True) -> tuple[RtpLeg, FakeSocket]:
     leg = fanout.add_viewer()
     socket = FakeSocket()
     params = LegParameters(
         ssrc=1111,
         payload_type=96,
         cname="viewer",
-        rtx_ssrc=2222,
-        rtx_payload_type=97,
+        rtx_ssrc=2222 if rtx else None,
+        rtx_payload_type=97 if rtx else None,
         mid="0",
         mid_extension_id=1,
     )
@@ -164,6 +164,16 @@ async def test_nacks_are_answered_from_the_shared_history_as_rtx_across_a_skip()
         assert struct.unpack("!H", payload[:2])[0] == packet[1]  # the original sequence number
         assert payload[2:] == packet[5] and timestamp == packet[2] and marker == packet[4]
     assert_consecutive([p[1] for p in resent])  # RTX has its own sequence
+    fanout.close()
+
+
+async def test_without_rtx_a_nacked_packet_is_sent_again_as_it_was():
+    fanout = Fanout("video", VP8, None)
+    leg, socket = started_leg(fanout, rtx=False)
+    fanout.push(KEY, 0)
+    original = socket.rtp()
+    leg.retransmit([original[1][1]])
+    assert socket.rtp()[3:] == [original[1]]
     fanout.close()
 
 

@@ -20,6 +20,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import pylibsrtp
 from aiortc.rtp import (
     RtcpByePacket,
     RtcpReceiverInfo,
@@ -191,7 +192,11 @@ class RtpLeg:
                     self._first_byte, marker | params.payload_type, seq, timestamp, params.ssrc
                 )
                 payload = sent.payload
-            transport.sendto(srtp.protect(head + self._tail + payload), address)
+            try:
+                data = srtp.protect(head + self._tail + payload)
+            except pylibsrtp.Error:
+                continue  # re-sent without RTX but behind libsrtp's replay window: let it go
+            transport.sendto(data, address)
             self.retransmitted += 1
 
     def _index_of(self, seq: int) -> int | None:
