@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+
+import pytest
+from helpers import wait_for
 from room_client import RoomClient
 from sqlalchemy import select
 
@@ -150,4 +154,39 @@ async def test_registered_commands_and_chat_observers_work_for_other_planes(serv
     assert failed["error"] == {"code": "sold_out", "message": "nothing left"}
     await client.ok("chat.send", {"text": "#win"})
     assert heard == [(world.room_id, ann_id, "#win")]
+    await client.close()
+
+
+async def test_deferred_command_answers_later_while_the_next_commands_are_served(server):
+    world = await server.seed()
+    _, token = await server.guest("Ann")
+    hub = server.app[HUB]
+    pending = []
+
+    def hold(ctx, data, reply):
+        if data.get("fail") == "typed":
+            raise AppError("sold_out", "nothing left")
+        if data.get("fail") == "crash":
+            raise RuntimeError("a bug")
+        pending.append((data["n"], reply))
+
+    hub.deferred_command("test.hold", hold)
+    client = await RoomClient.connect(server.room_ws(world.room_id, token))
+    await client.event("snapshot")
+    first = asyncio.create_task(client.send("test.hold", {"n": 1}))
+    second = asyncio.create_task(client.send("test.hold", {"n": 2}))
+    # both are read and held at once: neither waits for the other's answer
+    await wait_for(lambda: len(pending) == 2)
+    assert await client.ok("chat.send", {"text": "still served"})
+    pending[1][1]({"n": 2})
+    assert (await second)["data"] == {"n": 2}
+    assert not first.done()
+    pending[0][1](AppError("sold_out", "sold out"))
+    assert (await first)["error"]["code"] == "sold_out"
+    typed = await client.send("test.hold", {"fail": "typed"})
+    assert typed["error"] == {"code": "sold_out", "message": "nothing left"}
+    crashed = await client.send("test.hold", {"fail": "crash"})
+    assert crashed["error"] == {"code": "internal", "message": "internal error"}
+    with pytest.raises(ValueError):
+        hub.command("test.hold", hold)
     await client.close()

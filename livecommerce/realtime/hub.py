@@ -60,6 +60,9 @@ class CommandContext:
 
 
 CommandHandler = Callable[[CommandContext, dict[str, Any]], Awaitable[dict[str, Any]]]
+Reply = Callable[[dict[str, Any] | BaseException], None]
+"""Answers a deferred command: with the ack's data, or an exception (AppError: a typed error)."""
+DeferredHandler = Callable[[CommandContext, dict[str, Any], Reply], None]
 SnapshotProvider = Callable[[int, Principal], Awaitable[Any]]
 ChatObserver = Callable[[int, Principal, str], Awaitable[None]]
 BanObserver = Callable[[int, Connection], Awaitable[None]]
@@ -110,6 +113,7 @@ class Hub:
         self.broker: Broker = make_broker(settings, presence_ttl=max(5.0, 5 * self.presence_interval))
         self.metrics = RealtimeMetrics(registry)
         self._commands: dict[str, CommandHandler] = {}
+        self._deferred: dict[str, DeferredHandler] = {}
         self._snapshot_providers: dict[str, SnapshotProvider] = {}
         self._chat_observers: list[ChatObserver] = []
         self._ban_observers: list[BanObserver] = []
@@ -138,9 +142,50 @@ class Hub:
         return await self.broker.publish_event(room_id, kind, type, head, tail)
 
     def command(self, type: str, handler: CommandHandler) -> None:
-        if type in self._commands:
-            raise ValueError(f"command {type!r} is already registered")
+        """Register a command that is answered before the connection's next command is read."""
+        self._check_free(type)
         self._commands[type] = handler
+
+    def deferred_command(self, type: str, handler: DeferredHandler) -> None:
+        """Register a command answered whenever it is ready, while the connection's next
+        commands are read: an order tap waits for its batch to commit without holding up a
+        buyer's next tap. The handler gets a `Reply` and must call it exactly once."""
+        self._check_free(type)
+        self._deferred[type] = handler
+
+    def _check_free(self, type: str) -> None:
+        if type in self._commands or type in self._deferred:
+            raise ValueError(f"command {type!r} is already registered")
+
+    async def dispatch(self, conn: Connection, command: protocol.Command) -> None:
+        """Answer a connection's command, now or (for a deferred command) when it is ready."""
+        deferred = self._deferred.get(command.type)
+        if deferred is None:
+            conn.send(await self.run_command(conn, command))
+            return
+        reply = self._reply_to(conn, command)
+        try:
+            room = self._room_info.get(conn.room_id) or await self.room_info(conn.room_id)
+            deferred(self.context(conn.principal, room), command.data, reply)
+        except Exception as exc:
+            reply(exc)
+
+    def _reply_to(self, conn: Connection, command: protocol.Command) -> Reply:
+        def reply(result: dict[str, Any] | BaseException) -> None:
+            conn.send(self._answer(conn, command, result))
+
+        return reply
+
+    def _answer(
+        self, conn: Connection, command: protocol.Command, result: dict[str, Any] | BaseException
+    ) -> bytes:
+        """The ack for a command's result, or the typed error for its failure."""
+        if isinstance(result, AppError):
+            return protocol.error(command.id, result)
+        if isinstance(result, BaseException):
+            log.error("command %s failed in room %s", command.type, conn.room_id, exc_info=result)
+            return protocol.error(command.id, AppError("internal", "internal error"))
+        return protocol.ack(command.id, result)
 
     def snapshot_provider(self, name: str, fn: SnapshotProvider) -> None:
         if name in self._snapshot_providers or name in ("v", "seq", "viewers"):
@@ -306,12 +351,9 @@ class Hub:
         try:
             room = await self.room_info(conn.room_id)
             result = await handler(self.context(conn.principal, room), command.data)
-        except AppError as exc:
-            return protocol.error(command.id, exc)
-        except Exception:
-            log.exception("command %s failed in room %s", command.type, conn.room_id)
-            return protocol.error(command.id, AppError("internal", "internal error"))
-        return protocol.ack(command.id, result)
+        except Exception as exc:
+            return self._answer(conn, command, exc)
+        return self._answer(conn, command, result)
 
     async def chat_accepted(self, room_id: int, principal: Principal, text: str) -> None:
         for observer in self._chat_observers:

@@ -164,4 +164,4 @@ async def _read_commands(hub: Hub, conn: Connection, ws: web.WebSocketResponse) 
             conn.send(protocol.error(command.id, limited))
             continue
         refused = 0
-        conn.send(await hub.run_command(conn, command))
+        await hub.dispatch(conn, command)
