@@ -6,6 +6,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from helpers import wait_for
 
 from livecommerce.commerce.batching import Outcome, SaleSnapshot, Tap, TapBatcher, decide_batch, sale_phase
 from livecommerce.commerce.events import HighestVersion, StockThrottle
@@ -134,7 +135,7 @@ async def test_batcher_groups_taps_that_arrive_while_a_batch_is_in_flight():
     sizes: list[int] = []
     started, release = asyncio.Event(), asyncio.Event()
 
-    async def decide(sale_id: int, taps: list[Tap]) -> list[str]:
+    async def decide(sale_id: int, taps: list[Tap], _lane: object) -> list[str]:
         sizes.append(len(taps))
         started.set()
         if len(sizes) == 1:
@@ -155,7 +156,7 @@ async def test_batcher_groups_taps_that_arrive_while_a_batch_is_in_flight():
 async def test_batcher_fails_every_tap_of_a_failed_batch_and_keeps_serving():
     calls = 0
 
-    async def decide(sale_id: int, taps: list[Tap]) -> list[str]:
+    async def decide(sale_id: int, taps: list[Tap], _lane: object) -> list[str]:
         nonlocal calls
         calls += 1
         if calls == 1:
@@ -192,3 +193,49 @@ async def test_shared_lookup_runs_one_load_for_concurrent_misses_and_forgets_fai
     with pytest.raises(LookupError):
         await lookup.get(-1)
     assert calls == [1, -1, -1]  # the failure was not cached
+
+
+async def test_shared_lookup_calls_back_at_once_when_cached_and_once_per_waiter_otherwise():
+    calls: list[int] = []
+    gate = asyncio.Event()
+
+    async def load(key: int) -> str:
+        calls.append(key)
+        await gate.wait()
+        if key < 0:
+            raise LookupError("no such thing")
+        return f"value-{key}"
+
+    lookup = SharedLookup(load)
+    got: list[object] = []
+    for _ in range(100):
+        lookup.get_soon(1, got.append)
+    lookup.get_soon(-1, got.append)
+    assert got == []
+    gate.set()
+    await wait_for(lambda: len(got) == 101)
+    assert got[:100] == ["value-1"] * 100
+    assert isinstance(got[100], LookupError)
+    assert calls == [1, -1]
+    answered: list[object] = []
+    lookup.get_soon(1, answered.append)
+    assert answered == ["value-1"]  # cached: called back before get_soon returns
+
+
+async def test_enqueued_taps_get_their_answers_through_callbacks_after_the_batch():
+    async def decide(sale_id: int, taps: list[Tap], _lane: object) -> list[str]:
+        if sale_id == 2:
+            raise ConnectionError("database went away")
+        return [tap.key for tap in taps]
+
+    batcher = TapBatcher(decide, window_s=0)
+    answers: dict[str, object] = {}
+    for i in range(20):
+        batcher.enqueue(
+            1, Tap(i, f"key-{i:05d}", 1), lambda answer, i=i: answers.__setitem__(f"ok-{i}", answer)
+        )
+    batcher.enqueue(2, Tap(1, "key-failing", 1), lambda answer: answers.__setitem__("failed", answer))
+    assert answers == {}
+    await wait_for(lambda: len(answers) == 21)
+    assert [answers[f"ok-{i}"] for i in range(20)] == [f"key-{i:05d}" for i in range(20)]
+    assert isinstance(answers["failed"], ConnectionError)

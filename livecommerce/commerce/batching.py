@@ -9,13 +9,18 @@ answer once the batch's transaction has committed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
+import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from livecommerce.db.models import SaleState
+
+log = logging.getLogger(__name__)
 
 
 class Outcome(enum.StrEnum):
@@ -113,60 +118,92 @@ def decide_batch(sale: SaleSnapshot, taps: Sequence[Tap], held: Mapping[int, int
     return plan
 
 
-DecideFn = Callable[[int, list[Tap]], Awaitable[list[Any]]]
+DecideFn = Callable[[int, list[Tap], Any], Awaitable[list[Any]]]
+"""`decide(sale_id, taps, lane)`: one transaction on the lane, one answer per tap, in order."""
+OpenLane = Callable[[], AbstractAsyncContextManager[Any]]
+Deliver = Callable[[Any], None]
+"""Takes a tap's answer, or the exception its batch failed with."""
 
 
 @dataclass(slots=True)
 class _Queue:
     taps: list[Tap] = field(default_factory=list)
-    waiters: list[asyncio.Future[Any]] = field(default_factory=list)
+    deliveries: list[Deliver] = field(default_factory=list)
     runner: asyncio.Task[None] | None = None
 
 
 class TapBatcher:
     """Per sale, one batch in flight; taps arriving meanwhile form the next batch.
 
-    `decide(sale_id, taps)` runs one transaction and returns one answer per tap, in order. A
-    caller's future resolves only after that transaction committed, so every acknowledged
+    `decide(sale_id, taps, lane)` runs one transaction and returns one answer per tap, in order.
+    A tap's answer is delivered only after that transaction committed, so every acknowledged
     reservation is durable. If the transaction fails, every tap in it gets the exception.
+
+    A sale's batches, one after another, share one lane (`open_lane()`: a database connection,
+    held while taps keep coming), so a batch does not wait for a connection from the pool. A
+    failed batch gives its lane up; the next batch opens a new one.
     """
 
-    def __init__(self, decide: DecideFn, *, window_s: float, max_batch: int = 2000) -> None:
+    def __init__(
+        self,
+        decide: DecideFn,
+        *,
+        window_s: float,
+        max_batch: int = 2000,
+        open_lane: OpenLane = contextlib.nullcontext,
+    ) -> None:
         self._decide = decide
+        self._open_lane = open_lane
         self._window_s = window_s
         self._max_batch = max_batch
         self._queues: dict[int, _Queue] = {}
         self.batches = 0
         self.taps = 0
 
-    async def submit(self, sale_id: int, tap: Tap) -> Any:
-        queue = self._queues.setdefault(sale_id, _Queue())
-        waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    def enqueue(self, sale_id: int, tap: Tap, deliver: Deliver) -> None:
+        """Add a tap to its sale's next batch; `deliver` gets its answer (the storm's hot path:
+        no task or future per tap)."""
+        queue = self._queues.get(sale_id)
+        if queue is None:
+            queue = self._queues[sale_id] = _Queue()
         queue.taps.append(tap)
-        queue.waiters.append(waiter)
+        queue.deliveries.append(deliver)
         if queue.runner is None:
             queue.runner = asyncio.create_task(self._run(sale_id, queue))
+
+    async def submit(self, sale_id: int, tap: Tap) -> Any:
+        """Add a tap and wait for its answer."""
+        waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
+        def deliver(answer: Any) -> None:
+            if waiter.done():
+                return
+            if isinstance(answer, BaseException):
+                waiter.set_exception(answer)
+            else:
+                waiter.set_result(answer)
+
+        self.enqueue(sale_id, tap, deliver)
         return await waiter
 
     async def _run(self, sale_id: int, queue: _Queue) -> None:
         try:
             if self._window_s:
                 await asyncio.sleep(self._window_s)
-            while queue.taps:
-                taps, waiters = queue.taps[: self._max_batch], queue.waiters[: self._max_batch]
-                del queue.taps[: self._max_batch], queue.waiters[: self._max_batch]
-                self.batches += 1
-                self.taps += len(taps)
-                try:
-                    answers = await self._decide(sale_id, taps)
-                except Exception as exc:
-                    for waiter in waiters:
-                        if not waiter.done():
-                            waiter.set_exception(exc)
-                    continue
-                for waiter, answer in zip(waiters, answers, strict=True):
-                    if not waiter.done():
-                        waiter.set_result(answer)
+            async with self._open_lane() as lane:
+                while queue.taps:
+                    taps, deliveries = queue.taps[: self._max_batch], queue.deliveries[: self._max_batch]
+                    del queue.taps[: self._max_batch], queue.deliveries[: self._max_batch]
+                    self.batches += 1
+                    self.taps += len(taps)
+                    try:
+                        answers = await self._decide(sale_id, taps, lane)
+                    except Exception as exc:
+                        _deliver_all(deliveries, [exc] * len(taps))
+                        break
+                    # Answer after the next batch has started: its first round trip to the
+                    # database overlaps with writing these answers.
+                    asyncio.get_running_loop().call_soon(_deliver_all, deliveries, answers)
         finally:
             queue.runner = None
             if not queue.taps:
@@ -178,3 +215,11 @@ class TapBatcher:
         for queue in list(self._queues.values()):
             if queue.runner is not None:
                 await asyncio.gather(queue.runner, return_exceptions=True)
+
+
+def _deliver_all(deliveries: list[Deliver], answers: list[Any]) -> None:
+    for deliver, answer in zip(deliveries, answers, strict=True):
+        try:
+            deliver(answer)
+        except Exception:
+            log.exception("delivering a tap's answer failed")

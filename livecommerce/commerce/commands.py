@@ -7,10 +7,10 @@ from typing import Any
 from livecommerce.appkeys import ENGINE
 from livecommerce.auth import Principal, may
 from livecommerce.commerce.appkeys import ORDERS
-from livecommerce.commerce.orders import recent_orders
+from livecommerce.commerce.orders import Answer, recent_orders
 from livecommerce.commerce.sales import sales_in_room
 from livecommerce.errors import AppError
-from livecommerce.realtime.hub import CommandContext, Hub
+from livecommerce.realtime.hub import CommandContext, Hub, Reply
 
 FEED_SNAPSHOT = 50
 
@@ -24,17 +24,22 @@ def _optional_int(data: dict[str, Any], name: str) -> int | None:
     return value
 
 
-async def place(ctx: CommandContext, data: dict[str, Any]) -> dict[str, Any]:
-    """`order.place` {sale_id | sku_id, quantity, idempotency_key} → the reserved answer, or a typed error."""
-    answer = await ctx.app[ORDERS].place(
+def place(ctx: CommandContext, data: dict[str, Any], reply: Reply) -> None:
+    """`order.place` {sale_id | sku_id, quantity, idempotency_key} → the reserved answer, or a
+    typed error, once the tap's batch has committed."""
+
+    def deliver(answer: Answer | BaseException) -> None:
+        reply(answer if isinstance(answer, BaseException) else answer.result())
+
+    ctx.app[ORDERS].place_soon(
         ctx.principal,
+        deliver,
         quantity=data.get("quantity", 1),
         key=data.get("idempotency_key"),
         sale_id=_optional_int(data, "sale_id"),
         sku_id=_optional_int(data, "sku_id"),
         room_id=ctx.room_id,
     )
-    return answer.accepted()
 
 
 async def cancel(ctx: CommandContext, data: dict[str, Any]) -> dict[str, Any]:
@@ -63,7 +68,7 @@ def register(hub: Hub) -> None:
         async with app[ENGINE].connect() as conn:
             return await recent_orders(conn, room_id=room_id, limit=FEED_SNAPSHOT)
 
-    hub.command("order.place", place)
+    hub.deferred_command("order.place", place)
     hub.command("order.cancel", cancel)
     hub.snapshot_provider("sales", sales)
     hub.snapshot_provider("orders", own_orders)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
 
@@ -22,14 +23,45 @@ class SharedLookup(Generic[Key, Value]):
         self._ttl_s = ttl_s
         self._entries: dict[Key, tuple[float, asyncio.Task[Value]]] = {}
 
+    def cached(self, key: Key) -> Value | None:
+        """The value if it is loaded and fresh, without waiting; None otherwise."""
+        entry = self._entries.get(key)
+        if entry is None or not entry[1].done() or time.monotonic() - entry[0] >= self._ttl_s:
+            return None
+        task = entry[1]
+        return None if task.cancelled() or task.exception() is not None else task.result()
+
     async def get(self, key: Key) -> Value:
-        now = asyncio.get_running_loop().time()
+        value = self.cached(key)
+        if value is not None:
+            return value
+        return await asyncio.shield(self._lookup(key))
+
+    def get_soon(self, key: Key, callback: Callable[[Value | BaseException], None]) -> None:
+        """Call back with the value (at once when it is cached) or the lookup's exception:
+        thousands of callers waiting on one lookup cost one callback each, no task."""
+        value = self.cached(key)
+        if value is not None:
+            callback(value)
+            return
+
+        def done(task: asyncio.Task[Value]) -> None:
+            if task.cancelled():
+                callback(asyncio.CancelledError())
+            else:
+                callback(task.exception() or task.result())
+
+        self._lookup(key).add_done_callback(done)
+
+    def _lookup(self, key: Key) -> asyncio.Task[Value]:
+        """The key's lookup in flight (or just finished), started if there is none."""
+        now = time.monotonic()
         entry = self._entries.get(key)
         if entry is None or now - entry[0] >= self._ttl_s:
             task = asyncio.ensure_future(self._load(key))
             task.add_done_callback(lambda done: self._forget_failed(key, done))
             entry = self._entries[key] = (now, task)
-        return await asyncio.shield(entry[1])
+        return entry[1]
 
     def _forget_failed(self, key: Key, task: asyncio.Task[Value]) -> None:
         if task.cancelled() or task.exception() is not None:

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -24,12 +26,17 @@ from prometheus_client import CollectorRegistry, Histogram
 from sqlalchemy import text
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+)
 
 from livecommerce.auth import Principal, audit, authorize, may
 from livecommerce.commerce.batching import Outcome, SaleSnapshot, Tap, TapBatcher, decide_batch
 from livecommerce.commerce.events import CommerceEvents
-from livecommerce.commerce.sales import SaleDirectory, read_sale, sale_view
+from livecommerce.commerce.sales import SaleDirectory, SaleRef, read_sale, sale_view
 from livecommerce.db.models import SaleState
 from livecommerce.errors import AppError
 
@@ -85,11 +92,18 @@ class Answer:
     def to_dict(self) -> dict[str, Any]:
         return {"outcome": self.outcome.value, "order": self.order}
 
-    def accepted(self) -> dict[str, Any]:
+    def result(self) -> dict[str, Any] | AppError:
         """The answer's data when it reserved; the typed error (sold_out, …) otherwise."""
         if self.outcome is not Outcome.RESERVED:
-            raise AppError(self.outcome.value, MESSAGES[self.outcome])
+            return AppError(self.outcome.value, MESSAGES[self.outcome])
         return self.to_dict()
+
+    def accepted(self) -> dict[str, Any]:
+        """The answer's data when it reserved; raises the typed error otherwise."""
+        result = self.result()
+        if isinstance(result, AppError):
+            raise result
+        return result
 
 
 def check_order_input(quantity: Any, key: Any) -> None:
@@ -98,6 +112,27 @@ def check_order_input(quantity: Any, key: Any) -> None:
         raise AppError("invalid", f"quantity: a whole number from 1 to {MAX_QUANTITY}")
     if not isinstance(key, str) or not KEY_PATTERN.fullmatch(key):
         raise AppError("invalid", "idempotency_key: 8 to 100 characters from A-Z a-z 0-9 . _ : -")
+
+
+def tap_of(who: Principal, quantity: Any, key: Any) -> Tap:
+    """The tap, if this principal may place orders and the input is good."""
+    authorize(who, "order.place")
+    check_order_input(quantity, key)
+    return Tap(who.user_id, key, quantity)
+
+
+@asynccontextmanager
+async def transaction_on(conn: AsyncConnection) -> AsyncIterator[AsyncConnection]:
+    """A transaction on a connection the caller holds (`engine.begin()` for one it does not)."""
+    async with conn.begin():
+        yield conn
+
+
+def sale_in_room(ref: SaleRef, room_id: int | None) -> SaleRef:
+    """The sale, if it runs in the room the tap came from (or the tap named no room)."""
+    if room_id is not None and ref.room_id != room_id:
+        raise AppError("invalid", "that sale runs in another room")
+    return ref
 
 
 class KeyConflict(Exception):
@@ -475,7 +510,7 @@ class OrderService:
         self.events = events
         self.ttl_s = ttl_s
         self.batching = batching
-        self.batcher = TapBatcher(self._decide, window_s=window_s)
+        self.batcher = TapBatcher(self._decide_batch, window_s=window_s, open_lane=engine.connect)
 
     async def place(
         self,
@@ -488,26 +523,76 @@ class OrderService:
         room_id: int | None = None,
     ) -> Answer:
         """Reserve units of a running sale (named by sale, or by SKU within a room)."""
-        authorize(who, "order.place")
-        check_order_input(quantity, key)
+        tap = tap_of(who, quantity, key)
         if sale_id is not None:
-            ref = await self.directory.get(sale_id)
-            if room_id is not None and ref.room_id != room_id:
-                raise AppError("invalid", "that sale runs in another room")
+            ref = sale_in_room(await self.directory.get(sale_id), room_id)
         elif sku_id is not None and room_id is not None:
             ref = await self.directory.for_sku(room_id, sku_id)
         else:
             raise AppError("invalid", "name a sale_id, or a sku_id in a room")
-        tap = Tap(who.user_id, key, quantity)
         if self.batching:
             return await self.batcher.submit(ref.sale_id, tap)
-        return (await self._decide(ref.sale_id, [tap]))[0]
+        return await self._decide_one(ref.sale_id, tap)
 
-    async def _decide(self, sale_id: int, taps: list[Tap]) -> list[Answer]:
+    def place_soon(
+        self,
+        who: Principal,
+        deliver: Callable[[Answer | BaseException], None],
+        *,
+        quantity: Any,
+        key: Any,
+        sale_id: int | None = None,
+        sku_id: int | None = None,
+        room_id: int | None = None,
+    ) -> None:
+        """`place`, answering through `deliver` (exactly once, with the Answer or the error).
+
+        A tap naming its sale goes straight into the sale's batch (after the one shared lookup
+        of the sale's facts, for the first taps a node sees), with no task or future of its own.
+        """
+        tap = tap_of(who, quantity, key)
+        if sale_id is not None and self.batching:
+
+            def enqueue(ref: SaleRef | BaseException) -> None:
+                try:
+                    if isinstance(ref, BaseException):
+                        raise ref
+                    self.batcher.enqueue(sale_in_room(ref, room_id).sale_id, tap, deliver)
+                except Exception as exc:
+                    deliver(exc)
+
+            self.directory.get_soon(sale_id, enqueue)
+            return
+
+        async def place() -> None:
+            try:
+                answer: Answer | BaseException = await self.place(
+                    who, quantity=quantity, key=key, sale_id=sale_id, sku_id=sku_id, room_id=room_id
+                )
+            except Exception as exc:
+                answer = exc
+            deliver(answer)
+
+        self.events.spawn(place())
+
+    async def _decide_batch(self, sale_id: int, taps: list[Tap], conn: AsyncConnection) -> list[Answer]:
+        """One batch on the sale's held connection."""
+        return await self._decide(sale_id, taps, lambda: transaction_on(conn))
+
+    async def _decide_one(self, sale_id: int, tap: Tap) -> Answer:
+        """The row-lock baseline: one tap, one transaction on a pooled connection."""
+        return (await self._decide(sale_id, [tap], self._engine.begin))[0]
+
+    async def _decide(
+        self,
+        sale_id: int,
+        taps: list[Tap],
+        transaction: Callable[[], AbstractAsyncContextManager[AsyncConnection]],
+    ) -> list[Answer]:
         started = time.perf_counter()
         for attempt in range(KEY_CONFLICT_RETRIES):
             try:
-                async with self._engine.begin() as conn:
+                async with transaction() as conn:
                     if self.batching:
                         result = await reserve_batch(conn, sale_id, taps, self.ttl_s)
                     else:

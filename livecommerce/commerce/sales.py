@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -113,6 +114,10 @@ class SaleDirectory:
 
     async def get(self, sale_id: int) -> SaleRef:
         return await self._refs.get(sale_id)
+
+    def get_soon(self, sale_id: int, callback: Callable[[SaleRef | BaseException], None]) -> None:
+        """`get`, calling back instead of waiting (at once when this node knows the sale)."""
+        self._refs.get_soon(sale_id, callback)
 
     async def _load(self, sale_id: int) -> SaleRef:
         async with self._engine.connect() as conn:
