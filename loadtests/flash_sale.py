@@ -41,8 +41,12 @@ from tqdm import tqdm
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "loadtests"))
+
+from _wsclient import LeanWebSocket, client_frame, connect  # noqa: E402
 
 from livecommerce.auth import Principal, Tokens, hash_password  # noqa: E402
+from livecommerce.cli import tune_gc  # noqa: E402
 from livecommerce.commerce.batching import Tap  # noqa: E402
 from livecommerce.commerce.orders import reserve_batch, reserve_one  # noqa: E402
 from livecommerce.db.engine import make_engine  # noqa: E402
@@ -175,69 +179,65 @@ class Server:
 
 
 class Buyer:
-    """One viewer's room socket: sends order.place commands and times each answer."""
+    """One viewer's room socket (the lean client): sends order.place commands, times each answer."""
 
-    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        self.ws = ws
+    def __init__(self) -> None:
+        self.socket: LeanWebSocket | None = None
         self.pending: dict[int, float] = {}
         self.answers: list[tuple[float, str, int | None]] = []
         self.joined = asyncio.Event()
         self.done = asyncio.Event()
         self.expected = 0
-        self.reader = asyncio.create_task(self._read())
 
-    async def _read(self) -> None:
-        async for frame in self.ws:
-            if frame.type is not aiohttp.WSMsgType.TEXT:
-                break
-            decoded = orjson.loads(frame.data)
-            for message in decoded if isinstance(decoded, list) else [decoded]:
-                kind = message.get("type")
-                if kind == "snapshot":
-                    self.joined.set()
-                elif kind in ("ack", "error") and message.get("id") in self.pending:
-                    sent = self.pending.pop(message["id"])
-                    if kind == "ack":
-                        outcome, order_id = "reserved", message["data"]["order"]["order_id"]
-                    else:
-                        outcome, order_id = message["error"]["code"], None
-                    self.answers.append((time.perf_counter() - sent, outcome, order_id))
-                    PROGRESS.update(1)
-                    if len(self.answers) == self.expected:
-                        self.done.set()
+    def on_text(self, payload: bytes, _received_at: float, _send: object) -> None:
+        answered_at = time.perf_counter()
+        decoded = orjson.loads(payload)
+        for message in decoded if isinstance(decoded, list) else [decoded]:
+            kind = message.get("type")
+            if kind == "snapshot":
+                self.joined.set()
+            elif kind in ("ack", "error") and message.get("id") in self.pending:
+                sent = self.pending.pop(message["id"])
+                if kind == "ack":
+                    outcome, order_id = "reserved", message["data"]["order"]["order_id"]
+                else:
+                    outcome, order_id = message["error"]["code"], None
+                self.answers.append((answered_at - sent, outcome, order_id))
+                PROGRESS.update(1)
+                if len(self.answers) == self.expected:
+                    self.done.set()
 
-    async def tap(self, sale_id: int, command_id: int) -> None:
+    def tap(self, command_id: int, frame: bytes) -> None:
+        """Send one pre-built order.place frame."""
+        assert self.socket is not None and self.socket.transport is not None
         self.pending[command_id] = time.perf_counter()
-        await self.ws.send_str(
-            orjson.dumps(
-                {
-                    "id": command_id,
-                    "type": "order.place",
-                    "data": {"sale_id": sale_id, "quantity": 1, "idempotency_key": secrets.token_hex(12)},
-                }
-            ).decode()
-        )
+        self.socket.transport.write(frame)
+
+
+def tap_frame(sale_id: int, command_id: int) -> bytes:
+    command = {
+        "id": command_id,
+        "type": "order.place",
+        "data": {"sale_id": sale_id, "quantity": 1, "idempotency_key": secrets.token_hex(12)},
+    }
+    return client_frame(orjson.dumps(command).decode())
 
 
 PROGRESS = tqdm(disable=True)
 
 
-async def connect_all(
-    http: aiohttp.ClientSession, urls: list[str], world: World, parallel: int
-) -> list[Buyer]:
+async def connect_all(urls: list[str], world: World, parallel: int) -> list[Buyer]:
     """Every buyer joins the room, spread evenly over the server nodes."""
     gate = asyncio.Semaphore(parallel)
     bar = tqdm(total=len(world.buyers), desc="connecting", unit="ws", leave=False)
 
     async def one(url: str, token: str) -> Buyer:
         async with gate:
-            ws = await http.ws_connect(
-                f"{url}/ws/rooms/{world.room_id}?token={token}",
-                max_msg_size=0,
-                timeout=aiohttp.ClientWSTimeout(ws_close=5),
-                heartbeat=None,
+            buyer = Buyer()
+            port = int(url.rsplit(":", 1)[1])
+            buyer.socket = await connect(
+                "127.0.0.1", port, f"/ws/rooms/{world.room_id}?token={token}", buyer.on_text
             )
-            buyer = Buyer(ws)
             await asyncio.wait_for(buyer.joined.wait(), 60)
             bar.update(1)
             return buyer
@@ -408,23 +408,29 @@ async def run_mode(
             ) as response:
                 sale = await response.json()
                 assert response.status == 201, sale
-            buyers = await connect_all(http, [s.url for s in servers], world, args.connect_parallel)
+            buyers = await connect_all([s.url for s in servers], world, args.connect_parallel)
             global PROGRESS
             PROGRESS = tqdm(total=len(buyers) * args.taps, desc=f"{mode:>8} taps", unit="tap")
             for buyer in buyers:
                 buyer.expected = args.taps
-            command_ids = iter(range(1, 10**9))
+            # Every frame is built before the clock starts, so the storm measures the server.
+            storm = [
+                (buyer, command_id, tap_frame(sale["sale_id"], command_id))
+                for command_id, buyer in enumerate(
+                    (buyer for _ in range(args.taps) for buyer in buyers), start=1
+                )
+            ]
+            tune_gc()
             server_processes = [psutil.Process(server.proc.pid) for server in servers]
             client_process = psutil.Process()
             cpu_before = psutil.cpu_times()
             server_before = [process.cpu_times() for process in server_processes]
             client_before = client_process.cpu_times()
             started = time.perf_counter()
-            for _ in range(args.taps):
-                for index, buyer in enumerate(buyers):
-                    await buyer.tap(sale["sale_id"], next(command_ids))
-                    if index % SEND_SLICE == 0:
-                        await asyncio.sleep(0)  # let answers be read (and timed) while still sending
+            for index, (buyer, command_id, frame) in enumerate(storm):
+                buyer.tap(command_id, frame)
+                if index % SEND_SLICE == 0:
+                    await asyncio.sleep(0)  # let answers be read (and timed) while still sending
             await asyncio.wait_for(asyncio.gather(*(buyer.done.wait() for buyer in buyers)), args.timeout)
             elapsed = time.perf_counter() - started
             cpu_after = psutil.cpu_times()
@@ -437,7 +443,8 @@ async def run_mode(
                     metrics.append(await response.text())
             batches = order_batches("\n".join(metrics))
             for buyer in buyers:
-                await buyer.ws.close()
+                if buyer.socket is not None and buyer.socket.transport is not None:
+                    buyer.socket.transport.close()
         latencies = [latency for buyer in buyers for latency, _, _ in buyer.answers]
         outcomes: dict[str, int] = {}
         for buyer in buyers:
@@ -587,7 +594,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--database-url", default="", help="admin DSN of a PostgreSQL to create databases on")
     parser.add_argument("--out", type=Path, default=ROOT / "loadtests" / "results")
     args = parser.parse_args(argv)
-    results = asyncio.run(main_async(args))
+    import uvloop
+
+    results = uvloop.run(main_async(args))
     args.out.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     json_path = args.out / f"flash_sale-{stamp}.json"
