@@ -26,12 +26,7 @@ from prometheus_client import CollectorRegistry, Histogram
 from sqlalchemy import text
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import (
-    AsyncConnection,
-    AsyncEngine,
-    AsyncSession,
-    async_sessionmaker,
-)
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from livecommerce.auth import Principal, audit, authorize, may
 from livecommerce.commerce.batching import Outcome, SaleSnapshot, Tap, TapBatcher, decide_batch
@@ -133,10 +128,6 @@ def sale_in_room(ref: SaleRef, room_id: int | None) -> SaleRef:
     if room_id is not None and ref.room_id != room_id:
         raise AppError("invalid", "that sale runs in another room")
     return ref
-
-
-class KeyConflict(Exception):
-    """Another transaction wrote the same buyer's key meanwhile; deciding again replays it."""
 
 
 PRIOR_ANSWERS = text(
