@@ -48,7 +48,7 @@ from _wsclient import LeanWebSocket, client_frame, connect  # noqa: E402
 from livecommerce.auth import Principal, Tokens, hash_password  # noqa: E402
 from livecommerce.cli import tune_gc  # noqa: E402
 from livecommerce.commerce.batching import Tap  # noqa: E402
-from livecommerce.commerce.orders import reserve_batch, reserve_one  # noqa: E402
+from livecommerce.commerce.orders import autocommit, reserve_batch, reserve_one  # noqa: E402
 from livecommerce.db.engine import make_engine  # noqa: E402
 from livecommerce.db.migrate import upgrade_async  # noqa: E402
 from livecommerce.db.models import Role  # noqa: E402
@@ -355,9 +355,11 @@ async def decide_directly(mode: str, admin_dsn: str, args: argparse.Namespace) -
         taps = [Tap(user, secrets.token_hex(12), 1) for _ in range(args.taps) for user, _ in world.buyers]
         started = time.perf_counter()
         if mode == "batched":
-            for first in range(0, len(taps), args.direct_batch):
-                async with engine.begin() as conn:
-                    await reserve_batch(conn, sale_id, taps[first : first + args.direct_batch], 600)
+            async with autocommit(engine) as conn:  # as a node's batcher does
+                for first in range(0, len(taps), args.direct_batch):
+                    await reserve_batch(
+                        conn, sale_id, taps[first : first + args.direct_batch], 600, locked=False
+                    )
         else:
             gate = asyncio.Semaphore(40)
 

@@ -15,7 +15,10 @@ from room_client import RoomClient
 from sqlalchemy import text
 
 from livecommerce.appkeys import ENGINE
+from livecommerce.commerce.appkeys import ORDERS
+from livecommerce.commerce.batching import Outcome, Tap
 from livecommerce.commerce.expiry import sweep_once
+from livecommerce.commerce.orders import WRITE_BATCH, SaleChanged, autocommit, reserve_batch
 
 
 def check_balanced(book, allocated: int, limit: int) -> None:
@@ -289,3 +292,70 @@ async def test_two_nodes_deciding_the_same_sale_stay_exact(server, settings, dat
         assert book.available == 0 and book.answers == len(by_key)
     finally:
         await other.runner.cleanup()
+
+
+class ChangeBeforeWrite:
+    """An autocommit connection that lets another transaction change the sale between a batch's
+    read and its write (the window the optimistic path must guard)."""
+
+    def __init__(self, conn, change):
+        self.conn = conn
+        self.change = change
+
+    async def execute(self, statement, params=None):
+        if statement is WRITE_BATCH and self.change is not None:
+            change, self.change = self.change, None
+            await change()
+        return await self.conn.execute(statement, params)
+
+
+@pytest.mark.parametrize(
+    ("competing", "reserved_after"),
+    [
+        ("UPDATE flash_sales SET available = available - 2 WHERE id = :sale", 1),  # another node took units
+        ("UPDATE flash_sales SET sale_price_minor = sale_price_minor + 100 WHERE id = :sale", 3),  # repriced
+        ("UPDATE flash_sales SET state = 'ended', ends_at = now() WHERE id = :sale", 0),  # ended
+        ("INSERT INTO sale_buyers (sale_id, user_id, units) SELECT :sale, :user, 1", 2),  # buyer got a unit
+    ],
+    ids=["stock", "price", "ended", "holdings"],
+)
+async def test_an_optimistic_batch_whose_sale_changed_writes_nothing_and_is_decided_again(
+    server, database_url, competing, reserved_after
+):
+    world = await server.seed(stock=50)
+    async with aiohttp.ClientSession() as http:
+        sale = await start_sale(
+            http,
+            server.url,
+            world.tokens["operator"],
+            room_id=world.room_id,
+            sku_id=world.sku_id,
+            allocated=3,
+            per_user_limit=1,
+        )
+        buyers = await guests(http, server.url, 3)
+    sale_id = sale["sale_id"]
+    taps = [Tap(user_id, new_key(), 1) for user_id, _ in buyers]
+    engine = server.app[ENGINE]
+    before = await ledger(dsn_of(database_url), sale_id)
+
+    async def change() -> None:
+        async with engine.begin() as other:
+            await other.execute(text(competing), {"sale": sale_id, "user": buyers[0][0]})
+
+    async with autocommit(engine) as conn:
+        with pytest.raises(SaleChanged):
+            await reserve_batch(ChangeBeforeWrite(conn, change), sale_id, taps, 600, locked=False)
+    after = await ledger(dsn_of(database_url), sale_id)
+    assert (after.answers, after.reserved_orders) == (before.answers, before.reserved_orders) == (0, 0)
+    assert after.ledger_per_user == ({buyers[0][0]: 1} if "sale_buyers" in competing else {})
+
+    # the service decides the same taps again on what the sale now is; nothing is oversold
+    async with autocommit(engine) as lane:
+        answers = await server.app[ORDERS]._decide_batch(sale_id, taps, lane)
+    book = await ledger(dsn_of(database_url), sale_id)
+    reserved = sum(answer.outcome is Outcome.RESERVED for answer in answers)
+    assert book.answers == len(answers) == 3
+    assert book.taken == reserved and book.available == after.available - reserved
+    assert all(units <= 1 for units in book.ledger_per_user.values())
+    assert reserved == reserved_after

@@ -1,23 +1,25 @@
-"""Placing, cancelling and listing orders: the purchase is one short transaction per batch of taps.
+"""Placing, cancelling and listing orders: the purchase is one short write per batch of taps.
 
 Two paths decide taps, with the same answers:
 
-- batched (default): `reserve_batch` locks the sale row once, decides every tap of the batch
-  with `batching.decide_batch`, and writes all orders, answers and per-viewer ledger rows with
-  one statement each, then takes the units with one conditional decrement;
+- batched (default): `reserve_batch` reads the sale and every tap's state in one statement,
+  decides every tap of the batch with `batching.decide_batch`, and writes all orders, answers
+  and per-viewer ledger rows and takes the units in one more statement, which rolls back
+  unless the sale is still as read (optimistic; the sale row lock is the fallback);
 - row lock (`ORDER_BATCHING=false`, the baseline): `reserve_one` runs one transaction per tap:
   conditional decrement, conditional per-viewer upsert, order row.
 
 Each buyer's idempotency key is recorded with its first answer in `order_attempts`, in the same
-transaction as the reservation; a repeated key gets that answer back and reserves nothing.
+statement or transaction as the reservation; a repeated key gets that answer back and reserves
+nothing.
 """
 
 from __future__ import annotations
 
 import re
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -25,7 +27,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Histogram
 from sqlalchemy import text
 from sqlalchemy.engine import Row
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from livecommerce.auth import Principal, audit, authorize, may
@@ -38,6 +40,7 @@ from livecommerce.errors import AppError
 MAX_QUANTITY = 100
 KEY_PATTERN = re.compile(r"[A-Za-z0-9._:-]{8,100}")
 KEY_CONFLICT_RETRIES = 3
+OPTIMISTIC_TRIES = 2  # then the batch is decided under the sale's row lock, which always succeeds
 
 MESSAGES = {
     Outcome.SOLD_OUT: "sold out",
@@ -117,9 +120,10 @@ def tap_of(who: Principal, quantity: Any, key: Any) -> Tap:
 
 
 @asynccontextmanager
-async def transaction_on(conn: AsyncConnection) -> AsyncIterator[AsyncConnection]:
-    """A transaction on a connection the caller holds (`engine.begin()` for one it does not)."""
-    async with conn.begin():
+async def autocommit(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A pooled connection on which every statement commits by itself (no BEGIN, no COMMIT)."""
+    async with engine.connect() as conn:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
         yield conn
 
 
@@ -141,12 +145,16 @@ SALE_FOR_UPDATE = text(
     "SELECT id, room_id, merchant_id, sku_id, state, available, per_user_limit, sale_price_minor, currency, "
     "starts_at, ends_at, now() AS now FROM flash_sales WHERE id = :id FOR UPDATE"
 )
-TAPS_STATE = text(
-    "SELECT t.user_id AS tap_user, t.key AS tap_key, coalesce(b.units, 0) AS held, a.outcome, "
-    f"{ORDER_COLUMNS} FROM unnest(CAST(:users AS bigint[]), CAST(:keys AS text[])) AS t(user_id, key) "
-    "LEFT JOIN sale_buyers b ON b.sale_id = :sale AND b.user_id = t.user_id "
+SALE_AND_TAPS = text(
+    "SELECT s.room_id AS sale_room, s.merchant_id AS sale_merchant, s.sku_id AS sale_sku, s.state AS sale_state, "
+    "s.available AS sale_available, s.per_user_limit AS sale_limit, s.sale_price_minor AS sale_price, "
+    "s.currency AS sale_currency, s.starts_at AS sale_starts, s.ends_at AS sale_ends, now() AS now, "
+    "t.user_id AS tap_user, t.key AS tap_key, coalesce(b.units, 0) AS held, a.outcome, "
+    f"{ORDER_COLUMNS} FROM flash_sales s "
+    "CROSS JOIN unnest(CAST(:users AS bigint[]), CAST(:keys AS text[])) AS t(user_id, key) "
+    "LEFT JOIN sale_buyers b ON b.sale_id = s.id AND b.user_id = t.user_id "
     "LEFT JOIN order_attempts a ON a.user_id = t.user_id AND a.idempotency_key = t.key "
-    "LEFT JOIN orders o ON o.id = a.order_id LEFT JOIN users u ON u.id = o.user_id"
+    "LEFT JOIN orders o ON o.id = a.order_id LEFT JOIN users u ON u.id = o.user_id WHERE s.id = :sale"
 )
 INSERT_ORDERS = text(
     "WITH o AS (INSERT INTO orders (merchant_id, room_id, sale_id, sku_id, user_id, kind, status, quantity, "
@@ -189,10 +197,12 @@ WRITE_BATCH = text(
     "WHERE sale_buyers.units + excluded.units <= :limit RETURNING 1), "
     "take AS (UPDATE flash_sales SET available = available - :n, stock_version = stock_version + 1, "
     "state = CASE WHEN available = :n THEN 'sold_out'::sale_state ELSE state END "
-    "WHERE id = :sale AND :n > 0 AND state = 'live' AND available >= :n AND now() < ends_at RETURNING 1) "
-    "SELECT c.answered, c.held_rows, c.took, o.idempotency_key AS tap_key, "
-    f"{ORDER_COLUMNS} FROM (SELECT (SELECT count(*) FROM answers) AS answered, "
-    "(SELECT count(*) FROM held) AS held_rows, (SELECT count(*) FROM take) AS took) c "
+    "WHERE id = :sale AND :n > 0 AND state = 'live' AND available >= :n AND now() < ends_at "
+    "AND sale_price_minor = :price AND per_user_limit = :limit RETURNING available) "
+    "SELECT c.available_after, o.idempotency_key AS tap_key, "
+    f"{ORDER_COLUMNS} FROM (SELECT livecommerce_require((SELECT count(*) FROM answers) = :answer_rows "
+    "AND (SELECT count(*) FROM held) = :held_rows AND (SELECT count(*) FROM take) = :take_rows, "
+    "'the sale changed while the batch was decided') AS ok, (SELECT available FROM take) AS available_after) c "
     "LEFT JOIN ins o ON true LEFT JOIN users u ON u.id = o.user_id"
 )
 
@@ -210,69 +220,99 @@ class BatchResult:
     taken: int
 
 
-async def reserve_batch(conn: AsyncConnection, sale_id: int, taps: list[Tap], ttl_s: int) -> BatchResult:
-    """Decide a batch of taps for one sale inside the caller's transaction.
+class SaleChanged(Exception):
+    """The sale changed between a batch's read and its write; deciding again sees the change."""
 
-    Three statements whatever the batch size: lock the sale row; read the keys' earlier answers
-    and the buyers' holdings (after the lock, so a batch committed by another node is seen);
-    write every order, answer and ledger row and take the units in one statement.
+
+SERIALIZATION_FAILURE = "40001"  # the SQLSTATE `livecommerce_require` raises
+
+
+async def reserve_batch(
+    conn: AsyncConnection, sale_id: int, taps: list[Tap], ttl_s: int, *, locked: bool
+) -> BatchResult:
+    """Decide a batch of taps for one sale: one read, a decision in Python, one write.
+
+    `locked=False` (the hot path, on an autocommit connection): two statements and no lock
+    held between them. The read sees the sale and every tap's earlier answer and holdings; the
+    write stores every order, answer and ledger row and takes the units in one statement that
+    requires, inside PostgreSQL, that nothing it relied on changed meanwhile (stock, price,
+    limit, state, the buyers' holdings, the keys). If something did, the whole statement is
+    rolled back and `SaleChanged` (or IntegrityError, for a key answered meanwhile) tells the
+    caller to decide again.
+
+    `locked=True` (inside the caller's transaction): the sale row is locked first, so the read
+    sees every committed batch and the write's requirement holds.
     """
-    sale = (await conn.execute(SALE_FOR_UPDATE, {"id": sale_id})).one_or_none()
-    if sale is None:
+    if locked:
+        await conn.execute(SALE_FOR_UPDATE, {"id": sale_id})
+    rows = list(
+        await conn.execute(
+            SALE_AND_TAPS,
+            {"sale": sale_id, "users": [t.user_id for t in taps], "keys": [t.key for t in taps]},
+        )
+    )
+    if not rows:
         raise AppError("not_found", "no such sale")
+    sale = rows[0]
     prior: dict[tuple[int, str], Answer] = {}
     held: dict[int, int] = {}
-    for row in await conn.execute(
-        TAPS_STATE, {"sale": sale_id, "users": [t.user_id for t in taps], "keys": [t.key for t in taps]}
-    ):
+    for row in rows:
         held[row.tap_user] = row.held
         if row.outcome is not None:
             prior[(row.tap_user, row.tap_key)] = _replay(row)
     fresh = [tap for tap in taps if (tap.user_id, tap.key) not in prior]
     snapshot = SaleSnapshot(
-        SaleState(sale.state), sale.available, sale.per_user_limit, sale.starts_at, sale.ends_at, sale.now
+        SaleState(sale.sale_state),
+        sale.sale_available,
+        sale.sale_limit,
+        sale.sale_starts,
+        sale.sale_ends,
+        sale.now,
     )
     plan = decide_batch(snapshot, fresh, held)
     orders: dict[tuple[int, str], dict[str, Any]] = {}
     firsts = [i for i, first in enumerate(plan.first_of) if first == i]
+    sold_out = False
     if firsts:
         buyers = list(plan.added_units)
-        rows = list(
-            await conn.execute(
-                WRITE_BATCH,
-                {
-                    "merchant": sale.merchant_id,
-                    "room": sale.room_id,
-                    "sale": sale_id,
-                    "sku": sale.sku_id,
-                    "price": sale.sale_price_minor,
-                    "currency": sale.currency,
-                    "ttl": ttl_s,
-                    "users": [fresh[i].user_id for i in firsts],
-                    "keys": [fresh[i].key for i in firsts],
-                    "qs": [fresh[i].quantity for i in firsts],
-                    "outcomes": [plan.outcomes[i].value for i in firsts],
-                    "held_users": buyers,
-                    "held_units": [plan.added_units[user] for user in buyers],
-                    "limit": sale.per_user_limit,
-                    "n": plan.taken,
-                },
+        try:
+            written = list(
+                await conn.execute(
+                    WRITE_BATCH,
+                    {
+                        "merchant": sale.sale_merchant,
+                        "room": sale.sale_room,
+                        "sale": sale_id,
+                        "sku": sale.sale_sku,
+                        "price": sale.sale_price,
+                        "currency": sale.sale_currency,
+                        "ttl": ttl_s,
+                        "users": [fresh[i].user_id for i in firsts],
+                        "keys": [fresh[i].key for i in firsts],
+                        "qs": [fresh[i].quantity for i in firsts],
+                        "outcomes": [plan.outcomes[i].value for i in firsts],
+                        "held_users": buyers,
+                        "held_units": [plan.added_units[user] for user in buyers],
+                        "limit": sale.sale_limit,
+                        "n": plan.taken,
+                        "answer_rows": len(firsts),
+                        "held_rows": len(buyers),
+                        "take_rows": int(plan.taken > 0),
+                    },
+                )
             )
-        )
-        checks = rows[0]
-        if (checks.answered, checks.held_rows, checks.took) != (
-            len(firsts),
-            len(buyers),
-            int(plan.taken > 0),
-        ):
-            raise RuntimeError("the database disagrees with the batch decision")
-        orders = {(row.user_id, row.tap_key): order_view(row) for row in rows if row.id is not None}
+        except DBAPIError as exc:
+            if getattr(exc.orig, "sqlstate", None) == SERIALIZATION_FAILURE:
+                raise SaleChanged from exc
+            raise
+        sold_out = written[0].available_after == 0
+        orders = {(row.user_id, row.tap_key): order_view(row) for row in written if row.id is not None}
     decided = {
         (tap.user_id, tap.key): Answer(plan.outcomes[i], orders.get((tap.user_id, tap.key)))
         for i, tap in enumerate(fresh)
     }
     answers = [prior.get((t.user_id, t.key)) or decided[(t.user_id, t.key)] for t in taps]
-    return BatchResult(answers, sale.room_id, plan.taken > 0 and sale.available == plan.taken, plan.taken)
+    return BatchResult(answers, sale.sale_room, sold_out, plan.taken)
 
 
 async def reserve_one(conn: AsyncConnection, sale_id: int, tap: Tap, ttl_s: int) -> BatchResult:
@@ -501,7 +541,7 @@ class OrderService:
         self.events = events
         self.ttl_s = ttl_s
         self.batching = batching
-        self.batcher = TapBatcher(self._decide_batch, window_s=window_s, open_lane=engine.connect)
+        self.batcher = TapBatcher(self._decide_batch, window_s=window_s, open_lane=lambda: autocommit(engine))
 
     async def place(
         self,
@@ -566,36 +606,47 @@ class OrderService:
 
         self.events.spawn(place())
 
-    async def _decide_batch(self, sale_id: int, taps: list[Tap], conn: AsyncConnection) -> list[Answer]:
-        """One batch on the sale's held connection."""
-        return await self._decide(sale_id, taps, lambda: transaction_on(conn))
+    async def _decide_batch(self, sale_id: int, taps: list[Tap], lane: AsyncConnection) -> list[Answer]:
+        """One batch: optimistically on the sale's held autocommit connection (two round trips);
+        if the sale keeps changing under it, under the sale's row lock."""
+        started = time.perf_counter()
+        result: BatchResult | None = None
+        for _ in range(OPTIMISTIC_TRIES):
+            try:
+                result = await reserve_batch(lane, sale_id, taps, self.ttl_s, locked=False)
+                break
+            except (SaleChanged, IntegrityError):
+                continue
+        if result is None:
+            result = await self._in_transaction(
+                lambda conn: reserve_batch(conn, sale_id, taps, self.ttl_s, locked=True)
+            )
+        self._decided(sale_id, len(taps), result, started)
+        return result.answers
 
     async def _decide_one(self, sale_id: int, tap: Tap) -> Answer:
         """The row-lock baseline: one tap, one transaction on a pooled connection."""
-        return (await self._decide(sale_id, [tap], self._engine.begin))[0]
-
-    async def _decide(
-        self,
-        sale_id: int,
-        taps: list[Tap],
-        transaction: Callable[[], AbstractAsyncContextManager[AsyncConnection]],
-    ) -> list[Answer]:
         started = time.perf_counter()
+        result = await self._in_transaction(lambda conn: reserve_one(conn, sale_id, tap, self.ttl_s))
+        self._decided(sale_id, 1, result, started)
+        return result.answers[0]
+
+    async def _in_transaction(self, work: Callable[[AsyncConnection], Awaitable[BatchResult]]) -> BatchResult:
+        """Run `work` in a transaction; a key answered by another transaction meanwhile makes it
+        run again (and replay that answer)."""
         for attempt in range(KEY_CONFLICT_RETRIES):
             try:
-                async with transaction() as conn:
-                    if self.batching:
-                        result = await reserve_batch(conn, sale_id, taps, self.ttl_s)
-                    else:
-                        result = await reserve_one(conn, sale_id, taps[0], self.ttl_s)
-                break
+                async with self._engine.begin() as conn:
+                    return await work(conn)
             except IntegrityError:
                 if attempt == KEY_CONFLICT_RETRIES - 1:
                     raise
+        raise AssertionError("unreachable")
+
+    def _decided(self, sale_id: int, taps: int, result: BatchResult, started: float) -> None:
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
-        self.metrics.batch_taps.observe(len(taps))
+        self.metrics.batch_taps.observe(taps)
         self._announce(sale_id, result)
-        return result.answers
 
     def _announce(self, sale_id: int, result: BatchResult) -> None:
         if result.taken:

@@ -17,7 +17,23 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+# Lets one statement refuse to finish when what it relied on changed (an optimistic order batch
+# whose sale moved meanwhile): the whole statement rolls back with serialization_failure.
+REQUIRE_FUNCTION = """
+CREATE FUNCTION livecommerce_require(ok boolean, message text) RETURNS boolean
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF NOT ok THEN
+        RAISE EXCEPTION USING ERRCODE = 'serialization_failure', MESSAGE = message;
+    END IF;
+    RETURN true;
+END
+$$
+"""
+
+
 def upgrade() -> None:
+    op.execute(REQUIRE_FUNCTION)
     op.create_table(
         "merchants",
         sa.Column("id", sa.BigInteger(), nullable=False),
@@ -528,6 +544,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.execute("DROP FUNCTION IF EXISTS livecommerce_require(boolean, text)")
     op.drop_index(op.f("ix_payments_order_id"), table_name="payments")
     op.drop_table("payments")
     op.drop_table("draw_winners")
