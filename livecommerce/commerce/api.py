@@ -342,6 +342,9 @@ async def create_sale(request: web.Request) -> web.Response:
             target_id=view["sale_id"],
             details=body.model_dump(mode="json"),
         )
+    request.app[ORDERS].directory.remember(
+        sales.SaleRef(view["sale_id"], view["room_id"], merchant_id, view["sku_id"])
+    )
     request.app[COMMERCE_EVENTS].sale(view["room_id"], f"sale.{view['state']}", view)
     return json_response(view, status=201)
 

@@ -21,7 +21,7 @@ class SharedLookup(Generic[Key, Value]):
     def __init__(self, load: Callable[[Key], Awaitable[Value]], *, ttl_s: float = math.inf) -> None:
         self._load = load
         self._ttl_s = ttl_s
-        self._entries: dict[Key, tuple[float, asyncio.Task[Value]]] = {}
+        self._entries: dict[Key, tuple[float, asyncio.Future[Value]]] = {}
 
     def cached(self, key: Key) -> Value | None:
         """The value if it is loaded and fresh, without waiting; None otherwise."""
@@ -45,7 +45,7 @@ class SharedLookup(Generic[Key, Value]):
             callback(value)
             return
 
-        def done(task: asyncio.Task[Value]) -> None:
+        def done(task: asyncio.Future[Value]) -> None:
             if task.cancelled():
                 callback(asyncio.CancelledError())
             else:
@@ -53,7 +53,13 @@ class SharedLookup(Generic[Key, Value]):
 
         self._lookup(key).add_done_callback(done)
 
-    def _lookup(self, key: Key) -> asyncio.Task[Value]:
+    def put(self, key: Key, value: Value) -> None:
+        """Remember a value this process learned another way (it is what a lookup would return)."""
+        known: asyncio.Future[Value] = asyncio.get_running_loop().create_future()
+        known.set_result(value)
+        self._entries[key] = (time.monotonic(), known)
+
+    def _lookup(self, key: Key) -> asyncio.Future[Value]:
         """The key's lookup in flight (or just finished), started if there is none."""
         now = time.monotonic()
         entry = self._entries.get(key)
@@ -63,7 +69,7 @@ class SharedLookup(Generic[Key, Value]):
             entry = self._entries[key] = (now, task)
         return entry[1]
 
-    def _forget_failed(self, key: Key, task: asyncio.Task[Value]) -> None:
+    def _forget_failed(self, key: Key, task: asyncio.Future[Value]) -> None:
         if task.cancelled() or task.exception() is not None:
             entry = self._entries.get(key)
             if entry is not None and entry[1] is task:

@@ -115,6 +115,10 @@ class SaleDirectory:
     async def get(self, sale_id: int) -> SaleRef:
         return await self._refs.get(sale_id)
 
+    def remember(self, ref: SaleRef) -> None:
+        """A sale this node just created: its first taps need no lookup."""
+        self._refs.put(ref.sale_id, ref)
+
     def get_soon(self, sale_id: int, callback: Callable[[SaleRef | BaseException], None]) -> None:
         """`get`, calling back instead of waiting (at once when this node knows the sale)."""
         self._refs.get_soon(sale_id, callback)
