@@ -57,6 +57,7 @@ SECRET = "flash-sale-load-test-" + "k" * 32
 MODES = {"batched": "true", "row_lock": "false"}
 STARTUP_TIMEOUT_S = 60
 SEND_SLICE = 100
+PRESENCE_TIMEOUT_S = 30
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -188,6 +189,9 @@ class Buyer:
         self.joined = asyncio.Event()
         self.done = asyncio.Event()
         self.expected = 0
+        self.viewers_seen = 0
+        self.audience = 0
+        self.everyone_counted = asyncio.Event()
 
     def on_text(self, payload: bytes, _received_at: float, _send: object) -> None:
         answered_at = time.perf_counter()
@@ -196,6 +200,10 @@ class Buyer:
             kind = message.get("type")
             if kind == "snapshot":
                 self.joined.set()
+            elif kind == "presence":
+                self.viewers_seen = message["data"]["viewers"]
+                if self.audience and self.viewers_seen >= self.audience:
+                    self.everyone_counted.set()
             elif kind in ("ack", "error") and message.get("id") in self.pending:
                 sent = self.pending.pop(message["id"])
                 if kind == "ack":
@@ -206,6 +214,12 @@ class Buyer:
                 PROGRESS.update(1)
                 if len(self.answers) == self.expected:
                     self.done.set()
+
+    def expect_audience(self, viewers: int) -> None:
+        """`everyone_counted` is set once presence has counted this many viewers."""
+        self.audience = viewers
+        if self.viewers_seen >= viewers:
+            self.everyone_counted.set()
 
     def tap(self, command_id: int, frame: bytes) -> None:
         """Send one pre-built order.place frame."""
@@ -411,6 +425,10 @@ async def run_mode(
                 sale = await response.json()
                 assert response.status == 201, sale
             buyers = await connect_all([s.url for s in servers], world, args.connect_parallel)
+            # The sale starts with the audience in the room: once the last buyer's socket has
+            # seen every buyer counted, presence has nothing left to announce.
+            buyers[-1].expect_audience(len(buyers))
+            await asyncio.wait_for(buyers[-1].everyone_counted.wait(), PRESENCE_TIMEOUT_S)
             global PROGRESS
             PROGRESS = tqdm(total=len(buyers) * args.taps, desc=f"{mode:>8} taps", unit="tap")
             for buyer in buyers:
