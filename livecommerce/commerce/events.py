@@ -126,18 +126,20 @@ class CommerceEvents:
         self.spawn(self.publish(room_id, type_, view))
         self.stock_changed(view["sale_id"])
 
-    def order(self, order: dict[str, Any]) -> None:
-        """The buyer's own order changed (private), and the staff order feed gets a line."""
-        if order.get("room_id") is None:
-            return
-        self.spawn(self.publish(order["room_id"], "order.updated", order, to_user=order["user_id"]))
-        feed = {key: order[key] for key in FEED_FIELDS}
-        self.spawn(self._staff_feed(order["room_id"], feed))
+    def orders(self, orders: list[dict[str, Any]]) -> None:
+        """Each buyer's own order changed (private), and the staff order feed gets a line per
+        order: one background task for all of them (a batch reserves hundreds at once)."""
+        in_rooms = [order for order in orders if order.get("room_id") is not None]
+        if in_rooms:
+            self.spawn(self._announce_orders(in_rooms))
 
-    async def _staff_feed(self, room_id: int, feed: dict[str, Any]) -> None:
-        """The feed is private to each of the merchant's staff accounts present in the room."""
-        for user_id in await self._staff.get(room_id):
-            await self.publish(room_id, "order.feed", feed, to_user=user_id)
+    async def _announce_orders(self, orders: list[dict[str, Any]]) -> None:
+        for order in orders:
+            await self.publish(order["room_id"], "order.updated", order, to_user=order["user_id"])
+            # The feed is private to each of the merchant's staff accounts present in the room.
+            feed = {key: order[key] for key in FEED_FIELDS}
+            for user_id in await self._staff.get(order["room_id"]):
+                await self.publish(order["room_id"], "order.feed", feed, to_user=user_id)
 
     async def _load_staff(self, room_id: int) -> list[int]:
         async with self._engine.connect() as conn:

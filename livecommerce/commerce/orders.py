@@ -653,9 +653,11 @@ class OrderService:
             self.events.stock_changed(sale_id)
         if result.sold_out:
             self.events.spawn(self._announce_sale(sale_id, "sale.sold_out"))
-        for answer in result.answers:
-            if answer.order is not None and not answer.replayed:
-                self.events.order(answer.order)
+        # a key repeated within the batch shares its first tap's answer: announce each order once
+        reserved = {
+            a.order["order_id"]: a.order for a in result.answers if a.order is not None and not a.replayed
+        }
+        self.events.orders(list(reserved.values()))
 
     async def _announce_sale(self, sale_id: int, type_: str) -> None:
         async with self._engine.connect() as conn:
@@ -697,8 +699,7 @@ class OrderService:
             self.events.stock_changed(sale_id)
         for _room_id, sale_id in closed.returned.reopened:
             self.events.spawn(self._announce_sale(sale_id, "sale.live"))
-        for order in closed.orders:
-            self.events.order(order)
+        self.events.orders(closed.orders)
 
     async def own_orders(self, user_id: int, room_id: int | None = None) -> list[dict[str, Any]]:
         async with self._engine.connect() as conn:

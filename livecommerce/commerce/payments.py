@@ -409,7 +409,7 @@ class Payments:
                 # a late payment may have taken its units back from the sale; if nothing
                 # changed, the stock read finds a version already sent and sends nothing
                 self._orders.events.stock_changed(order["sale_id"])
-            self._orders.events.order(order)
+        self._orders.events.orders(applied.orders)
 
     async def run_refunds(self) -> None:
         """Retry refunds that are owed (late payments without stock, mismatched amounts)."""
