@@ -200,7 +200,7 @@ class Buyer:
             kind = message.get("type")
             if kind == "snapshot":
                 self.joined.set()
-            elif kind == "presence":
+            if kind in ("snapshot", "presence"):  # both carry the room's viewer count
                 self.viewers_seen = message["data"]["viewers"]
                 if self.audience and self.viewers_seen >= self.audience:
                     self.everyone_counted.set()
