@@ -33,6 +33,7 @@ HTTP_STATUS: dict[str, int] = {
     "limit_exceeded": 409,
     "not_started": 409,
     "ended": 409,
+    "idempotency_key_reused": 409,
     "insufficient_stock": 409,
     "not_cancellable": 409,
     "not_refundable": 409,

@@ -7,7 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import aiohttp
 import asyncpg
+import pytest
 from commerce_client import call, dsn_of, guests, ledger, new_key, start_sale
+from helpers import start_server
 from room_client import RoomClient
 
 from livecommerce.commerce.events import STOCK_INTERVAL_S
@@ -55,6 +57,50 @@ async def test_reserve_then_repeated_key_returns_the_first_answer(server, databa
     assert (book.taken, book.available, book.allocated) == (2, 8, 10)
     assert book.sku_reserved == 10 and book.on_hand == 50
     assert book.ledger_per_user == {buyer_id: 2}
+
+
+@pytest.mark.parametrize("batching", [True, False], ids=["batched", "row_lock"])
+async def test_a_key_sent_again_for_another_purchase_is_refused_and_keeps_its_first_answer(
+    settings, database_url, batching
+):
+    server = await start_server(settings.model_copy(update={"order_batching": batching}))
+    try:
+        worlds = [await server.seed(stock=50), await server.seed(stock=50)]
+        world = worlds[0]
+        async with aiohttp.ClientSession() as http:
+            sales = [
+                await start_sale(
+                    http,
+                    server.url,
+                    each.tokens["operator"],
+                    room_id=each.room_id,
+                    sku_id=each.sku_id,
+                    allocated=10,
+                    per_user_limit=3,
+                )
+                for each in worlds
+            ]
+            [(_, token)] = await guests(http, server.url, 1)
+            body = {"sale_id": sales[0]["sale_id"], "quantity": 1, "idempotency_key": new_key()}
+            status, first = await call(http, "POST", f"{server.url}/api/orders", token, body)
+            assert status == 200 and first["outcome"] == "reserved"
+            for changed in ({"quantity": 2}, {"sale_id": sales[1]["sale_id"]}):
+                status, refused = await call(
+                    http, "POST", f"{server.url}/api/orders", token, {**body, **changed}
+                )
+                assert status == 409 and refused["error"]["code"] == "idempotency_key_reused", refused
+            client = await RoomClient.connect(server.room_ws(world.room_id, token))
+            await client.event("snapshot")
+            over_ws = await client.send("order.place", {**body, "quantity": 3})
+            assert over_ws["error"]["code"] == "idempotency_key_reused"
+            assert (await client.ok("order.place", body)) == first
+            await client.close()
+            status, again = await call(http, "POST", f"{server.url}/api/orders", token, body)
+            assert status == 200 and again == first
+        books = [await ledger(dsn_of(database_url), sale["sale_id"]) for sale in sales]
+        assert [(book.taken, book.answers) for book in books] == [(1, 1), (0, 0)]
+    finally:
+        await server.runner.cleanup()
 
 
 async def test_bad_input_gets_typed_errors_and_writes_nothing(server, database_url):

@@ -53,6 +53,14 @@ def test_repeated_key_in_one_batch_shares_the_first_answer_and_reserves_once():
     assert plan.reserved() == [0, 1]
 
 
+def test_repeated_key_asking_for_another_quantity_in_one_batch_is_refused_and_reserves_nothing():
+    taps = [Tap(7, "same-key-1", 1), Tap(7, "same-key-1", 2), Tap(7, "same-key-1", 1)]
+    plan = decide_batch(snapshot(limit=5), taps, {})
+    assert plan.outcomes == [Outcome.RESERVED, Outcome.KEY_REUSED, Outcome.RESERVED]
+    assert plan.first_of == [0, 0, 0]
+    assert plan.taken == 1
+
+
 def test_larger_quantity_than_left_is_sold_out_but_a_smaller_one_still_fits():
     plan = decide_batch(snapshot(available=2, limit=5), [Tap(1, "k-0000001", 3), Tap(2, "k-0000002", 2)], {})
     assert plan.outcomes == [Outcome.SOLD_OUT, Outcome.RESERVED]

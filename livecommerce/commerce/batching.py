@@ -31,6 +31,9 @@ class Outcome(enum.StrEnum):
     LIMIT_EXCEEDED = "limit_exceeded"
     NOT_STARTED = "not_started"
     ENDED = "ended"
+    KEY_REUSED = "idempotency_key_reused"
+    """The key already answered another purchase (another sale or quantity); nothing is
+    recorded for this tap, and the key keeps its first answer."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +72,8 @@ class BatchPlan:
 
     outcomes: list[Outcome]
     first_of: list[int]
-    """Index of the tap whose answer each tap shares (itself, or an earlier tap with the same key)."""
+    """Index of the tap that records each tap's key (itself, or an earlier tap with the same key,
+    whose answer it shares unless it asked for another quantity: KEY_REUSED)."""
     taken: int = 0
     """Units the batch reserves in total."""
     added_units: dict[int, int] = field(default_factory=dict)
@@ -88,7 +92,7 @@ def decide_batch(sale: SaleSnapshot, taps: Sequence[Tap], held: Mapping[int, int
     """Decide taps in arrival order. `held` is what each buyer already holds in this sale.
 
     Taps here have never been answered before; a key repeated inside the batch gets the first
-    occurrence's answer and reserves nothing more.
+    occurrence's answer (KEY_REUSED if it asks for another quantity) and reserves nothing more.
     """
     phase = sale_phase(sale)
     available = sale.available
@@ -99,7 +103,8 @@ def decide_batch(sale: SaleSnapshot, taps: Sequence[Tap], held: Mapping[int, int
         first = seen.setdefault((tap.user_id, tap.key), index)
         plan.first_of.append(first)
         if first != index:
-            plan.outcomes.append(plan.outcomes[first])
+            same = taps[first].quantity == tap.quantity
+            plan.outcomes.append(plan.outcomes[first] if same else Outcome.KEY_REUSED)
             continue
         already = holding.get(tap.user_id, 0)
         if phase is not None:

@@ -47,6 +47,7 @@ MESSAGES = {
     Outcome.LIMIT_EXCEEDED: "that would exceed the per-viewer limit of this sale",
     Outcome.NOT_STARTED: "the sale has not started",
     Outcome.ENDED: "the sale has ended",
+    Outcome.KEY_REUSED: "this idempotency key was already used for another purchase; send a new key for each purchase",
 }
 
 ORDER_COLUMNS = (
@@ -135,7 +136,8 @@ def sale_in_room(ref: SaleRef, room_id: int | None) -> SaleRef:
 
 
 PRIOR_ANSWERS = text(
-    f"SELECT a.user_id AS tap_user, a.idempotency_key AS tap_key, a.outcome, {ORDER_COLUMNS} "
+    "SELECT a.user_id AS tap_user, a.idempotency_key AS tap_key, a.outcome, a.sale_id AS attempt_sale, "
+    f"a.quantity AS attempt_quantity, {ORDER_COLUMNS} "
     "FROM order_attempts a "
     "JOIN unnest(CAST(:users AS bigint[]), CAST(:keys AS text[])) AS t(user_id, key) "
     "ON a.user_id = t.user_id AND a.idempotency_key = t.key "
@@ -150,7 +152,7 @@ SALE_AND_TAPS = text(
     "s.available AS sale_available, s.per_user_limit AS sale_limit, s.sale_price_minor AS sale_price, "
     "s.currency AS sale_currency, s.starts_at AS sale_starts, s.ends_at AS sale_ends, now() AS now, "
     "t.user_id AS tap_user, t.key AS tap_key, coalesce(b.units, 0) AS held, a.outcome, "
-    f"{ORDER_COLUMNS} FROM flash_sales s "
+    f"a.sale_id AS attempt_sale, a.quantity AS attempt_quantity, {ORDER_COLUMNS} FROM flash_sales s "
     "CROSS JOIN unnest(CAST(:users AS bigint[]), CAST(:keys AS text[])) AS t(user_id, key) "
     "LEFT JOIN sale_buyers b ON b.sale_id = s.id AND b.user_id = t.user_id "
     "LEFT JOIN order_attempts a ON a.user_id = t.user_id AND a.idempotency_key = t.key "
@@ -207,9 +209,11 @@ WRITE_BATCH = text(
 )
 
 
-def _replay(row: Row[Any]) -> Answer:
-    outcome = Outcome(row.outcome)
-    return Answer(outcome, order_view(row) if row.id is not None else None, replayed=True)
+def _replay(row: Row[Any], sale_id: int, tap: Tap) -> Answer:
+    """The first answer of a key sent again; KEY_REUSED if it now asks for another purchase."""
+    if row.attempt_sale != sale_id or row.attempt_quantity != tap.quantity:
+        return Answer(Outcome.KEY_REUSED)
+    return Answer(Outcome(row.outcome), order_view(row) if row.id is not None else None, replayed=True)
 
 
 @dataclass(slots=True)
@@ -254,12 +258,12 @@ async def reserve_batch(
     if not rows:
         raise AppError("not_found", "no such sale")
     sale = rows[0]
-    prior: dict[tuple[int, str], Answer] = {}
+    prior: dict[tuple[int, str], Row[Any]] = {}
     held: dict[int, int] = {}
     for row in rows:
         held[row.tap_user] = row.held
         if row.outcome is not None:
-            prior[(row.tap_user, row.tap_key)] = _replay(row)
+            prior[(row.tap_user, row.tap_key)] = row
     fresh = [tap for tap in taps if (tap.user_id, tap.key) not in prior]
     snapshot = SaleSnapshot(
         SaleState(sale.sale_state),
@@ -307,11 +311,16 @@ async def reserve_batch(
             raise
         sold_out = written[0].available_after == 0
         orders = {(row.user_id, row.tap_key): order_view(row) for row in written if row.id is not None}
-    decided = {
-        (tap.user_id, tap.key): Answer(plan.outcomes[i], orders.get((tap.user_id, tap.key)))
-        for i, tap in enumerate(fresh)
-    }
-    answers = [prior.get((t.user_id, t.key)) or decided[(t.user_id, t.key)] for t in taps]
+    decided = iter(
+        [
+            Answer(outcome, orders.get((tap.user_id, tap.key)) if outcome is Outcome.RESERVED else None)
+            for tap, outcome in zip(fresh, plan.outcomes, strict=True)
+        ]
+    )
+    answers = [
+        _replay(prior[(t.user_id, t.key)], sale_id, t) if (t.user_id, t.key) in prior else next(decided)
+        for t in taps
+    ]
     return BatchResult(answers, sale.sale_room, sold_out, plan.taken)
 
 
@@ -319,7 +328,7 @@ async def reserve_one(conn: AsyncConnection, sale_id: int, tap: Tap, ttl_s: int)
     """The baseline: one tap, one transaction, the sale row locked by its conditional decrement."""
     prior = (await conn.execute(PRIOR_ANSWERS, {"users": [tap.user_id], "keys": [tap.key]})).one_or_none()
     if prior is not None:
-        return BatchResult([_replay(prior)], 0, False, 0)
+        return BatchResult([_replay(prior, sale_id, tap)], 0, False, 0)
     taken = (
         await conn.execute(
             text(
