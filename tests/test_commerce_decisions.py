@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -247,3 +248,23 @@ async def test_enqueued_taps_get_their_answers_through_callbacks_after_the_batch
     await wait_for(lambda: len(answers) == 21)
     assert [answers[f"ok-{i}"] for i in range(20)] == [f"key-{i:05d}" for i in range(20)]
     assert isinstance(answers["failed"], ConnectionError)
+
+
+async def test_a_lane_that_cannot_be_opened_fails_the_next_batch_and_the_one_after_is_served():
+    opened = 0
+
+    @contextlib.asynccontextmanager
+    async def open_lane():
+        nonlocal opened
+        opened += 1
+        if opened == 1:
+            raise ConnectionError("database unreachable")
+        yield "lane"
+
+    async def decide(sale_id: int, taps: list[Tap], lane: object) -> list[str]:
+        return [f"{lane}:{tap.key}" for tap in taps]
+
+    batcher = TapBatcher(decide, window_s=0, open_lane=open_lane)
+    with pytest.raises(ConnectionError):
+        await batcher.submit(1, Tap(1, "key-00001", 1))
+    assert await batcher.submit(1, Tap(1, "key-00002", 1)) == "lane:key-00002"

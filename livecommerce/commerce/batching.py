@@ -195,12 +195,15 @@ class TapBatcher:
         try:
             if self._window_s:
                 await asyncio.sleep(self._window_s)
-            async with self._open_lane() as lane:
+            async with contextlib.AsyncExitStack() as stack:
+                try:
+                    lane = await stack.enter_async_context(self._open_lane())
+                except Exception as exc:  # no connection: the next batch fails, as a failed decide would
+                    taps, deliveries = self._next_batch(queue)
+                    _deliver_all(deliveries, [exc] * len(taps))
+                    return
                 while queue.taps:
-                    taps, deliveries = queue.taps[: self._max_batch], queue.deliveries[: self._max_batch]
-                    del queue.taps[: self._max_batch], queue.deliveries[: self._max_batch]
-                    self.batches += 1
-                    self.taps += len(taps)
+                    taps, deliveries = self._next_batch(queue)
                     try:
                         answers = await self._decide(sale_id, taps, lane)
                     except Exception as exc:
@@ -215,6 +218,13 @@ class TapBatcher:
                 self._queues.pop(sale_id, None)
             else:
                 queue.runner = asyncio.create_task(self._run(sale_id, queue))
+
+    def _next_batch(self, queue: _Queue) -> tuple[list[Tap], list[Deliver]]:
+        taps, deliveries = queue.taps[: self._max_batch], queue.deliveries[: self._max_batch]
+        del queue.taps[: self._max_batch], queue.deliveries[: self._max_batch]
+        self.batches += 1
+        self.taps += len(taps)
+        return taps, deliveries
 
     async def close(self) -> None:
         for queue in list(self._queues.values()):
