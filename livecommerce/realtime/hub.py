@@ -165,7 +165,7 @@ class Hub:
             return
         reply = self._reply_to(conn, command)
         try:
-            room = self._room_info.get(conn.room_id) or await self.room_info(conn.room_id)
+            room = await self.room_info(conn.room_id)
             deferred(self.context(conn.principal, room), command.data, reply)
         except Exception as exc:
             reply(exc)
