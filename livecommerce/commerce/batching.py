@@ -124,7 +124,7 @@ def decide_batch(sale: SaleSnapshot, taps: Sequence[Tap], held: Mapping[int, int
 
 
 DecideFn = Callable[[int, list[Tap], Any], Awaitable[list[Any]]]
-"""`decide(sale_id, taps, lane)`: one transaction on the lane, one answer per tap, in order."""
+"""`decide(sale_id, taps, lane)`: one atomic decision on the lane, one answer per tap, in order."""
 OpenLane = Callable[[], AbstractAsyncContextManager[Any]]
 Deliver = Callable[[Any], None]
 """Takes a tap's answer, or the exception its batch failed with."""
@@ -140,9 +140,10 @@ class _Queue:
 class TapBatcher:
     """Per sale, one batch in flight; taps arriving meanwhile form the next batch.
 
-    `decide(sale_id, taps, lane)` runs one transaction and returns one answer per tap, in order.
-    A tap's answer is delivered only after that transaction committed, so every acknowledged
-    reservation is durable. If the transaction fails, every tap in it gets the exception.
+    `decide(sale_id, taps, lane)` decides the batch atomically (its writes commit together or
+    not at all) and returns one answer per tap, in order. A tap's answer is delivered only after
+    those writes committed, so every acknowledged reservation is durable. If the decision
+    fails, every tap in it gets the exception.
 
     A sale's batches, one after another, share one lane (`open_lane()`: a database connection,
     held while taps keep coming), so a batch does not wait for a connection from the pool. A
