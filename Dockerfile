@@ -5,6 +5,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 HOST=0.0.0.0 PORT=8080 DATA_DIR
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY livecommerce ./livecommerce
+COPY web ./web
+COPY migrations ./migrations
 RUN pip install --no-cache-dir . \
     && useradd --system --home /var/lib/livecommerce --create-home livecommerce
 USER livecommerce

@@ -14,9 +14,10 @@ from livecommerce.auth import Tokens
 from livecommerce.commerce import setup as commerce
 from livecommerce.config import Settings
 from livecommerce.db.engine import make_engine, make_sessionmaker
+from livecommerce.draws import api as draws
+from livecommerce.http import error_middleware, security_headers
 from livecommerce.realtime import setup as realtime
-from livecommerce.web import accounts_api, draws_api, health, metrics, pages
-from livecommerce.web.http import error_middleware, security_headers
+from livecommerce.web import accounts_api, health, metrics, pages
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(accounts_api.routes)
     realtime.setup(app)
     commerce.setup(app)
-    draws_api.setup(app)
+    draws.setup(app)
     media.setup(app)
     pages.setup(app)
     return app

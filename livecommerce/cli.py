@@ -205,12 +205,12 @@ async def _fetch_draw(base_url: str, draw_id: int) -> dict[str, Any]:
 
 def _verify_draw(args: argparse.Namespace, settings: Settings) -> int:
     """Recompute a draw from its published data (docs/draws.md); 0 when it checks out, else 1."""
-    from livecommerce.commerce.draw_verification import verify
+    from livecommerce.draws.verification import verify
 
     if args.url:
         record = asyncio.run(_fetch_draw(args.url, args.draw_id))
     else:
-        from livecommerce.commerce.draws import draw_record
+        from livecommerce.draws.service import draw_record
 
         with data_dir_lock(settings.data_dir) if not settings.database_url else contextlib.nullcontext():
             record = asyncio.run(_with_db(settings, lambda session: draw_record(session, args.draw_id)))

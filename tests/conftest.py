@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 import warnings
 from collections.abc import AsyncIterator, Iterator
@@ -33,7 +35,7 @@ class Postgres:
 
 
 @pytest.fixture(scope="session")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgres]:
+def postgres() -> Iterator[Postgres]:
     external = os.environ.get("DATABASE_URL")
     if external:
         pg = Postgres(external.replace("postgresql+asyncpg://", "postgresql://", 1))
@@ -42,7 +44,10 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgres]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             from livecommerce.db.embedded import EmbeddedPostgres
-        server = EmbeddedPostgres(tmp_path_factory.mktemp("pg"), durable=False)
+        # outside pytest's base temp: another pytest run of the same user makes that folder
+        # private (0700), which would lock PostgreSQL's system user out of its own data
+        pgdata = Path(tempfile.mkdtemp(prefix="livecommerce-test-pg-"))
+        server = EmbeddedPostgres(pgdata, durable=False)
         server.start()
         pg = Postgres(server.dsn("postgres"))
     import asyncio
@@ -60,6 +65,7 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgres]:
     yield pg
     if server is not None:
         server.stop()
+        shutil.rmtree(pgdata, ignore_errors=True)
 
 
 @pytest.fixture

@@ -157,7 +157,13 @@ class ServerProcess:
 
 
 def spawn_server(
-    env: dict[str, str], *args: str, data_dir: Path, port: int | None = None, timeout: float = 60
+    env: dict[str, str],
+    *args: str,
+    data_dir: Path,
+    port: int | None = None,
+    timeout: float = 60,
+    python: str = sys.executable,
+    cwd: Path = ROOT,
 ) -> ServerProcess:
     """Start `python -m livecommerce serve` and wait until /healthz answers."""
     port = port or free_port()
@@ -166,9 +172,9 @@ def spawn_server(
     full_env = {**os.environ, **env, "PORT": str(port), "DATA_DIR": str(data_dir)}
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "livecommerce", "serve", *args],
+            [python, "-m", "livecommerce", "serve", *args],
             env=full_env,
-            cwd=ROOT,
+            cwd=cwd,
             stdout=log,
             stderr=subprocess.STDOUT,
         )

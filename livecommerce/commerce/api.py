@@ -20,8 +20,8 @@ from livecommerce.commerce.catalog import product_card
 from livecommerce.commerce.orders import recent_orders
 from livecommerce.db.models import Room, Sku
 from livecommerce.errors import AppError
+from livecommerce.http import int_param, json_response, principal, read_json
 from livecommerce.realtime.hub import HUB
-from livecommerce.web.http import int_param, json_response, principal, read_json
 
 routes = web.RouteTableDef()
 

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from livecommerce.appkeys import ENGINE, METRICS, SESSIONS, SETTINGS
-from livecommerce.commerce import api, commands
+from livecommerce.commerce import api, cards, commands
 from livecommerce.commerce.appkeys import COMMERCE_EVENTS, ORDERS, PAYMENTS
 from livecommerce.commerce.events import CommerceEvents
 from livecommerce.commerce.expiry import ExpirySweeper
@@ -24,6 +24,7 @@ def setup(app: web.Application) -> None:
     """Needs the realtime plane's hub (set up first); components start once the database is up."""
     app.add_routes(api.routes)
     commands.register(app[HUB])
+    cards.register(app[HUB])
 
     async def running(app: web.Application) -> AsyncIterator[None]:
         settings = app[SETTINGS]

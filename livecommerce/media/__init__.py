@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from livecommerce.appkeys import SETTINGS
+from livecommerce.http import int_param, json_response
 from livecommerce.media import signalling, whep, whip
 from livecommerce.media.node import MEDIA, MediaNode
-from livecommerce.web.http import int_param, json_response
 
 
 async def stream_status(request: web.Request) -> web.Response:

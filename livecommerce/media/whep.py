@@ -9,10 +9,10 @@ from aiohttp import web
 
 from livecommerce.appkeys import SETTINGS
 from livecommerce.errors import AppError
+from livecommerce.http import error_response, int_param
 from livecommerce.media import offer, peer, signalling
 from livecommerce.media.aiortc_internals import lean_sender
 from livecommerce.media.node import MEDIA
-from livecommerce.web.http import error_response, int_param
 
 RETRY_AFTER_SECONDS = 10
 

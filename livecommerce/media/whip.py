@@ -19,11 +19,11 @@ from aiohttp import web
 from livecommerce.accounts import room_for_stream_key
 from livecommerce.appkeys import SESSIONS, SETTINGS
 from livecommerce.errors import AppError
+from livecommerce.http import int_param
 from livecommerce.media import offer, peer, sessions, signalling
 from livecommerce.media.node import MEDIA, MediaNode
 from livecommerce.media.receiver import tap
 from livecommerce.media.stream import Publisher, PublisherSink, Stream
-from livecommerce.web.http import int_param
 
 log = logging.getLogger(__name__)
 

@@ -16,10 +16,10 @@ from livecommerce.auth import Principal, authorize
 from livecommerce.config import Settings
 from livecommerce.db.models import ChatMessage
 from livecommerce.errors import AppError
+from livecommerce.http import parse
 from livecommerce.realtime import moderation
 from livecommerce.realtime.hub import CommandContext, Hub
 from livecommerce.realtime.ratelimit import BucketMap
-from livecommerce.web.http import parse
 
 RECENT_IN_SNAPSHOT = 50
 

@@ -20,9 +20,9 @@ from livecommerce.appkeys import SESSIONS
 from livecommerce.auth import Principal, audit, authorize
 from livecommerce.db.models import ChatMessage, Role, Room, RoomRestriction, User
 from livecommerce.errors import AppError
+from livecommerce.http import parse
 from livecommerce.realtime.connection import Connection
 from livecommerce.realtime.hub import CommandContext, Hub
-from livecommerce.web.http import parse
 
 MUTE = "mute"
 BAN = "ban"

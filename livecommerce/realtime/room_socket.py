@@ -15,12 +15,12 @@ from aiohttp import WSMsgType, web
 from livecommerce.appkeys import SETTINGS, TOKENS
 from livecommerce.auth import Principal
 from livecommerce.errors import AppError
+from livecommerce.http import token_of
 from livecommerce.realtime import moderation, protocol
 from livecommerce.realtime.connection import Connection
 from livecommerce.realtime.hub import HUB, Hub
 from livecommerce.realtime.ratelimit import TokenBucket
 from livecommerce.realtime.resume import Resume, plan_resume
-from livecommerce.web.http import token_of
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()

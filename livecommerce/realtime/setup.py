@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from livecommerce.appkeys import METRICS, SETTINGS
-from livecommerce.realtime import cards, chat, moderation, rooms
+from livecommerce.realtime import chat, moderation, rooms
 from livecommerce.realtime.hub import HUB, Hub
 from livecommerce.realtime.room_socket import routes
 
@@ -16,7 +16,6 @@ def setup(app: web.Application) -> None:
     hub = Hub(app, app[SETTINGS], app[METRICS])
     app[HUB] = hub
     rooms.register(hub)
-    cards.register(hub)
     chat.register(hub, app[SETTINGS])
     moderation.register(hub)
     app.add_routes(routes)

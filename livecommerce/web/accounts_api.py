@@ -11,7 +11,7 @@ from livecommerce.appkeys import SESSIONS, SETTINGS, TOKENS
 from livecommerce.auth import COOKIE_NAME, Principal, audit, authorize
 from livecommerce.db.models import Room
 from livecommerce.errors import AppError
-from livecommerce.web.http import int_param, json_response, principal, read_json
+from livecommerce.http import int_param, json_response, principal, read_json
 
 routes = web.RouteTableDef()
 

@@ -9,7 +9,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from livecommerce.appkeys import ENGINE, METRICS, SETTINGS
-from livecommerce.web.http import json_response
+from livecommerce.http import json_response
 
 routes = web.RouteTableDef()
 

@@ -8,7 +8,7 @@ from aiohttp import web
 from prometheus_client import Counter, Histogram
 
 from livecommerce.appkeys import METRICS
-from livecommerce.web.http import Handler
+from livecommerce.http import Handler
 
 REQUESTS = web.AppKey("http_requests", Counter)
 LATENCY = web.AppKey("http_latency", Histogram)

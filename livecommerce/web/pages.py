@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import html
 import re
-from importlib import resources
-from pathlib import Path
 
 from aiohttp import web
 from sqlalchemy import select
@@ -13,16 +11,16 @@ from sqlalchemy import select
 from livecommerce.appkeys import SESSIONS, SETTINGS
 from livecommerce.db.models import Room
 from livecommerce.errors import AppError
-from livecommerce.web.http import int_param
+from livecommerce.http import int_param
+from livecommerce.resources import web_root
 
-STATIC = Path(str(resources.files("livecommerce.web") / "static"))
 _SLOT = re.compile(r"\{\{(\w+)\}\}")
 
 routes = web.RouteTableDef()
 
 
 def _page(name: str) -> str:
-    return (STATIC / f"{name}.html").read_text(encoding="utf-8")
+    return (web_root() / f"{name}.html").read_text(encoding="utf-8")
 
 
 def _html(text: str, status: int = 200) -> web.Response:
@@ -88,6 +86,6 @@ async def index(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
-    """Add the page routes and serve `web/static/` under `/static/`."""
+    """Add the page routes and serve `web/` under `/static/`."""
     app.add_routes(routes)
-    app.router.add_static("/static/", STATIC, append_version=False)
+    app.router.add_static("/static/", web_root(), append_version=False)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from livecommerce.commerce.draw_verification import (
+from livecommerce.draws.verification import (
     ALGORITHM,
     canonical_entrants,
     commitment,
@@ -26,7 +26,7 @@ from livecommerce.commerce.draw_verification import (
     verify,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE_SEED = bytes(range(32)).hex()
 EXAMPLE_ENTRANTS = [17, 3, 42, 8, 105]
 
@@ -192,7 +192,7 @@ def test_browser_verifier_agrees_with_the_server(tmp_path):
         },
     ]
     script = tmp_path / "check.mjs"
-    module = (ROOT / "livecommerce/web/static/js/draw-verify.js").as_uri()
+    module = (ROOT / "web/js/draw-verify.js").as_uri()
     script.write_text(
         f'import {{ verifyDraw }} from "{module}";\n'
         "let input = '';\n"

@@ -16,7 +16,7 @@ from valkey_fixture import redis_url, valkey  # noqa: F401
 
 from livecommerce import accounts
 from livecommerce.appkeys import SESSIONS, TOKENS
-from livecommerce.commerce.draw_verification import verify
+from livecommerce.draws.verification import verify
 
 pytestmark = pytest.mark.multinode
 

@@ -11,10 +11,10 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from livecommerce.appkeys import SESSIONS, SETTINGS
-from livecommerce.commerce.draws import DrawService, StartDraw
 from livecommerce.commerce.prizes import Shipping
+from livecommerce.draws.service import DrawService, StartDraw
+from livecommerce.http import int_param, json_response, parse, principal, read_json
 from livecommerce.realtime.hub import HUB, CommandContext
-from livecommerce.web.http import int_param, json_response, parse, principal, read_json
 
 DRAWS = web.AppKey("draws", DrawService)
 routes = web.RouteTableDef()

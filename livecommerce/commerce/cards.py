@@ -13,8 +13,8 @@ from livecommerce.auth import Principal, audit, authorize
 from livecommerce.commerce.catalog import product_card
 from livecommerce.db.models import Product, Room
 from livecommerce.errors import AppError
+from livecommerce.http import parse
 from livecommerce.realtime.hub import CommandContext, Hub
-from livecommerce.web.http import parse
 
 
 class PinCard(BaseModel):

@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.media, pytest.mark.asyncio(loop_s
 __all__ = ["browser", "server"]
 
 PAGES = ROOT / "tests" / "media_pages"
-JS = ROOT / "livecommerce" / "web" / "static" / "js"
+JS = ROOT / "web" / "js"
 
 
 @pytest_asyncio.fixture(loop_scope="module")

@@ -1,5 +1,5 @@
 """The prize-draw service: start, enter, close (exactly once, on any node, after restarts),
-publish, and claim. The algorithm itself lives in `draw_verification`."""
+publish, and claim. The algorithm itself lives in `verification`."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from livecommerce.auth import Principal, audit, authorize
-from livecommerce.commerce import draw_verification, prizes
+from livecommerce.commerce import prizes
 from livecommerce.db.models import (
     Draw,
     DrawEntry,
@@ -32,6 +32,7 @@ from livecommerce.db.models import (
     StreamSession,
     User,
 )
+from livecommerce.draws import verification
 from livecommerce.errors import AppError
 
 if TYPE_CHECKING:
@@ -108,7 +109,7 @@ def draw_view(
         "remaining_seconds": max(0.0, (draw.closes_at - now).total_seconds()) if not closed else 0.0,
         "closed_at": _iso(draw.closed_at),
         "claim_deadline": _iso(draw.claim_deadline) if draw.prize_sku_id is not None else None,
-        "algorithm": draw_verification.ALGORITHM,
+        "algorithm": verification.ALGORITHM,
         "seed_commitment": draw.seed_commitment,
         "seed": draw.seed if closed else None,
         "entrants_hash": draw.entrants_hash,
@@ -191,7 +192,7 @@ class DrawService:
                 prize_text = prize_text or sku.name
             now = datetime.now(UTC)
             closes_at = now + timedelta(seconds=spec.duration_seconds)
-            seed = draw_verification.new_seed()
+            seed = verification.new_seed()
             draw = Draw(
                 room_id=room_id,
                 merchant_id=room.merchant_id,
@@ -205,7 +206,7 @@ class DrawService:
                     spec.min_watch_seconds if spec.min_watch_seconds is not None else self._default_min_watch
                 ),
                 seed=seed,
-                seed_commitment=draw_verification.commitment(seed),
+                seed_commitment=verification.commitment(seed),
                 opens_at=now,
                 closes_at=closes_at,
                 claim_deadline=closes_at + timedelta(seconds=spec.claim_seconds),
@@ -391,10 +392,10 @@ class DrawService:
                 )
             ).all()
             names = {user_id: name for user_id, name in rows}
-            entrants = draw_verification.canonical_entrants(names)
-            draw.entrants_hash = draw_verification.entrants_hash(entrants)
+            entrants = verification.canonical_entrants(names)
+            draw.entrants_hash = verification.entrants_hash(entrants)
             draw.entrant_count = len(entrants)
-            picked = draw_verification.select_winners(draw.seed, entrants, draw.winners_count)
+            picked = verification.select_winners(draw.seed, entrants, draw.winners_count)
             winners = [
                 DrawWinner(draw_id=draw.id, rank=rank, user_id=uid) for rank, uid in enumerate(picked, 1)
             ]

@@ -19,13 +19,13 @@ from sqlalchemy import update
 
 from livecommerce import accounts
 from livecommerce.appkeys import SESSIONS
-from livecommerce.commerce.draw_verification import verify
-from livecommerce.commerce.draws import DrawService, StartDraw, draw_record, mentions_keyword
 from livecommerce.db.engine import make_engine, make_sessionmaker
 from livecommerce.db.models import Draw, DrawWinner, Order, OrderKind, OrderStatus, Role, Sku, StreamSession
+from livecommerce.draws.service import DrawService, StartDraw, draw_record, mentions_keyword
+from livecommerce.draws.verification import verify
 from livecommerce.errors import AppError
+from livecommerce.http import parse
 from livecommerce.realtime.hub import HUB, Hub
-from livecommerce.web.http import parse
 
 SHIPPING = {
     "name": "Ann Lee",
