@@ -9,7 +9,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from livecommerce import media
-from livecommerce.appkeys import ENGINE, METRICS, SESSIONS, SETTINGS, TOKENS
+from livecommerce.appkeys import ENGINE, METRICS, SESSION_FACTORY, SETTINGS, TOKENS
 from livecommerce.auth import Tokens
 from livecommerce.commerce import setup as commerce
 from livecommerce.config import Settings
@@ -26,7 +26,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
     app[ENGINE] = engine
-    app[SESSIONS] = make_sessionmaker(engine)
+    app[SESSION_FACTORY] = make_sessionmaker(engine)
     yield
     await engine.dispose()
 

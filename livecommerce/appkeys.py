@@ -11,6 +11,6 @@ from livecommerce.config import Settings
 
 SETTINGS = web.AppKey("settings", Settings)
 ENGINE = web.AppKey("engine", AsyncEngine)
-SESSIONS = web.AppKey("sessions", async_sessionmaker[AsyncSession])
+SESSION_FACTORY = web.AppKey("sessions", async_sessionmaker[AsyncSession])
 TOKENS = web.AppKey("tokens", Tokens)
 METRICS = web.AppKey("metrics", CollectorRegistry)

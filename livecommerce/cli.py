@@ -88,7 +88,7 @@ async def _serve(settings: Settings, demo: bool) -> None:
     from aiohttp import web
 
     from livecommerce.app import create_app
-    from livecommerce.appkeys import SESSIONS
+    from livecommerce.appkeys import SESSION_FACTORY
     from livecommerce.db.migrate import upgrade_async
 
     async with database(settings):
@@ -99,7 +99,7 @@ async def _serve(settings: Settings, demo: bool) -> None:
         if demo:
             from livecommerce.demo import seed_demo
 
-            async with app[SESSIONS].begin() as session:
+            async with app[SESSION_FACTORY].begin() as session:
                 info = await seed_demo(session, base_url=settings.base_url, data_dir=settings.data_dir)
             print(f"demo data written to {settings.data_dir / 'demo.json'}")
             for page in ("studio_url", "watch_url", "console_url"):

@@ -18,7 +18,7 @@ from aiohttp import web
 
 from livecommerce import accounts
 from livecommerce.app import create_app
-from livecommerce.appkeys import SESSIONS, TOKENS
+from livecommerce.appkeys import SESSION_FACTORY, TOKENS
 from livecommerce.config import Settings
 from livecommerce.db.models import Product, Role, Sku
 
@@ -87,7 +87,7 @@ class LiveServer:
 
     async def seed(self, *, stock: int = 100, price_minor: int = 1999, currency: str = "USD") -> World:
         """Create a merchant, room, product, SKU, stream key and one account per staff role."""
-        async with self.app[SESSIONS].begin() as session:
+        async with self.app[SESSION_FACTORY].begin() as session:
             suffix = os.urandom(3).hex()
             merchant = await accounts.create_merchant(
                 session, name="Shop", slug=f"shop-{suffix}", currency=currency

@@ -12,7 +12,7 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from livecommerce.appkeys import ENGINE, SESSIONS
+from livecommerce.appkeys import ENGINE, SESSION_FACTORY
 from livecommerce.auth import Principal, audit, authorize
 from livecommerce.commerce import dashboard, inventory, sales
 from livecommerce.commerce.appkeys import COMMERCE_EVENTS, ORDERS, PAYMENTS
@@ -201,7 +201,7 @@ async def create_product(request: web.Request) -> web.Response:
     body = await read_json(request, NewProduct)
     merchant_id = _own_merchant(who, body.merchant_id)
     authorize(who, "inventory.manage", merchant_id)
-    async with request.app[SESSIONS].begin() as session:
+    async with request.app[SESSION_FACTORY].begin() as session:
         conn = await session.connection()
         product_id = await conn.scalar(
             text(
@@ -228,7 +228,7 @@ async def create_sku(request: web.Request) -> web.Response:
     who = principal(request)
     product_id = int_param(request, "product_id")
     body = await read_json(request, NewSku)
-    async with request.app[SESSIONS].begin() as session:
+    async with request.app[SESSION_FACTORY].begin() as session:
         conn = await session.connection()
         merchant_id = await _authorize_on(conn, who, "inventory.manage", "products", product_id)
         try:
@@ -267,7 +267,7 @@ async def change_stock(request: web.Request) -> web.Response:
     who = principal(request)
     sku_id = int_param(request, "sku_id")
     body = await read_json(request, StockChange)
-    async with request.app[SESSIONS].begin() as session:
+    async with request.app[SESSION_FACTORY].begin() as session:
         conn = await session.connection()
         merchant_id = await _authorize_on(conn, who, "inventory.manage", "skus", sku_id)
         stock = await inventory.receive(conn, sku_id, body.delta)
@@ -289,7 +289,7 @@ async def reprice_sku(request: web.Request) -> web.Response:
     who = principal(request)
     sku_id = int_param(request, "sku_id")
     body = await read_json(request, SkuPrice)
-    async with request.app[SESSIONS].begin() as session:
+    async with request.app[SESSION_FACTORY].begin() as session:
         conn = await session.connection()
         merchant_id = await _authorize_on(conn, who, "inventory.manage", "skus", sku_id)
         sku = await session.get_one(Sku, sku_id, with_for_update=True)
@@ -318,7 +318,7 @@ async def reprice_sku(request: web.Request) -> web.Response:
 async def create_sale(request: web.Request) -> web.Response:
     who = principal(request)
     body = await read_json(request, NewSale)
-    async with request.app[SESSIONS].begin() as session:
+    async with request.app[SESSION_FACTORY].begin() as session:
         conn = await session.connection()
         merchant_id = await _authorize_on(conn, who, "sale.manage", "rooms", body.room_id)
         view = await sales.create_sale(
@@ -355,7 +355,7 @@ async def _sale_action(
     """Run one operator change on a sale in a transaction with its audit row, then announce it."""
     who = principal(request)
     sale_id = int_param(request, "sale_id")
-    async with request.app[SESSIONS].begin() as session:
+    async with request.app[SESSION_FACTORY].begin() as session:
         conn = await session.connection()
         merchant_id = await _authorize_on(conn, who, "sale.manage", "flash_sales", sale_id)
         events = await change(conn, sale_id)

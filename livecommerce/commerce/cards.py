@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel
 from sqlalchemy import select, update
 
-from livecommerce.appkeys import SESSIONS
+from livecommerce.appkeys import SESSION_FACTORY
 from livecommerce.auth import Principal, audit, authorize
 from livecommerce.commerce.catalog import product_card
 from livecommerce.db.models import Product, Room
@@ -24,7 +24,7 @@ class PinCard(BaseModel):
 async def pin(ctx: CommandContext, data: dict[str, Any]) -> dict[str, Any]:
     authorize(ctx.principal, "card.pin", ctx.merchant_id)
     body = parse(PinCard, data)
-    async with ctx.app[SESSIONS].begin() as session:
+    async with ctx.app[SESSION_FACTORY].begin() as session:
         merchant_id = await session.scalar(select(Product.merchant_id).where(Product.id == body.product_id))
         if merchant_id != ctx.merchant_id:
             raise AppError("not_found", f"product {body.product_id} is not in this shop")
@@ -49,7 +49,7 @@ async def pin(ctx: CommandContext, data: dict[str, Any]) -> dict[str, Any]:
 
 async def unpin(ctx: CommandContext, data: dict[str, Any]) -> dict[str, Any]:
     authorize(ctx.principal, "card.pin", ctx.merchant_id)
-    async with ctx.app[SESSIONS].begin() as session:
+    async with ctx.app[SESSION_FACTORY].begin() as session:
         previous = await session.scalar(select(Room.pinned_product_id).where(Room.id == ctx.room_id))
         await session.execute(
             update(Room).where(Room.id == ctx.room_id).values(pinned_product_id=None, pinned_at=None)
@@ -69,7 +69,7 @@ async def unpin(ctx: CommandContext, data: dict[str, Any]) -> dict[str, Any]:
 
 def register(hub: Hub) -> None:
     async def pinned_card(room_id: int, principal: Principal) -> dict[str, Any] | None:
-        async with hub.app[SESSIONS]() as session:
+        async with hub.app[SESSION_FACTORY]() as session:
             product_id = await session.scalar(select(Room.pinned_product_id).where(Room.id == room_id))
             return await product_card(session, product_id) if product_id else None
 

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from livecommerce.appkeys import ENGINE, METRICS, SESSIONS, SETTINGS
+from livecommerce.appkeys import ENGINE, METRICS, SESSION_FACTORY, SETTINGS
 from livecommerce.commerce import api, cards, commands
 from livecommerce.commerce.appkeys import COMMERCE_EVENTS, ORDERS, PAYMENTS
 from livecommerce.commerce.events import CommerceEvents
@@ -34,7 +34,7 @@ def setup(app: web.Application) -> None:
         metrics = OrderMetrics(app[METRICS])
         orders = OrderService(
             engine,
-            app[SESSIONS],
+            app[SESSION_FACTORY],
             SaleDirectory(engine),
             events,
             ttl_s=settings.reservation_ttl_seconds,
@@ -42,7 +42,7 @@ def setup(app: web.Application) -> None:
             window_s=settings.order_batch_window_ms / 1000,
             metrics=metrics,
         )
-        payments = Payments(settings, engine, app[SESSIONS], orders)
+        payments = Payments(settings, engine, app[SESSION_FACTORY], orders)
         app[COMMERCE_EVENTS], app[ORDERS], app[PAYMENTS] = events, orders, payments
         loops = [
             asyncio.create_task(SaleClock(engine, events).run(), name="sale-clock"),

@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel
 
-from livecommerce.appkeys import SESSIONS, SETTINGS
+from livecommerce.appkeys import SESSION_FACTORY, SETTINGS
 from livecommerce.commerce.prizes import Shipping
 from livecommerce.draws.service import DrawService, StartDraw
 from livecommerce.http import int_param, json_response, parse, principal, read_json
@@ -87,7 +87,7 @@ async def _claim_command(ctx: CommandContext, data: dict[str, Any]) -> dict[str,
 async def _draws(app: web.Application) -> AsyncIterator[None]:
     """Create the service once the database and hub exist, hook it into rooms, run the closer."""
     hub = app[HUB]
-    service = DrawService(app[SESSIONS], hub, app[SETTINGS].draw_min_watch_seconds)
+    service = DrawService(app[SESSION_FACTORY], hub, app[SETTINGS].draw_min_watch_seconds)
     app[DRAWS] = service
     hub.command("draw.start", _start_command)
     hub.command("draw.enter", _enter_command)

@@ -22,7 +22,7 @@ from aiortc import RTCPeerConnection
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
-from livecommerce.media import sessions
+from livecommerce.media import broadcasts
 from livecommerce.media.forwarder import Fanout
 from livecommerce.media.keyframes import KeyframeRelay
 from livecommerce.media.receiver import EncodedFrameReceiver
@@ -211,8 +211,8 @@ class Stream:
         await asyncio.gather(*closing, return_exceptions=True)
         if self.session_id is not None:
             try:
-                await sessions.record_end(self.app, self.room_id, self.session_id, reason)
-                await sessions.announce(
+                await broadcasts.record_end(self.app, self.room_id, self.session_id, reason)
+                await broadcasts.announce(
                     self.app,
                     self.room_id,
                     "stream.ended",

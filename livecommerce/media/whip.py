@@ -17,10 +17,10 @@ import logging
 from aiohttp import web
 
 from livecommerce.accounts import room_for_stream_key
-from livecommerce.appkeys import SESSIONS, SETTINGS
+from livecommerce.appkeys import SESSION_FACTORY, SETTINGS
 from livecommerce.errors import AppError
 from livecommerce.http import int_param
-from livecommerce.media import offer, peer, sessions, signalling
+from livecommerce.media import broadcasts, offer, peer, signalling
 from livecommerce.media.node import MEDIA, MediaNode
 from livecommerce.media.receiver import tap
 from livecommerce.media.stream import Publisher, PublisherSink, Stream
@@ -36,7 +36,7 @@ async def post(request: web.Request) -> web.Response:
     key = signalling.bearer(request)
     if key is None:
         raise AppError("unauthorized", "send the room's stream key as `Authorization: Bearer <key>`")
-    async with request.app[SESSIONS]() as session:
+    async with request.app[SESSION_FACTORY]() as session:
         stream_key = await room_for_stream_key(session, key)
     if stream_key is None or stream_key.room_id != room_id:
         raise AppError("invalid_stream_key", "this stream key is not valid for this room")
@@ -102,7 +102,7 @@ async def _attach(
     node.add_publisher(stream, publisher)
     if starting:
         names = stream.codec_names
-        broadcast = sessions.Broadcast(
+        broadcast = broadcasts.Broadcast(
             room_id=stream.room_id,
             stream_key_id=publisher.stream_key_id,
             publisher_address=request.remote or "",
@@ -111,7 +111,7 @@ async def _attach(
             audio_codec=names.get("audio"),
         )
         try:
-            stream.session_id, stream.started_at = await sessions.record_start(request.app, broadcast)
+            stream.session_id, stream.started_at = await broadcasts.record_start(request.app, broadcast)
         except BaseException:
             await stream.end("failed")
             raise
@@ -119,7 +119,7 @@ async def _attach(
             "stream_session_id": stream.session_id,
             **{f"{kind}_codec": name for kind, name in names.items()},
         }
-        await sessions.announce(request.app, stream.room_id, "stream.live", live)
+        await broadcasts.announce(request.app, stream.room_id, "stream.live", live)
     return stream
 
 

@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import BaseModel
 from sqlalchemy import select
 
-from livecommerce.appkeys import SESSIONS
+from livecommerce.appkeys import SESSION_FACTORY
 from livecommerce.auth import Principal, authorize
 from livecommerce.config import Settings
 from livecommerce.db.models import ChatMessage
@@ -75,7 +75,7 @@ class Chat:
             raise AppError(
                 "rate_limited", "you are sending messages too fast", details={"retry_after": retry}
             )
-        async with ctx.app[SESSIONS].begin() as session:
+        async with ctx.app[SESSION_FACTORY].begin() as session:
             until = await moderation.muted_until(session, ctx.room_id, principal.user_id)
             if until is not None:
                 raise AppError("muted", "you are muted in this room", details={"until": until.isoformat()})
@@ -97,7 +97,7 @@ class Chat:
         return {"message_id": event["id"]}
 
     async def recent(self, room_id: int, principal: Principal) -> list[dict[str, Any]]:
-        async with self.hub.app[SESSIONS]() as session:
+        async with self.hub.app[SESSION_FACTORY]() as session:
             rows = (
                 await session.scalars(
                     select(ChatMessage)

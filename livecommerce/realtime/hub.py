@@ -19,7 +19,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from sqlalchemy import select
 
-from livecommerce.appkeys import SESSIONS
+from livecommerce.appkeys import SESSION_FACTORY
 from livecommerce.auth import Principal
 from livecommerce.config import Settings
 from livecommerce.db.models import Room
@@ -234,7 +234,7 @@ class Hub:
         """The room's cached settings; `not_found` if there is no such room."""
         info = self._room_info.get(room_id)
         if info is None:
-            async with self.app[SESSIONS]() as session:
+            async with self.app[SESSION_FACTORY]() as session:
                 room = await session.scalar(select(Room).where(Room.id == room_id))
             if room is None:
                 raise AppError("not_found", f"room {room_id} does not exist")
@@ -475,7 +475,7 @@ class Hub:
                 payload = protocol.unsequenced_event("presence", {"viewers": viewers}, time.time())
                 self._fan_out(room, [payload])
         if any(counts.values()):
-            self._spawn(record_viewers(self.app[SESSIONS], counts))
+            self._spawn(record_viewers(self.app[SESSION_FACTORY], counts))
 
 
 HUB = web.AppKey("hub", Hub)

@@ -16,7 +16,7 @@ from sqlalchemy import delete, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from livecommerce.appkeys import SESSIONS
+from livecommerce.appkeys import SESSION_FACTORY
 from livecommerce.auth import Principal, audit, authorize
 from livecommerce.db.models import ChatMessage, Role, Room, RoomRestriction, User
 from livecommerce.errors import AppError
@@ -62,7 +62,7 @@ async def check_not_banned(
     who = RoomRestriction.user_id == principal.user_id
     if principal.is_guest:
         who = or_(who, RoomRestriction.client_hash == client_hash)
-    async with app[SESSIONS]() as session:
+    async with app[SESSION_FACTORY]() as session:
         banned = await session.scalar(
             select(RoomRestriction.user_id)
             .where(RoomRestriction.room_id == room_id, RoomRestriction.kind == BAN)
@@ -78,7 +78,7 @@ async def remember_banned_address(app: web.Application, room_id: int, conn: Conn
     held the connection)."""
     if not conn.principal.is_guest:
         return
-    async with app[SESSIONS].begin() as session:
+    async with app[SESSION_FACTORY].begin() as session:
         await session.execute(
             update(RoomRestriction)
             .where(RoomRestriction.room_id == room_id, RoomRestriction.user_id == conn.user_id)
@@ -114,7 +114,7 @@ async def _target(session: AsyncSession, ctx: CommandContext, user_id: int) -> U
 async def _restrict(ctx: CommandContext, kind: str, body: Restrict) -> datetime | None:
     now = datetime.now(UTC)
     expires = now + timedelta(seconds=body.seconds) if body.seconds else None
-    async with ctx.app[SESSIONS].begin() as session:
+    async with ctx.app[SESSION_FACTORY].begin() as session:
         await _target(session, ctx, body.user_id)
         values = {
             "room_id": ctx.room_id,
@@ -146,7 +146,7 @@ async def _restrict(ctx: CommandContext, kind: str, body: Restrict) -> datetime 
 
 
 async def _lift(ctx: CommandContext, kind: str, body: Lift) -> bool:
-    async with ctx.app[SESSIONS].begin() as session:
+    async with ctx.app[SESSION_FACTORY].begin() as session:
         result = await session.execute(
             delete(RoomRestriction).where(
                 RoomRestriction.room_id == ctx.room_id,
@@ -169,7 +169,7 @@ async def _lift(ctx: CommandContext, kind: str, body: Lift) -> bool:
 async def delete_message(ctx: CommandContext, data: dict[str, Any]) -> dict[str, Any]:
     authorize(ctx.principal, "chat.delete", ctx.merchant_id)
     body = parse(DeleteMessage, data)
-    async with ctx.app[SESSIONS].begin() as session:
+    async with ctx.app[SESSION_FACTORY].begin() as session:
         deleted = await session.scalar(
             update(ChatMessage)
             .where(ChatMessage.id == body.message_id, ChatMessage.room_id == ctx.room_id)
@@ -232,7 +232,7 @@ async def unban(ctx: CommandContext, data: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _update_room(ctx: CommandContext, action: str, details: dict[str, Any], **values: Any) -> int:
-    async with ctx.app[SESSIONS].begin() as session:
+    async with ctx.app[SESSION_FACTORY].begin() as session:
         slow_mode = await session.scalar(
             update(Room).where(Room.id == ctx.room_id).values(**values).returning(Room.slow_mode_seconds)
         )
@@ -282,7 +282,7 @@ async def set_blocked_words(ctx: CommandContext, data: dict[str, Any]) -> dict[s
 
 async def you(room_id: int, principal: Principal, app: web.Application) -> dict[str, Any]:
     """The caller's own standing in the room, for the snapshot."""
-    async with app[SESSIONS]() as session:
+    async with app[SESSION_FACTORY]() as session:
         until = await muted_until(session, room_id, principal.user_id)
     return {
         "user_id": principal.user_id,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from livecommerce.appkeys import SESSIONS
+from livecommerce.appkeys import SESSION_FACTORY
 from livecommerce.auth import Principal, may
 from livecommerce.db.models import Room
 from livecommerce.realtime.hub import Hub
@@ -12,7 +12,7 @@ from livecommerce.realtime.hub import Hub
 
 def register(hub: Hub) -> None:
     async def room_state(room_id: int, principal: Principal) -> dict[str, Any]:
-        async with hub.app[SESSIONS]() as session:
+        async with hub.app[SESSION_FACTORY]() as session:
             room = await session.get(Room, room_id)
         assert room is not None  # the socket joined only after finding the room
         state: dict[str, Any] = {

@@ -7,7 +7,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from livecommerce import accounts
-from livecommerce.appkeys import SESSIONS, SETTINGS, TOKENS
+from livecommerce.appkeys import SESSION_FACTORY, SETTINGS, TOKENS
 from livecommerce.auth import COOKIE_NAME, Principal, audit, authorize
 from livecommerce.db.models import Room
 from livecommerce.errors import AppError
@@ -59,7 +59,7 @@ def _session_response(request: web.Request, who: Principal) -> web.Response:
 @routes.post("/api/auth/login")
 async def login(request: web.Request) -> web.Response:
     body = await read_json(request, LoginBody)
-    async with request.app[SESSIONS]() as session:
+    async with request.app[SESSION_FACTORY]() as session:
         user = await accounts.sign_in(session, body.login, body.password)
     return _session_response(request, accounts.principal_of(user))
 
@@ -67,7 +67,7 @@ async def login(request: web.Request) -> web.Response:
 @routes.post("/api/auth/guest")
 async def guest(request: web.Request) -> web.Response:
     body = await read_json(request, GuestBody)
-    async with request.app[SESSIONS].begin() as session:
+    async with request.app[SESSION_FACTORY].begin() as session:
         user = await accounts.create_guest(session, body.display_name)
     return _session_response(request, accounts.principal_of(user))
 
@@ -99,7 +99,7 @@ async def create_stream_key(request: web.Request) -> web.Response:
     room_id = int_param(request, "room_id")
     body = await read_json(request, StreamKeyBody)
     who = principal(request)
-    async with request.app[SESSIONS].begin() as session:
+    async with request.app[SESSION_FACTORY].begin() as session:
         room = await session.scalar(select(Room).where(Room.id == room_id))
         if room is None:
             raise AppError("not_found", "no such room")

@@ -25,7 +25,7 @@ from helpers import LiveServer, World, wait_for
 from playwright.async_api import Page, expect
 from sqlalchemy import select, update
 
-from livecommerce.appkeys import SESSIONS
+from livecommerce.appkeys import SESSION_FACTORY
 from livecommerce.db.models import Draw, DrawWinner, Order, OrderKind, Sku, StreamSession
 from livecommerce.realtime.hub import HUB
 from livecommerce.realtime.viewer_samples import record_viewers
@@ -233,7 +233,7 @@ async def test_draw_winner_claims_the_sku_prize_with_an_address_and_a_late_claim
     await fill_address(claim)
     await expect(watch.locator("#claim-result")).to_have_text(re.compile(r"^Prize claimed \(order \d+\)"))
     await expect(claim).to_be_hidden()
-    async with server.app[SESSIONS]() as session:
+    async with server.app[SESSION_FACTORY]() as session:
         order = await session.scalar(select(Order).where(Order.kind == OrderKind.PRIZE))
         assert order.shipping["country"] == "GB" and order.shipping["phone"] == "+44 20 7946 0000"
         winner = await session.scalar(select(DrawWinner).where(DrawWinner.draw_id == first))
@@ -241,7 +241,7 @@ async def test_draw_winner_claims_the_sku_prize_with_an_address_and_a_late_claim
 
     second = await draw_won_by_the_viewer()
     await expect(claim).to_be_visible()
-    async with server.app[SESSIONS].begin() as session:
+    async with server.app[SESSION_FACTORY].begin() as session:
         await session.execute(
             update(Draw)
             .where(Draw.id == second)
@@ -257,7 +257,7 @@ async def test_console_dashboard_follows_the_chosen_stream_with_viewers_and_csv(
 ) -> None:
     world = await server.seed()
     now = datetime.now(UTC)
-    async with server.app[SESSIONS].begin() as session:
+    async with server.app[SESSION_FACTORY].begin() as session:
         earlier = StreamSession(
             room_id=world.room_id,
             node_id="n1",
@@ -266,8 +266,8 @@ async def test_console_dashboard_follows_the_chosen_stream_with_viewers_and_csv(
         )
         current = StreamSession(room_id=world.room_id, node_id="n1", started_at=now - timedelta(minutes=10))
         session.add_all([earlier, current])
-    await record_viewers(server.app[SESSIONS], {world.room_id: 50}, now - timedelta(hours=2, minutes=30))
-    await record_viewers(server.app[SESSIONS], {world.room_id: 8}, now - timedelta(minutes=2))
+    await record_viewers(server.app[SESSION_FACTORY], {world.room_id: 50}, now - timedelta(hours=2, minutes=30))
+    await record_viewers(server.app[SESSION_FACTORY], {world.room_id: 8}, now - timedelta(minutes=2))
 
     console = await people.staff(f"/console/{world.room_id}", world.logins["operator"], DESKTOP)
     picker = console.get_by_label("Stream")
@@ -299,5 +299,5 @@ async def test_operator_sets_a_sku_regular_price_from_the_inventory_table(
     await form.get_by_role("button", name="Set").click()
     await expect(console.locator("#inventory-result")).to_have_text(re.compile(r"now costs \$12\.50\.$"))
     await expect(row).to_contain_text("$12.50")
-    async with server.app[SESSIONS]() as session:
+    async with server.app[SESSION_FACTORY]() as session:
         assert (await session.get(Sku, world.sku_id)).price_minor == 1250

@@ -14,7 +14,7 @@ from aiortc.codecs.vpx import Vp8Encoder
 from helpers import wait_for
 from sqlalchemy import select
 
-from livecommerce.appkeys import SESSIONS
+from livecommerce.appkeys import SESSION_FACTORY
 from livecommerce.db.models import Room, RoomStatus, StreamSession
 from livecommerce.media import testpattern
 from livecommerce.media.node import MEDIA
@@ -116,7 +116,7 @@ async def test_publisher_leaving_ends_viewers_and_the_stream_session(server):
         publisher = await start_publisher(http, server, world)
         viewer = await testpattern.play(http, whep)
         await wait_for(lambda: viewer.video_frames >= 5, timeout=MEDIA_TIMEOUT, message="the viewer plays")
-        async with server.app[SESSIONS]() as session:
+        async with server.app[SESSION_FACTORY]() as session:
             assert (await session.get(Room, world.room_id)).status is RoomStatus.LIVE
 
         async with http.delete(publisher.location) as response:
@@ -124,7 +124,7 @@ async def test_publisher_leaving_ends_viewers_and_the_stream_session(server):
         await publisher.pc.close()
         await asyncio.wait_for(viewer.ended.wait(), MEDIA_TIMEOUT)
 
-        async with server.app[SESSIONS]() as session:
+        async with server.app[SESSION_FACTORY]() as session:
             row = (
                 await session.scalars(select(StreamSession).where(StreamSession.room_id == world.room_id))
             ).one()
@@ -167,7 +167,7 @@ async def test_a_publisher_returning_within_the_grace_period_resumes_for_viewers
         assert stream.state == "live" and stream.resumes == 1
         assert not viewer.ended.is_set()
         assert [event for event, _ in await room_events(server, world.room_id)] == ["stream.live"]
-        async with server.app[SESSIONS]() as session:
+        async with server.app[SESSION_FACTORY]() as session:
             rows = (await session.scalars(select(StreamSession))).all()
         assert len(rows) == 1 and rows[0].ended_at is None
         await viewer.close()

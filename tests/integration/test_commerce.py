@@ -487,7 +487,7 @@ async def test_orders_over_the_room_socket_with_private_results_and_staff_feed(s
 
 
 async def test_product_card_shows_the_running_sale(server):
-    from livecommerce.appkeys import SESSIONS
+    from livecommerce.appkeys import SESSION_FACTORY
     from livecommerce.commerce.catalog import product_card
 
     world = await server.seed(stock=10)
@@ -501,7 +501,7 @@ async def test_product_card_shows_the_running_sale(server):
             allocated=4,
             price=555,
         )
-    async with server.app[SESSIONS]() as session:
+    async with server.app[SESSION_FACTORY]() as session:
         card = await product_card(session, world.product_id)
     [sku] = card["skus"]
     assert sku["available"] == 6

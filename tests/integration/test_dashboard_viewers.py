@@ -11,7 +11,7 @@ from helpers import wait_for
 from room_client import RoomClient
 from sqlalchemy import select
 
-from livecommerce.appkeys import SESSIONS
+from livecommerce.appkeys import SESSION_FACTORY
 from livecommerce.db.models import RoomViewerSample, StreamSession
 from livecommerce.realtime.viewer_samples import minute_of, record_viewers
 
@@ -27,7 +27,7 @@ async def test_connected_viewers_are_sampled_per_minute_by_the_presence_round(se
             viewers.append(client)
 
         async def sampled() -> RoomViewerSample | None:
-            async with server.app[SESSIONS]() as session:
+            async with server.app[SESSION_FACTORY]() as session:
                 return await session.scalar(
                     select(RoomViewerSample).where(
                         RoomViewerSample.room_id == world.room_id, RoomViewerSample.viewers == 2
@@ -45,7 +45,7 @@ async def test_samples_keep_the_highest_count_per_minute_and_skip_empty_rooms(se
     world = await server.seed()
     other = await server.seed()
     at = datetime.now(UTC)
-    sessions = server.app[SESSIONS]
+    sessions = server.app[SESSION_FACTORY]
     await record_viewers(sessions, {world.room_id: 7, other.room_id: 0}, at)
     await record_viewers(sessions, {world.room_id: 3}, at)  # another node, same minute
     await record_viewers(sessions, {world.room_id: 9}, at + timedelta(minutes=1))
@@ -67,7 +67,7 @@ async def test_samples_keep_the_highest_count_per_minute_and_skip_empty_rooms(se
 async def test_dashboard_scoped_to_a_stream_has_its_viewers_and_conversion_per_peak_viewer(server):
     world = await server.seed(stock=10)
     now = datetime.now(UTC)
-    async with server.app[SESSIONS].begin() as session:
+    async with server.app[SESSION_FACTORY].begin() as session:
         earlier = StreamSession(
             room_id=world.room_id,
             node_id="n1",
@@ -80,7 +80,7 @@ async def test_dashboard_scoped_to_a_stream_has_its_viewers_and_conversion_per_p
             room_id=world.room_id, node_id="n1", video_codec="H264", started_at=now - timedelta(minutes=10)
         )
         session.add_all([earlier, current])
-    sessions = server.app[SESSIONS]
+    sessions = server.app[SESSION_FACTORY]
     await record_viewers(sessions, {world.room_id: 50}, now - timedelta(hours=2, minutes=30))
     await record_viewers(sessions, {world.room_id: 4}, now - timedelta(minutes=5))
     await record_viewers(sessions, {world.room_id: 8}, now - timedelta(minutes=2))

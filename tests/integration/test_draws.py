@@ -18,7 +18,7 @@ from room_client import RoomClient
 from sqlalchemy import update
 
 from livecommerce import accounts
-from livecommerce.appkeys import SESSIONS
+from livecommerce.appkeys import SESSION_FACTORY
 from livecommerce.db.engine import make_engine, make_sessionmaker
 from livecommerce.db.models import Draw, DrawWinner, Order, OrderKind, OrderStatus, Role, Sku, StreamSession
 from livecommerce.draws.service import DrawService, StartDraw, draw_record, mentions_keyword
@@ -297,7 +297,7 @@ async def test_ordered_rule_enters_buyers_of_the_current_stream(server):
     buyer, _ = await server.guest("Buyer")
     cancelled, _ = await server.guest("Cancelled")
     earlier, _ = await server.guest("Earlier")
-    async with server.app[SESSIONS].begin() as session:
+    async with server.app[SESSION_FACTORY].begin() as session:
 
         def order(user_id: int, status: OrderStatus, key: str, at: datetime | None = None) -> Order:
             return Order(
@@ -373,7 +373,7 @@ async def test_winner_claims_a_sku_prize_once_and_late_claims_expire(server):
         assert first["order"]["amount_minor"] == 0 and first["order"]["kind"] == "prize"
         again = await viewer.send("draw.claim", {"draw_id": started["id"], "shipping": SHIPPING})
         assert again["data"]["order"]["order_id"] == first["order"]["order_id"]
-        async with server.app[SESSIONS]() as session:
+        async with server.app[SESSION_FACTORY]() as session:
             assert (await session.get(Sku, world.sku_id)).on_hand == 4
             order = await session.get(Order, first["order"]["order_id"])
             assert (order.kind, order.status, order.user_id) == (OrderKind.PRIZE, OrderStatus.PAID, winner_id)
@@ -390,7 +390,7 @@ async def test_winner_claims_a_sku_prize_once_and_late_claims_expire(server):
         )
         await viewer.send("draw.enter", {})
         await api("POST", f"{server.url}/api/draws/{second['id']}/close", world.tokens["anchor"])
-        async with server.app[SESSIONS].begin() as session:
+        async with server.app[SESSION_FACTORY].begin() as session:
             await session.execute(
                 update(Draw)
                 .where(Draw.id == second["id"])
@@ -400,7 +400,7 @@ async def test_winner_claims_a_sku_prize_once_and_late_claims_expire(server):
             "POST", f"{server.url}/api/draws/{second['id']}/claim", winner_token, {"shipping": SHIPPING}
         )
         assert (status, body["error"]["code"]) == (409, "claim_expired")
-        async with server.app[SESSIONS]() as session:
+        async with server.app[SESSION_FACTORY]() as session:
             assert (await session.get(Sku, world.sku_id)).on_hand == 4
     finally:
         await viewer.close()
@@ -468,7 +468,7 @@ async def test_verify_draw_command_checks_the_database_and_a_server(server, sett
     assert code == 0, err
 
     loser = next(uid for uid, _ in guests if uid not in {w["user_id"] for w in closed["winners"]})
-    async with server.app[SESSIONS].begin() as session:
+    async with server.app[SESSION_FACTORY].begin() as session:
         await session.execute(
             update(DrawWinner)
             .where(DrawWinner.draw_id == started["id"], DrawWinner.rank == 1)
@@ -487,11 +487,11 @@ async def test_racing_closers_close_a_due_draw_exactly_once(settings):
     others do nothing, and the room hears `draw.closed` once."""
     engine = make_engine(settings.database_url, pool_size=5)
     app = web.Application()
-    app[SESSIONS] = make_sessionmaker(engine)
+    app[SESSION_FACTORY] = make_sessionmaker(engine)
     hub = Hub(app, settings, CollectorRegistry())
     await hub.start()
     try:
-        async with app[SESSIONS].begin() as session:
+        async with app[SESSION_FACTORY].begin() as session:
             merchant = await accounts.create_merchant(session, name="Shop", slug="race-shop")
             room = await accounts.create_room(session, merchant_id=merchant.id, title="Live")
             anchor = await accounts.create_user(
@@ -503,12 +503,12 @@ async def test_racing_closers_close_a_due_draw_exactly_once(settings):
                 merchant_id=merchant.id,
             )
             viewers = [await accounts.create_guest(session, f"V{i}") for i in range(6)]
-        racers = [DrawService(app[SESSIONS], hub, 0) for _ in range(4)]
+        racers = [DrawService(app[SESSION_FACTORY], hub, 0) for _ in range(4)]
         spec = parse(StartDraw, keyword_draw(winners_count=2))
         started = await racers[0].start(accounts.principal_of(anchor), room.id, spec)
         for viewer in viewers:
             await racers[1].enter(accounts.principal_of(viewer), room.id)
-        async with app[SESSIONS].begin() as session:
+        async with app[SESSION_FACTORY].begin() as session:
             await session.execute(
                 update(Draw).where(Draw.id == started["id"]).values(closes_at=datetime.now(UTC))
             )
@@ -526,7 +526,7 @@ async def test_racing_closers_close_a_due_draw_exactly_once(settings):
         history = await hub.history_after(room.id, 0)
         types = [orjson.loads(payload)["type"] for _, payload in history.events]
         assert types.count("draw.closed") == 1, types
-        async with app[SESSIONS]() as session:
+        async with app[SESSION_FACTORY]() as session:
             record = await draw_record(session, started["id"])
         assert record["entrant_count"] == 6 and len(record["winners"]) == 2
         assert verify(record).ok

@@ -15,7 +15,7 @@ from room_client import RoomClient
 from valkey_fixture import redis_url, valkey  # noqa: F401
 
 from livecommerce import accounts
-from livecommerce.appkeys import SESSIONS, TOKENS
+from livecommerce.appkeys import SESSION_FACTORY, TOKENS
 from livecommerce.draws.verification import verify
 
 pytestmark = pytest.mark.multinode
@@ -27,7 +27,7 @@ async def seeded(settings, guests: int) -> tuple[World, list[tuple[int, str]]]:
     live: LiveServer = await start_server(settings)
     try:
         world = await live.seed()
-        async with live.app[SESSIONS].begin() as session:
+        async with live.app[SESSION_FACTORY].begin() as session:
             users = [await accounts.create_guest(session, f"Viewer {i}") for i in range(guests)]
         viewers = [(user.id, live.app[TOKENS].issue(accounts.principal_of(user))) for user in users]
     finally:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import aiohttp
 from sqlalchemy import select
 
-from livecommerce.appkeys import SESSIONS
+from livecommerce.appkeys import SESSION_FACTORY
 from livecommerce.db.models import AuditLog
 
 
@@ -113,7 +113,7 @@ async def test_stream_key_creation_is_role_checked_and_audited(server):
         ) as response:
             assert response.status == 201
             assert (await response.json())["stream_key"].startswith("sk_")
-    async with server.app[SESSIONS]() as session:
+    async with server.app[SESSION_FACTORY]() as session:
         rows = (await session.scalars(select(AuditLog).where(AuditLog.action == "stream_key.create"))).all()
         assert [r.actor_id for r in rows] == [world.user_ids["anchor"]]
 

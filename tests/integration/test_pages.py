@@ -8,7 +8,7 @@ import aiohttp
 from helpers import LiveServer
 from sqlalchemy import update
 
-from livecommerce.appkeys import SESSIONS
+from livecommerce.appkeys import SESSION_FACTORY
 from livecommerce.db.models import Room
 
 
@@ -30,7 +30,7 @@ async def test_each_page_of_a_room_is_served_with_the_content_security_policy(se
 
 async def test_a_room_title_is_escaped_in_the_pages_and_the_index(server: LiveServer) -> None:
     world = await server.seed()
-    async with server.app[SESSIONS].begin() as session:
+    async with server.app[SESSION_FACTORY].begin() as session:
         await session.execute(
             update(Room)
             .where(Room.id == world.room_id)

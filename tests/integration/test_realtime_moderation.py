@@ -7,12 +7,12 @@ import pytest
 from room_client import RoomClient
 from sqlalchemy import select
 
-from livecommerce.appkeys import SESSIONS
+from livecommerce.appkeys import SESSION_FACTORY
 from livecommerce.db.models import AuditLog, ChatMessage
 
 
 async def _audit_actions(server) -> list[str]:
-    async with server.app[SESSIONS]() as session:
+    async with server.app[SESSION_FACTORY]() as session:
         return list((await session.scalars(select(AuditLog.action).order_by(AuditLog.id))).all())
 
 
@@ -31,7 +31,7 @@ async def test_deleted_message_is_removed_everywhere(server):
     await moderator.ok("chat.delete", {"message_id": message_id})
     for client in (ann, moderator):
         await client.event("chat.deleted", message_id=message_id)
-    async with server.app[SESSIONS]() as session:
+    async with server.app[SESSION_FACTORY]() as session:
         stored = await session.get(ChatMessage, message_id)
         assert stored.deleted_at is not None
         assert stored.deleted_by == world.user_ids["moderator"]

@@ -9,7 +9,7 @@ from helpers import wait_for
 from room_client import RoomClient
 from sqlalchemy import select
 
-from livecommerce.appkeys import SESSIONS
+from livecommerce.appkeys import SESSION_FACTORY
 from livecommerce.db.models import AuditLog, ChatMessage
 from livecommerce.errors import AppError
 from livecommerce.realtime.hub import HUB
@@ -48,7 +48,7 @@ async def test_chat_round_trip_reaches_everyone_and_is_stored(server):
         assert message["data"]["display_name"] == "Ann"
         assert message["data"]["id"] == ack["message_id"]
         assert message["seq"] == 1
-    async with server.app[SESSIONS]() as session:
+    async with server.app[SESSION_FACTORY]() as session:
         stored = (await session.scalars(select(ChatMessage))).all()
     assert [m.body for m in stored] == ["<b>hello</b>"]
     late = await RoomClient.connect(server.room_ws(world.room_id, bob_token))
@@ -76,7 +76,7 @@ async def test_pinned_card_reaches_viewers_and_late_joiners(server):
     await viewer.event("card.unpinned", product_id=world.product_id)
     refused = await viewer.send("card.pin", {"product_id": world.product_id})
     assert refused["error"]["code"] == "forbidden"
-    async with server.app[SESSIONS]() as session:
+    async with server.app[SESSION_FACTORY]() as session:
         actions = (await session.scalars(select(AuditLog.action).order_by(AuditLog.id))).all()
     assert actions == ["card.pin", "card.unpin"]
     for client in (viewer, anchor, late):

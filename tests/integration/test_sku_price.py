@@ -7,7 +7,7 @@ from commerce_client import call
 from room_client import RoomClient
 from sqlalchemy import select
 
-from livecommerce.appkeys import SESSIONS
+from livecommerce.appkeys import SESSION_FACTORY
 from livecommerce.commerce.api import MAX_PRICE_MINOR
 from livecommerce.db.models import AuditLog, Sku
 
@@ -53,7 +53,7 @@ async def test_operator_reprices_a_sku_and_the_pinned_card_shows_the_new_price(s
             ] == [1499]
 
         await viewer.wait(repriced)
-        async with server.app[SESSIONS]() as session:
+        async with server.app[SESSION_FACTORY]() as session:
             assert (await session.get(Sku, world.sku_id)).price_minor == 1499
             [entry] = (await session.scalars(select(AuditLog).where(AuditLog.action == "sku.price"))).all()
             assert entry.target_id == str(world.sku_id) and entry.details == {"from": 1999, "to": 1499}

@@ -1,4 +1,4 @@
-"""Stream sessions: the database record of each broadcast (start, end, key, node, codecs, end
+"""Broadcasts: the database record of each stream session (start, end, key, node, codecs, end
 reason), the room's live/offline status, and the `stream.live` / `stream.ended` room events."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import update
 
-from livecommerce.appkeys import SESSIONS, SETTINGS
+from livecommerce.appkeys import SESSION_FACTORY, SETTINGS
 from livecommerce.db.models import Room, RoomStatus, StreamSession
 from livecommerce.realtime.hub import HUB
 
@@ -29,7 +29,7 @@ class Broadcast:
 
 async def record_start(app: web.Application, broadcast: Broadcast) -> tuple[int, datetime]:
     """Insert the stream_sessions row and mark the room live; return the row id and start time."""
-    async with app[SESSIONS].begin() as session:
+    async with app[SESSION_FACTORY].begin() as session:
         row = StreamSession(
             room_id=broadcast.room_id,
             stream_key_id=broadcast.stream_key_id,
@@ -47,7 +47,7 @@ async def record_start(app: web.Application, broadcast: Broadcast) -> tuple[int,
 
 
 async def record_end(app: web.Application, room_id: int, session_id: int, reason: str) -> None:
-    async with app[SESSIONS].begin() as session:
+    async with app[SESSION_FACTORY].begin() as session:
         await session.execute(
             update(StreamSession)
             .where(StreamSession.id == session_id)

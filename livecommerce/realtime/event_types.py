@@ -1,0 +1,49 @@
+"""The room events' type names, one constant each: what clients receive in `{"type": ...}` and
+what docs/protocol.md lists. Event types live here alone, apart from permissions and audit
+actions (which may share a spelling but are another namespace)."""
+
+from __future__ import annotations
+
+from typing import Final
+
+CHAT_MESSAGE: Final = "chat.message"
+CHAT_DELETED: Final = "chat.deleted"
+USER_MUTED: Final = "user.muted"
+USER_UNMUTED: Final = "user.unmuted"
+USER_BANNED: Final = "user.banned"
+USER_UNBANNED: Final = "user.unbanned"
+ROOM_SETTINGS: Final = "room.settings"
+PRESENCE: Final = "presence"
+
+CARD_PINNED: Final = "card.pinned"
+CARD_UNPINNED: Final = "card.unpinned"
+
+SALE_SCHEDULED: Final = "sale.scheduled"
+SALE_LIVE: Final = "sale.live"
+SALE_SOLD_OUT: Final = "sale.sold_out"
+SALE_ENDED: Final = "sale.ended"
+SALE_RESTOCKED: Final = "sale.restocked"
+SALE_REPRICED: Final = "sale.repriced"
+STOCK: Final = "stock"
+ORDER_UPDATED: Final = "order.updated"
+ORDER_FEED: Final = "order.feed"
+
+DRAW_STARTED: Final = "draw.started"
+DRAW_ENTERED: Final = "draw.entered"
+DRAW_CLOSED: Final = "draw.closed"
+DRAW_WON: Final = "draw.won"
+
+STREAM_LIVE: Final = "stream.live"
+STREAM_ENDED: Final = "stream.ended"
+
+_SALE_STATE_EVENTS: Final = {
+    "scheduled": SALE_SCHEDULED,
+    "live": SALE_LIVE,
+    "sold_out": SALE_SOLD_OUT,
+    "ended": SALE_ENDED,
+}
+
+
+def sale_state_event(state: str) -> str:
+    """The event announcing that a sale entered `state` (scheduled, live, sold_out, ended)."""
+    return _SALE_STATE_EVENTS[state]
