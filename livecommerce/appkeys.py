@@ -8,8 +8,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from livecommerce.auth import Tokens
 from livecommerce.config import Settings
+from livecommerce.db.engine import Database
 
 SETTINGS = web.AppKey("settings", Settings)
+DATABASE = web.AppKey("database", Database)
 ENGINE = web.AppKey("engine", AsyncEngine)
 SESSION_FACTORY = web.AppKey("sessions", async_sessionmaker[AsyncSession])
 TOKENS = web.AppKey("tokens", Tokens)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 
@@ -17,3 +19,20 @@ def make_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+@dataclass(frozen=True)
+class Database:
+    """The process's engine and its session factory: what every plane's services are built with.
+    Creating it opens no connection; the pool connects on first use."""
+
+    engine: AsyncEngine
+    session_factory: async_sessionmaker[AsyncSession]
+
+    @classmethod
+    def create(cls, url: str, *, pool_size: int = 20) -> Database:
+        engine = make_engine(url, pool_size=pool_size)
+        return cls(engine, make_sessionmaker(engine))
+
+    async def close(self) -> None:
+        await self.engine.dispose()
