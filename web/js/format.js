@@ -1,12 +1,19 @@
-// Money from integer minor units, countdowns and elapsed times, in the reader's locale.
+// Money from integer minor units, numbers, countdowns and times, in the page's language.
+
+import { language } from "./i18n.js";
 
 const moneyFormats = new Map();
 
 function moneyFormat(currency) {
-  if (!moneyFormats.has(currency)) {
-    moneyFormats.set(currency, new Intl.NumberFormat(undefined, { style: "currency", currency }));
+  const key = `${language()}:${currency}`;
+  if (!moneyFormats.has(key)) {
+    moneyFormats.set(key, new Intl.NumberFormat(language(), { style: "currency", currency }));
   }
-  return moneyFormats.get(currency);
+  return moneyFormats.get(key);
+}
+
+export function number(value) {
+  return new Intl.NumberFormat(language()).format(value);
 }
 
 export function money(minor, currency) {
@@ -47,7 +54,11 @@ export function toMillis(when) {
 }
 
 export function timeOfDay(when) {
-  return new Date(toMillis(when)).toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+  return new Date(toMillis(when)).toLocaleTimeString(language(), { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+}
+
+export function dateTime(when) {
+  return new Date(toMillis(when)).toLocaleString(language());
 }
 
 // Run `tick` now and then every second; returns a function that stops it.
