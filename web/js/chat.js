@@ -1,5 +1,6 @@
 // The room chat as every page shows it: a list that follows new messages, and the send form.
 
+import { errorText } from "./i18n.js";
 import { $, busy, h, say } from "./ui.js";
 
 const KEEP = 200;
@@ -9,15 +10,23 @@ export class ChatView {
   constructor(list, { tools } = {}) {
     this.list = list;
     this.tools = tools;
+    this.messages = new Map();
   }
 
   load(messages) {
     this.list.replaceChildren();
+    this.messages.clear();
     for (const message of messages) this.add(message);
+  }
+
+  // Draw every kept message again (their tools change with the page's language).
+  redraw() {
+    this.load([...this.messages.values()]);
   }
 
   add(message) {
     if (this.list.querySelector(`[data-message-id="${message.id}"]`)) return;
+    this.messages.set(message.id, message);
     const item = h("li", { dataset: { messageId: message.id, userId: message.user_id } },
       h("span", { class: "who", text: message.display_name }),
       h("span", { class: "text", text: message.text }));
@@ -31,6 +40,7 @@ export class ChatView {
   }
 
   remove(messageId) {
+    this.messages.delete(messageId);
     const item = this.list.querySelector(`[data-message-id="${messageId}"]`);
     if (item) item.remove();
   }
@@ -39,17 +49,13 @@ export class ChatView {
     const list = this.list;
     const following = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
     list.append(item);
-    while (list.children.length > KEEP) list.firstElementChild.remove();
+    while (list.children.length > KEEP) {
+      this.messages.delete(Number(list.firstElementChild.dataset.messageId));
+      list.firstElementChild.remove();
+    }
     if (following) list.scrollTop = list.scrollHeight;
   }
 }
-
-const REFUSALS = {
-  muted: "You are muted in this room for now.",
-  slow_mode: "Slow mode is on: wait a little before the next message.",
-  blocked_content: "That message contains a word this room does not allow.",
-  rate_limited: "You are sending messages too fast.",
-};
 
 // Send what is typed in `form` over the room socket and say why when it is refused.
 export function chatForm(form, status, room) {
@@ -61,7 +67,7 @@ export function chatForm(form, status, room) {
       await busy(form, () => room.send("chat.send", { text: input.value }));
       input.value = "";
     } catch (error) {
-      say(status, REFUSALS[error.code] || error.message, "error");
+      say(status, errorText(error), "error");
     }
     input.focus();
   });

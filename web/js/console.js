@@ -4,7 +4,8 @@
 import { api } from "./api.js";
 import { ChatView, chatEvent } from "./chat.js";
 import { drawChart } from "./chart.js";
-import { countdown, everySecond, money, parseMoney, timeOfDay } from "./format.js";
+import { countdown, dateTime, everySecond, money, number, parseMoney, timeOfDay } from "./format.js";
+import { errorText, language, onLanguage, t } from "./i18n.js";
 import { RoomSocket } from "./room.js";
 import { saleForm } from "./saleform.js";
 import { Shop } from "./shop.js";
@@ -20,7 +21,7 @@ async function call(path, body, result) {
   try {
     return await api(path, { method: body === undefined ? "GET" : "POST", token: session.token, body });
   } catch (error) {
-    say(result, error.message, "error");
+    say(result, errorText(error), "error");
     throw error;
   }
 }
@@ -48,12 +49,12 @@ function renderInventory() {
       body.append(row.tr);
     }
     row.price.textContent = money(sku.price_minor, sku.currency);
-    row.onHand.textContent = sku.on_hand;
-    row.reserved.textContent = sku.reserved;
-    row.available.textContent = sku.available;
+    row.onHand.textContent = number(sku.on_hand);
+    row.reserved.textContent = number(sku.reserved);
+    row.available.textContent = number(sku.available);
     const sale = shop.saleFor(sku.sku_id);
     const pinned = Boolean(shop.card && shop.card.product_id === sku.product_id);
-    const state = `${sale ? sale.sale_id : ""}:${pinned}`;
+    const state = `${language()}:${sale ? sale.sale_id : ""}:${pinned}`;
     if (row.state !== state) {
       row.state = state;
       row.reprice.replaceChildren(repriceForm(sku, sale));
@@ -67,13 +68,13 @@ function inventoryRow(sku) {
   const cell = (props = {}) => h("td", props);
   const row = { price: h("span"), onHand: cell(), reserved: cell(), available: cell({ class: "available" }),
     reprice: cell(), actions: cell({ class: "actions" }), state: null };
-  const restock = h("form", { "aria-label": `Restock ${sku.code}`, onsubmit: (e) => restockSku(e, sku) },
-    h("input", { name: "units", type: "number", min: "1", required: true, "aria-label": `Units to add to ${sku.code}` }),
-    h("button", { type: "submit", text: "Add" }));
-  const price = h("form", { "aria-label": `Regular price of ${sku.code}`, onsubmit: (e) => repriceSku(e, sku) },
+  const restock = h("form", { "aria-label": t("console.restock_named", { sku: sku.code }), onsubmit: (e) => restockSku(e, sku) },
+    h("input", { name: "units", type: "number", min: "1", required: true, "aria-label": t("console.units_to_add", { sku: sku.code }) }),
+    h("button", { type: "submit", text: t("console.add"), "aria-label": t("console.add_named", { sku: sku.code }) }));
+  const price = h("form", { "aria-label": t("console.regular_price_named", { sku: sku.code }), onsubmit: (e) => repriceSku(e, sku) },
     h("input", { name: "price", inputmode: "decimal", required: true, size: 6,
-      "aria-label": `New regular price of ${sku.code}` }),
-    h("button", { type: "submit", text: "Set" }));
+      "aria-label": t("console.new_regular_price", { sku: sku.code }) }),
+    h("button", { type: "submit", text: t("console.set"), "aria-label": t("console.set_price_named", { sku: sku.code }) }));
   row.tr = h("tr", { dataset: { skuId: sku.sku_id } },
     h("td", { text: sku.code }), h("td", {}, sku.product, h("span", { class: "variant", text: sku.name })),
     h("td", {}, row.price, price),
@@ -82,34 +83,36 @@ function inventoryRow(sku) {
 }
 
 function repriceForm(sku, sale) {
-  if (!sale) return h("span", { class: "muted", text: "during a sale" });
-  return h("form", { "aria-label": `Sale price of ${sku.code}`, onsubmit: (e) => repriceSale(e, sku) },
-    h("input", { name: "price", inputmode: "decimal", required: true, "aria-label": `New sale price of ${sku.code}`,
+  if (!sale) return h("span", { class: "muted", text: t("console.no_sale") });
+  return h("form", { "aria-label": t("console.sale_price_named", { sku: sku.code }), onsubmit: (e) => repriceSale(e, sku) },
+    h("input", { name: "price", inputmode: "decimal", required: true, "aria-label": t("console.new_sale_price", { sku: sku.code }),
       placeholder: money(sale.sale_price_minor, sale.currency) }),
-    h("button", { type: "submit", text: "Set" }));
+    h("button", { type: "submit", text: t("console.set"), "aria-label": t("console.set_sale_price_named", { sku: sku.code }) }));
 }
 
 function cardButtons(sku, sale, pinned) {
   const pin = pinned
-    ? h("button", { type: "button", text: "Unpin", onclick: () => roomCommand("card.unpin", {}, inventoryResult) })
-    : h("button", { type: "button", text: "Pin", "aria-label": `Pin ${sku.product}`,
+    ? h("button", { type: "button", text: t("studio.unpin"), "aria-label": t("studio.unpin_named", { product: sku.product }),
+      onclick: () => roomCommand("card.unpin", {}, inventoryResult) })
+    : h("button", { type: "button", text: t("studio.pin"), "aria-label": t("studio.pin_named", { product: sku.product }),
       onclick: () => roomCommand("card.pin", { product_id: sku.product_id }, inventoryResult) });
-  const startSale = sale ? null : h("button", { type: "button", text: "Sale…", "aria-label": `Start a flash sale of ${sku.code}`,
+  const startSale = sale ? null : h("button", { type: "button", text: t("studio.sale"), "aria-label": t("studio.sale_named", { product: sku.code }),
     onclick: () => openSaleForm(sku) });
   return [pin, startSale].filter(Boolean);
 }
 
 function renderSales() {
   const sales = [...shop.sales.values()];
-  $("#sales").replaceChildren(...(sales.length ? [h("h3", { text: "Flash sales" })] : []), ...sales.map((sale) => {
+  $("#sales").replaceChildren(...(sales.length ? [h("h3", { text: t("console.flash_sales") })] : []), ...sales.map((sale) => {
     const sku = skus.find((s) => s.sku_id === sale.sku_id);
-    const when = sale.state === "scheduled" ? `starts in ${countdown(sale.startsAtMs)}` : `ends in ${countdown(sale.endsAtMs)}`;
+    const code = sku ? sku.code : `SKU ${sale.sku_id}`;
+    const when = sale.state === "scheduled" ? t("watch.starts_in", { time: countdown(sale.startsAtMs) }) : t("watch.ends_in", { time: countdown(sale.endsAtMs) });
     return h("p", { class: "sale-line", dataset: { saleId: sale.sale_id } },
-      h("strong", { text: sku ? sku.code : `SKU ${sale.sku_id}` }),
+      h("strong", { text: code }),
       ` · ${money(sale.sale_price_minor, sale.currency)} · `,
-      h("span", { class: "sale-available", text: `${sale.available} of ${sale.allocated} left` }),
-      ` · ${sale.state} · ${when} `,
-      h("button", { type: "button", class: "danger", text: "End sale",
+      h("span", { class: "sale-available", text: t("console.of_left", { available: number(sale.available), allocated: number(sale.allocated) }) }),
+      ` · ${t(`sale.state.${sale.state}`)} · ${when} `,
+      h("button", { type: "button", class: "danger", text: t("studio.end_sale"), "aria-label": t("console.end_sale_named", { sku: code }),
         onclick: () => call(`/api/sales/${sale.sale_id}/end`, {}, inventoryResult).catch(() => {}) }));
   }));
 }
@@ -133,7 +136,7 @@ async function restockSku(event, sku) {
     await busy(form, () => sale
       ? call(`/api/sales/${sale.sale_id}/restock`, { units, receive: true }, inventoryResult)
       : call(`/api/skus/${sku.sku_id}/stock`, { delta: units }, inventoryResult));
-    say(inventoryResult, `Added ${units} to ${sku.code}${sale ? " and its sale" : ""}.`, "ok");
+    say(inventoryResult, t(sale ? "console.added_to_sale" : "console.added", { count: number(units), sku: sku.code }), "ok");
     form.reset();
     refreshInventory();
   } catch {
@@ -146,12 +149,12 @@ async function repriceSku(event, sku) {
   const form = event.target;
   const price = parseMoney(form.elements.price.value, sku.currency);
   if (price === null) {
-    say(inventoryResult, "Write the price like 12.50.", "error");
+    say(inventoryResult, t("sale.price_help"), "error");
     return;
   }
   try {
     await busy(form, () => call(`/api/skus/${sku.sku_id}/price`, { price_minor: price }, inventoryResult));
-    say(inventoryResult, `${sku.code} now costs ${money(price, sku.currency)}.`, "ok");
+    say(inventoryResult, t("console.now_costs", { sku: sku.code, price: money(price, sku.currency) }), "ok");
     form.reset();
     refreshInventory();
   } catch {
@@ -164,17 +167,17 @@ async function repriceSale(event, sku) {
   const form = event.target;
   const sale = shop.saleFor(sku.sku_id);
   if (!sale) {
-    say(inventoryResult, "The sale has ended.", "error");
+    say(inventoryResult, t("error.ended"), "error");
     return;
   }
   const price = parseMoney(form.elements.price.value, sale.currency);
   if (price === null) {
-    say(inventoryResult, "Write the price like 12.50.", "error");
+    say(inventoryResult, t("sale.price_help"), "error");
     return;
   }
   try {
     await busy(form, () => call(`/api/sales/${sale.sale_id}/price`, { sale_price_minor: price }, inventoryResult));
-    say(inventoryResult, `Sale price set to ${money(price, sale.currency)}.`, "ok");
+    say(inventoryResult, t("console.sale_price_set", { price: money(price, sale.currency) }), "ok");
   } catch {
     // said by call()
   }
@@ -197,25 +200,26 @@ function renderOrders() {
     const sku = skus.find((s) => s.sku_id === order.sku_id);
     let action = null;
     if (order.status === "reserved") {
-      action = h("button", { type: "button", text: "Cancel", onclick: () => orderAction(order, "cancel", {}) });
+      action = h("button", { type: "button", text: t("common.cancel"), "aria-label": t("console.cancel_named", { id: order.order_id }),
+        onclick: () => orderAction(order, "cancel", {}) });
     } else if (order.status === "paid") {
-      action = h("button", { type: "button", text: "Refund", onclick: () => orderAction(order, "refund", { reason: "refunded by the shop" }) });
+      action = h("button", { type: "button", text: t("console.refund"), "aria-label": t("console.refund_named", { id: order.order_id }),
+        onclick: () => orderAction(order, "refund", { reason: "refunded by the shop" }) });
     }
     return h("tr", { dataset: { orderId: order.order_id, status: order.status } },
       h("td", { text: order.order_id }), h("td", { text: order.created_at ? timeOfDay(order.created_at) : "" }),
       h("td", { text: order.buyer }), h("td", { text: sku ? sku.code : order.sku_id }),
-      h("td", { text: order.quantity }), h("td", { text: money(order.amount_minor, order.currency) }),
-      h("td", { class: "status", text: order.status }), h("td", {}, action));
+      h("td", { text: number(order.quantity) }), h("td", { text: money(order.amount_minor, order.currency) }),
+      h("td", { class: "status", dataset: { status: order.status }, text: t(`order.${order.status}`) }), h("td", {}, action));
   }));
 }
 
 async function orderAction(order, action, body) {
-  const verb = action === "cancel" ? "Cancel" : "Refund";
-  if (!confirm(`${verb} order #${order.order_id} of ${order.buyer}?`)) return;
+  if (!confirm(t(`console.confirm_${action}`, { id: order.order_id, buyer: order.buyer }))) return;
   try {
     const answer = await call(`/api/orders/${order.order_id}/${action}`, body, ordersResult);
     orderSeen(answer.order);
-    say(ordersResult, `Order #${order.order_id}: ${answer.order.status}.`, "ok");
+    say(ordersResult, t("console.order_now", { id: order.order_id, status: t(`order.${answer.order.status}`) }), "ok");
   } catch {
     // said by call()
   }
@@ -231,32 +235,41 @@ async function roomCommand(type, data, result) {
     say(result, "");
     return answer;
   } catch (error) {
-    say(result, error.message, "error");
+    say(result, errorText(error), "error");
     return null;
   }
+}
+
+// Mute and Ban go on messages of other people, never on the moderator's own. (Chat events do
+// not say the sender's role, so other staff's messages still show them; the server refuses.)
+function mayBeMuted(message) {
+  return message.user_id !== session.user.id;
 }
 
 function moderationTools(message) {
   if (!may.moderate) return null;
   const name = message.display_name;
+  const remove = h("button", { type: "button", text: t("console.delete"), "aria-label": t("console.delete_named", { name }),
+    onclick: () => roomCommand("chat.delete", { message_id: message.id }, moderationResult) });
+  if (!mayBeMuted(message)) return [remove];
   return [
-    h("button", { type: "button", text: "Delete", "aria-label": `Delete the message of ${name}`,
-      onclick: () => roomCommand("chat.delete", { message_id: message.id }, moderationResult) }),
-    h("button", { type: "button", text: "Mute 10 min", "aria-label": `Mute ${name} for 10 minutes`,
+    remove,
+    h("button", { type: "button", text: t("console.mute"), "aria-label": t("console.mute_named", { name }),
       onclick: async () => {
         if (await roomCommand("user.mute", { user_id: message.user_id, seconds: 600 }, moderationResult)) {
-          say(moderationResult, `${name} is muted for 10 minutes.`, "ok");
+          say(moderationResult, t("console.muted", { name }), "ok");
         }
       } }),
-    h("button", { type: "button", text: "Ban", "aria-label": `Ban ${name} from the room`,
+    h("button", { type: "button", text: t("console.ban"), "aria-label": t("console.ban_named", { name }),
       onclick: async () => {
-        if (!confirm(`Ban ${name} from this room?`)) return;
+        if (!confirm(t("console.confirm_ban", { name }))) return;
         if (await roomCommand("user.ban", { user_id: message.user_id }, moderationResult)) {
-          say(moderationResult, `${name} is banned from the room.`, "ok");
+          say(moderationResult, t("console.banned", { name }), "ok");
         }
       } }),
   ];
 }
+
 
 const chat = new ChatView($("#chat-list"), { tools: moderationTools });
 
@@ -264,7 +277,7 @@ $("#slow-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   const seconds = Number($("#slow-seconds").value);
   const answer = await roomCommand("room.slow_mode", { seconds }, moderationResult);
-  if (answer) say(moderationResult, seconds ? `Slow mode: one message every ${seconds} s.` : "Slow mode is off.", "ok");
+  if (answer) say(moderationResult, seconds ? t("console.slow_on", { seconds: number(seconds) }) : t("console.slow_off"), "ok");
 });
 
 $("#words-form").addEventListener("submit", async (event) => {
@@ -273,7 +286,7 @@ $("#words-form").addEventListener("submit", async (event) => {
   const answer = await roomCommand("room.blocked_words", { words }, moderationResult);
   if (answer) {
     $("#blocked-words").value = answer.blocked_words.join(", ");
-    say(moderationResult, answer.blocked_words.length ? "Blocked words saved." : "No words are blocked.", "ok");
+    say(moderationResult, t(answer.blocked_words.length ? "console.words_saved" : "console.no_words"), "ok");
   }
 });
 
@@ -286,8 +299,8 @@ let streamChosen = false; // until the operator picks one, the newest stream is 
 const percent = (ratio) => (ratio === null ? "—" : `${(ratio * 100).toFixed(1)}%`);
 
 function streamLabel(stream) {
-  const start = new Date(stream.started_at).toLocaleString();
-  return stream.ended_at ? `${start} – ${timeOfDay(stream.ended_at)}` : `${start} (live now)`;
+  const start = dateTime(stream.started_at);
+  return stream.ended_at ? `${start} – ${timeOfDay(stream.ended_at)}` : t("console.live_now", { start });
 }
 
 const refreshStreams = throttled(async () => {
@@ -295,7 +308,7 @@ const refreshStreams = throttled(async () => {
   const chosen = streamChosen ? streamPicker.value : String(streams.length ? streams[0].id : "");
   streamPicker.replaceChildren(
     ...streams.map((s) => h("option", { value: s.id, text: streamLabel(s) })),
-    h("option", { value: "", text: "Last 24 hours" }),
+    h("option", { value: "", text: t("console.last_24h") }),
   );
   streamPicker.value = chosen;
   refreshDashboard();
@@ -311,9 +324,9 @@ function dashboardQuery(extra = {}) {
 const refreshDashboard = throttled(async () => {
   const data = await call(dashboardQuery(), undefined, ordersResult);
   $("#total-revenue").textContent = money(data.totals.gmv_minor, data.currency);
-  $("#total-orders").textContent = data.totals.orders;
-  $("#total-units").textContent = data.totals.units;
-  $("#peak-viewers").textContent = data.peak_viewers;
+  $("#total-orders").textContent = number(data.totals.orders);
+  $("#total-units").textContent = number(data.totals.units);
+  $("#peak-viewers").textContent = number(data.peak_viewers);
   drawChart($("#chart"), data);
   $("#conversion tbody").replaceChildren(...data.products.map((p) => h("tr", {},
     h("td", { text: p.name }), h("td", { text: p.tappers }), h("td", { text: p.buyers }),
@@ -330,7 +343,7 @@ $("#csv-link").addEventListener("click", async (event) => {
   event.preventDefault();
   const response = await fetch(dashboardQuery({ format: "csv" }), { headers: { Authorization: `Bearer ${session.token}` } });
   if (!response.ok) {
-    say(ordersResult, "The export failed; try again.", "error");
+    say(ordersResult, t("console.export_failed"), "error");
     return;
   }
   const name = streamPicker.value ? `room-${ROOM}-stream-${streamPicker.value}-sales.csv` : `room-${ROOM}-sales.csv`;
@@ -381,18 +394,18 @@ function onEvent(type, data, message) {
 }
 
 function renderRoom() {
-  $("#viewers").textContent = shop.viewers;
+  $("#viewers").textContent = t("viewers", { count: shop.viewers, number: number(shop.viewers) });
   const badge = $("#live-badge");
   badge.dataset.state = shop.live ? "live" : "off";
-  badge.textContent = shop.live ? "LIVE" : "OFF AIR";
+  badge.textContent = t(shop.live ? "badge.live" : "badge.off_air");
   renderInventory();
 }
 
 function connectionStatus(status, reason) {
   const line = $("#connection");
   if (status === "connected") say(line, "");
-  else if (status === "closed") say(line, reason || "Disconnected from the room.", "error");
-  else say(line, "Reconnecting to the room…", "info");
+  else if (status === "closed") say(line, reason || t("studio.disconnected"), "error");
+  else say(line, t("studio.room_reconnecting"), "info");
 }
 
 async function main() {
@@ -401,8 +414,17 @@ async function main() {
   show($("#me"), true);
   $("#me-name").textContent = session.user.display_name;
   signOutButton($("#sign-out"));
+  onLanguage(() => {
+    // the rows' forms carry words too: build them again
+    rows.clear();
+    $("#inventory tbody").replaceChildren();
+    renderRoom();
+    renderOrders();
+    chat.redraw();
+    refreshStreams();
+  });
   everySecond(renderSales);
   room = new RoomSocket({ roomId: ROOM, token: session.token, onEvent, onSnapshot, onStatus: connectionStatus }).start();
 }
 
-main().catch((error) => say($("#connection"), error.message, "error"));
+main().catch((error) => say($("#connection"), errorText(error), "error"));

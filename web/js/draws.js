@@ -3,16 +3,16 @@
 
 import { api } from "./api.js";
 import { verifyDraw } from "./draw-verify.js";
+import { t } from "./i18n.js";
 import { h } from "./ui.js";
 
 export function ruleText(draw) {
-  if (draw.rule === "keyword") return `Comment "${draw.keyword}" or tap Enter to take part.`;
-  if (draw.rule === "ordered") return "Everyone who ordered during this stream takes part.";
-  return "Everyone watching when it closes takes part.";
+  const rule = t(`draw.rule.${draw.rule}`, { keyword: draw.keyword });
+  return draw.min_watch_seconds ? `${rule} ${t("draw.min_watch", { minutes: Math.ceil(draw.min_watch_seconds / 60) })}` : rule;
 }
 
 export function prizeText(draw) {
-  return draw.prize.text || "A prize";
+  return draw.prize.text || t("draw.a_prize");
 }
 
 export function showWinners(list, draw) {
@@ -21,19 +21,17 @@ export function showWinners(list, draw) {
 
 // Fetch the published record and recompute it in this browser; fills `box` with the outcome.
 export async function verifyInto(box, drawId) {
-  box.replaceChildren(h("p", { text: "Checking…" }));
+  box.replaceChildren(h("p", { text: t("verify.checking") }));
   const record = await api(`/api/draws/${drawId}`);
   const outcome = await verifyDraw(record);
   const lines = [
     h("p", { class: outcome.ok ? "ok" : "error",
-      text: outcome.ok
-        ? "Verified: the seed matches the commitment published before the draw, and it selects exactly these winners."
-        : "This draw does not check out:" }),
+      text: outcome.ok ? t("verify.ok") : t("verify.bad") }),
     ...outcome.mismatches.map((m) => h("p", { text: m })),
     h("dl", { class: "verify-lines" },
-      h("dt", { text: "Commitment (published at the start)" }), h("dd", { text: record.seed_commitment }),
-      h("dt", { text: "Seed (revealed at the close)" }), h("dd", { text: record.seed || "" }),
-      h("dt", { text: `Entrants (${record.entrant_count}), hash` }), h("dd", { text: record.entrants_hash || "" })),
+      h("dt", { text: t("verify.commitment") }), h("dd", { text: record.seed_commitment }),
+      h("dt", { text: t("verify.seed") }), h("dd", { text: record.seed || "" }),
+      h("dt", { text: t("verify.entrants", { count: record.entrant_count }) }), h("dd", { text: record.entrants_hash || "" })),
   ];
   box.replaceChildren(...lines);
 }

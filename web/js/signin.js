@@ -1,6 +1,7 @@
 // Staff sign-in for the studio and the console: reuse a saved session or show the form.
 
 import { ApiError, api, forgetSession, loadSession, signIn } from "./api.js";
+import { errorText } from "./i18n.js";
 import { $, busy, say, show } from "./ui.js";
 
 const SCOPE = "staff";
@@ -35,7 +36,7 @@ function waitForSignIn() {
         show(panel, false);
         resolve(session);
       } catch (error) {
-        say(result, error.message, "error");
+        say(result, errorText(error), "error");
       }
     });
   });

@@ -1,16 +1,17 @@
-// The anchor's page, phone first: camera and microphone, Go live over WHIP with automatic
-// re-publishing when the uplink drops, the room's chat and viewers, product cards, flash sales,
-// prize draws, a live sales ticker, and the WHIP URL and key for OBS or an encoder app.
+// The anchor's page, phone first: the camera preview stays full screen with the chat, the sales
+// ticker and the pinned card over it; Go live over WHIP with automatic re-publishing when the
+// uplink drops; products, flash sales, prize draws and settings open as sheets over the preview.
 
 import { api } from "./api.js";
 import { ChatView, chatEvent, chatForm } from "./chat.js";
-import { prizeText, showWinners } from "./draws.js";
-import { countdown, elapsed, everySecond, money } from "./format.js";
+import { prizeText, ruleText, showWinners } from "./draws.js";
+import { countdown, elapsed, everySecond, money, number } from "./format.js";
+import { errorText, language, onLanguage, t } from "./i18n.js";
 import { RoomSocket } from "./room.js";
 import { saleForm } from "./saleform.js";
 import { Shop } from "./shop.js";
 import { staffSession, signOutButton } from "./signin.js";
-import { $, busy, copyText, h, roomId, say, show, throttled } from "./ui.js";
+import { $, busy, copyText, h, roomId, say, setupSheets, show, throttled } from "./ui.js";
 import { publish } from "./whip.js";
 
 const ROOM = roomId();
@@ -45,7 +46,7 @@ async function streamKey() {
 }
 
 async function newStreamKey() {
-  if (!session) throw new Error("Paste a stream key or sign in to create one.");
+  if (!session) throw new Error(t("studio.need_key"));
   const created = await api(`/api/rooms/${ROOM}/stream-keys`, { method: "POST", token: session.token, body: { label: "studio" } });
   localStorage.setItem(KEY_STORAGE, created.stream_key);
   $("#stream-key").value = created.stream_key;
@@ -68,6 +69,7 @@ async function openCamera() {
   const previous = media;
   media = next;
   preview.srcObject = media;
+  for (const track of media.getAudioTracks()) track.enabled = !microphoneMuted;
   stageStatus.textContent = "";
   if (broadcast.whip) await swapTracks(broadcast.whip.pc, media);
   if (previous) previous.getTracks().forEach((t) => t.stop());
@@ -78,9 +80,9 @@ async function listMicrophones() {
   const select = $("#microphone");
   const devices = (await navigator.mediaDevices.enumerateDevices()).filter((d) => d.kind === "audioinput");
   const chosen = select.value;
-  select.replaceChildren(h("option", { value: "", text: "Default" }),
+  select.replaceChildren(h("option", { value: "", text: t("studio.default_mic"), dataset: { i18n: "studio.default_mic" } }),
     ...devices.filter((d) => d.deviceId && d.deviceId !== "default")
-      .map((d, i) => h("option", { value: d.deviceId, text: d.label || `Microphone ${i + 1}` })));
+      .map((d, i) => h("option", { value: d.deviceId, text: d.label || t("studio.mic_n", { n: i + 1 }) })));
   select.value = chosen;
 }
 
@@ -96,8 +98,38 @@ async function cameraChanged() {
   try {
     await openCamera();
   } catch (error) {
-    stageStatus.textContent = `Camera or microphone unavailable: ${error.message}`;
+    stageStatus.textContent = t("studio.camera_unavailable", { problem: error.message });
   }
+}
+
+// The preview keeps a portrait picture full screen on a portrait phone, and shows others whole.
+function fitPreview() {
+  const portraitVideo = preview.videoHeight > preview.videoWidth;
+  preview.dataset.fit = portraitVideo && innerHeight > innerWidth ? "cover" : "contain";
+}
+
+preview.addEventListener("loadedmetadata", fitPreview);
+preview.addEventListener("resize", fitPreview);
+addEventListener("resize", fitPreview);
+
+function flipCamera() {
+  const camera = $("#camera");
+  camera.value = camera.value === "user" ? "environment" : "user";
+  cameraChanged();
+}
+
+let microphoneMuted = false;
+
+function toggleMicrophone() {
+  microphoneMuted = !microphoneMuted;
+  if (media) for (const track of media.getAudioTracks()) track.enabled = !microphoneMuted;
+  renderMicrophone();
+}
+
+function renderMicrophone() {
+  const button = $("#mute");
+  button.setAttribute("aria-pressed", String(microphoneMuted));
+  button.setAttribute("aria-label", t(microphoneMuted ? "studio.unmute" : "studio.mute"));
 }
 
 // ---- going live over WHIP --------------------------------------------------------------------
@@ -120,7 +152,7 @@ async function startPublishing() {
   try {
     if (!media) await openCamera();
     const key = await streamKey();
-    uplink(broadcast.attempt ? "Reconnecting the stream…" : "Going live…");
+    uplink(broadcast.attempt ? t("studio.reconnecting") : t("studio.going_live"));
     const whip = await publish(WHIP_URL, media, key);
     broadcast.whip = whip;
     whip.pc.addEventListener("connectionstatechange", () => uplinkChanged(whip));
@@ -130,13 +162,13 @@ async function startPublishing() {
       localStorage.removeItem(KEY_STORAGE);
       if (!session) {
         broadcast.wanted = false;
-        uplink("That stream key is not valid for this room.", "error");
+        uplink(t("error.invalid_stream_key"), "error");
         renderLive();
         return;
       }
     }
-    if (error.code === "already_live") uplink("Another encoder is live in this room right now.", "error");
-    else uplink(`Could not go live: ${error.message}. Trying again…`, "error");
+    if (error.code === "already_live") uplink(t("error.already_live"), "error");
+    else uplink(t("studio.could_not_go_live", { problem: errorText(error) }), "error");
     retryPublishing();
   }
 }
@@ -149,11 +181,11 @@ function uplinkChanged(whip) {
     broadcast.since = broadcast.since || Date.now();
     uplink("");
   } else if (state === "disconnected") {
-    uplink("The uplink is unstable; holding the stream…");
+    uplink(t("studio.unstable"));
   } else if (state === "failed" || state === "closed") {
     broadcast.whip = null;
     whip.abandon();
-    uplink("The uplink dropped. Reconnecting…", "error");
+    uplink(t("studio.dropped"), "error");
     retryPublishing();
   }
   renderLive();
@@ -180,13 +212,24 @@ function renderLive() {
   const onAir = Boolean(broadcast.whip && broadcast.whip.pc.connectionState === "connected") || shop.live;
   const badge = $("#live-badge");
   const reconnecting = broadcast.wanted && !onAir;
-  badge.dataset.state = onAir ? "live" : reconnecting ? "reconnecting" : "off";
-  badge.textContent = onAir ? "LIVE" : reconnecting ? "CONNECTING" : "OFF AIR";
+  badge.dataset.state = onAir ? "live" : reconnecting ? "connecting" : "off";
+  badge.textContent = t(onAir ? "badge.live" : reconnecting ? "badge.connecting" : "badge.off_air");
   show($("#go-live"), !broadcast.wanted);
   show($("#end-live"), broadcast.wanted);
   show($("#elapsed"), onAir && broadcast.since !== null);
   if (broadcast.since !== null) $("#elapsed").textContent = elapsed(broadcast.since);
 }
+
+// Ending is not undone by a slip of the thumb: it asks first.
+function confirmEnd() {
+  const dialog = $("#end-confirm");
+  dialog.returnValue = "";
+  dialog.showModal();
+}
+
+$("#end-confirm").addEventListener("close", (event) => {
+  if (event.target.returnValue === "end") endLive();
+});
 
 window.addEventListener("pagehide", () => {
   if (broadcast.whip) broadcast.whip.stop();
@@ -204,7 +247,18 @@ async function loadProducts() {
     byProduct.get(sku.product_id).skus.push(sku);
   }
   products = [...byProduct.values()];
+  productsShown = "";
   renderProducts();
+  renderPrizeChoices();
+}
+
+function renderPrizeChoices() {
+  const select = $("#draw-form").elements.prize_sku;
+  const chosen = select.value;
+  select.replaceChildren(h("option", { value: "", text: t("studio.draw_no_sku"), dataset: { i18n: "studio.draw_no_sku" } }),
+    ...products.flatMap((p) => p.skus.map((sku) => h("option", { value: sku.sku_id,
+      text: t("studio.prize_choice", { product: p.name, sku: sku.name, count: number(sku.available) }) }))));
+  select.value = chosen;
 }
 
 let productsShown = "";
@@ -212,22 +266,27 @@ let productsShown = "";
 function renderProducts() {
   const pinnedId = shop.card ? shop.card.product_id : null;
   // rebuild the buttons only when something they show changed, so keyboard focus stays put
-  const shown = `${pinnedId}:${products.map((p) => p.product_id).join()}`;
+  const shown = `${language()}:${pinnedId}:${products.map((p) => p.product_id).join()}`;
+  $("#pinned-line").textContent = shop.card ? t("studio.pinned", { product: shop.card.name }) : "";
+  show($("#pinned-line"), Boolean(shop.card));
   if (shown === productsShown) {
     renderSale();
     return;
   }
   productsShown = shown;
-  $("#pinned-line").textContent = shop.card ? `Pinned: ${shop.card.name}` : "No product pinned.";
   $("#products").replaceChildren(...products.map((p) => {
     const pinned = p.product_id === pinnedId;
+    const stock = p.skus.reduce((sum, sku) => sum + sku.available, 0);
+    const first = p.skus[0];
     return h("li", { dataset: { productId: p.product_id, pinned: String(pinned) } },
-      h("span", { class: "product-name", text: p.name }),
+      h("span", { class: "product-name" }, p.name,
+        h("span", { class: "product-facts", text: t("studio.product_facts", { price: money(first.price_minor, first.currency), count: number(stock) }) }),
+        pinned ? h("span", { class: "pinned-mark", text: t("studio.pinned_mark") }) : null),
       h("span", { class: "actions" },
         pinned
-          ? h("button", { type: "button", onclick: () => command("card.unpin", {}), text: "Unpin" })
-          : h("button", { type: "button", onclick: () => command("card.pin", { product_id: p.product_id }), text: "Pin" }),
-        h("button", { type: "button", onclick: () => chooseSale(p), text: "Sale…" })));
+          ? h("button", { type: "button", onclick: () => command("card.unpin", {}), text: t("studio.unpin"), "aria-label": t("studio.unpin_named", { product: p.name }) })
+          : h("button", { type: "button", onclick: () => command("card.pin", { product_id: p.product_id }), text: t("studio.pin"), "aria-label": t("studio.pin_named", { product: p.name }) }),
+        h("button", { type: "button", onclick: () => chooseSale(p), text: t("studio.sale"), "aria-label": t("studio.sale_named", { product: p.name }) })));
   }));
   renderSale();
 }
@@ -237,7 +296,7 @@ async function command(type, data) {
   try {
     await room.send(type, data);
   } catch (error) {
-    say(productResult, error.message, "error");
+    say(productResult, errorText(error), "error");
   }
 }
 
@@ -246,6 +305,7 @@ function chooseSale(product) {
     roomId: ROOM, token: session.token, skus: product.skus, result: productResult,
     onStarted: (view, sku) => {
       $("#sale-slot").replaceChildren();
+      loadProducts().catch(() => {});
       if (!shop.card || shop.card.product_id !== sku.product_id) command("card.pin", { product_id: sku.product_id });
     },
     onCancel: () => $("#sale-slot").replaceChildren(),
@@ -261,8 +321,8 @@ function renderSale() {
   const sale = runningSale();
   show($("#sale-running"), Boolean(sale));
   if (!sale) return;
-  $("#sale-left").textContent = sale.state === "sold_out" ? "sold out" : String(sale.available);
-  $("#sale-countdown").textContent = sale.state === "scheduled" ? `(starts in ${countdown(sale.startsAtMs)})` : countdown(sale.endsAtMs);
+  $("#sale-left").textContent = sale.state === "sold_out" ? t("watch.sold_out") : t("watch.left", { count: number(sale.available) });
+  $("#sale-countdown").textContent = sale.state === "scheduled" ? t("watch.starts_in", { time: countdown(sale.startsAtMs) }) : t("watch.ends_in", { time: countdown(sale.endsAtMs) });
 }
 
 $("#sale-end").addEventListener("click", async () => {
@@ -270,9 +330,9 @@ $("#sale-end").addEventListener("click", async () => {
   if (!sale) return;
   try {
     await api(`/api/sales/${sale.sale_id}/end`, { method: "POST", token: session.token, body: {} });
-    say(productResult, "The sale has ended.", "ok");
+    say(productResult, t("studio.sale_ended"), "ok");
   } catch (error) {
-    say(productResult, error.message, "error");
+    say(productResult, errorText(error), "error");
   }
 });
 
@@ -291,13 +351,22 @@ function renderDraw() {
   show($("#draw-running"), Boolean(open));
   if (!draw) return;
   $("#draw-prize").textContent = prizeText(draw);
-  $("#draw-countdown").textContent = countdown(draw.closesAtMs);
+  $("#draw-countdown").textContent = t("draw.closes_in", { time: countdown(draw.closesAtMs) });
+  $("#draw-rule-line").textContent = ruleText(draw);
   showWinners($("#draw-winners"), draw);
   if (draw.state === "closed") {
     const names = draw.winners.map((w) => w.display_name).join(", ");
-    say($("#draw-result"), names ? `Winners of ${prizeText(draw)}: ${names}` : "The draw closed with no entrants.", "ok");
+    say($("#draw-result"), names
+      ? t("studio.draw_winners_of", { prize: prizeText(draw), names, count: number(draw.entrant_count) })
+      : t("studio.draw_no_entrants"), "ok");
   }
 }
+
+function keywordField() {
+  show($("#keyword-field"), $("#draw-form").elements.rule.value === "keyword");
+}
+
+$("#draw-form").elements.rule.addEventListener("change", keywordField);
 
 $("#draw-form").addEventListener("submit", async (event) => {
   event.preventDefault();
@@ -310,27 +379,43 @@ $("#draw-form").addEventListener("submit", async (event) => {
     duration_seconds: Number(form.elements.seconds.value),
   };
   if (rule === "keyword") spec.keyword = form.elements.keyword.value;
+  if (form.elements.prize_sku.value) spec.prize_sku_id = Number(form.elements.prize_sku.value);
+  if (form.elements.min_watch.value) spec.min_watch_seconds = Number(form.elements.min_watch.value) * 60;
+  if (!spec.prize_text && !spec.prize_sku_id) {
+    say($("#draw-result"), t("studio.draw_need_prize"), "error");
+    return;
+  }
   try {
     await busy(form, () => room.send("draw.start", spec));
     say($("#draw-result"), "");
   } catch (error) {
-    say($("#draw-result"), error.message, "error");
+    say($("#draw-result"), errorText(error), "error");
   }
 });
 
 // ---- the room --------------------------------------------------------------------------------
 
 // the sales ticker: this room's figures, fetched again as orders come in
+let figures = null;
+
 const refreshTicker = throttled(async () => {
   try {
-    const data = await api(`/api/rooms/${ROOM}/dashboard`, { token: session.token });
-    $("#ticker-orders").textContent = data.totals.orders;
-    $("#ticker-units").textContent = data.totals.units;
-    $("#ticker-revenue").textContent = money(data.totals.gmv_minor, data.currency);
+    figures = await api(`/api/rooms/${ROOM}/dashboard`, { token: session.token });
+    renderTicker();
   } catch (error) {
-    say(productResult, error.message, "error");
+    say(productResult, errorText(error), "error");
   }
 }, 1500);
+
+function renderTicker() {
+  if (!figures) return;
+  const { orders, units, gmv_minor: revenue } = figures.totals;
+  $("#ticker-orders").textContent = number(orders);
+  $("#ticker-orders-word").textContent = t("studio.orders", { count: orders });
+  $("#ticker-units").textContent = number(units);
+  $("#ticker-units-word").textContent = t("studio.units", { count: units });
+  $("#ticker-revenue").textContent = money(revenue, figures.currency);
+}
 
 function onSnapshot(snapshot) {
   shop.loadSnapshot(snapshot);
@@ -349,15 +434,20 @@ function onEvent(type, data, message) {
 }
 
 function renderAll() {
-  $("#viewers").textContent = shop.viewers;
+  $("#viewers").textContent = t("viewers", { count: shop.viewers, number: number(shop.viewers) });
   renderLive();
+  renderMicrophone();
+  renderTicker();
   renderProducts();
+  if (draw) renderDraw();
 }
 
 function connectionStatus(status, reason) {
   if (status === "connected") say($("#signin-result"), "");
   const line = $("#stage-status");
-  if (status === "closed") line.textContent = reason || "Disconnected from the room.";
+  if (status === "closed") line.textContent = reason || t("studio.disconnected");
+  else if (status === "reconnecting" || status === "offline") uplink(t("studio.room_reconnecting"));
+  else if (status === "connected" && $("#uplink").textContent === t("studio.room_reconnecting")) uplink("");
 }
 
 function setupEncoderPanel() {
@@ -370,7 +460,7 @@ function setupEncoderPanel() {
     try {
       await newStreamKey();
     } catch (error) {
-      uplink(error.message, "error");
+      uplink(errorText(error), "error");
     }
   });
 }
@@ -378,15 +468,21 @@ function setupEncoderPanel() {
 async function main() {
   session = await Promise.race([staffSession(), keyOnly()]);
   show($("#studio"), true);
-  show($("#staff-tools"), Boolean(session));
+  setupSheets();
+  onLanguage(renderAll);
+  for (const node of document.querySelectorAll("[data-staff], #staff-chat, #ticker")) show(node, Boolean(session));
   show($("#new-key"), Boolean(session));
-  $("#me-name").textContent = session ? session.user.display_name : "stream key only";
+  $("#me-name").textContent = session ? session.user.display_name : t("studio.key_only_name");
+  keywordField();
+  renderAll();
   signOutButton($("#sign-out"));
   setupEncoderPanel();
   $("#camera").addEventListener("change", cameraChanged);
   $("#microphone").addEventListener("change", cameraChanged);
   $("#go-live").addEventListener("click", goLive);
-  $("#end-live").addEventListener("click", endLive);
+  $("#end-live").addEventListener("click", confirmEnd);
+  $("#flip").addEventListener("click", flipCamera);
+  $("#mute").addEventListener("click", toggleMicrophone);
   everySecond(() => {
     renderLive();
     renderSale();
@@ -399,4 +495,4 @@ async function main() {
   await loadProducts();
 }
 
-main().catch((error) => uplink(error.message, "error"));
+main().catch((error) => uplink(errorText(error), "error"));

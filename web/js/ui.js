@@ -1,5 +1,7 @@
 // Small DOM helpers shared by the pages. User text only ever goes in through textContent.
 
+import { t } from "./i18n.js";
+
 export function h(tag, props = {}, ...children) {
   const node = document.createElement(tag);
   for (const [name, value] of Object.entries(props)) {
@@ -51,14 +53,48 @@ export async function busy(form, action) {
   }
 }
 
+// Copy to the clipboard and say so on the button for a moment.
 export async function copyText(button, text) {
+  const before = button.textContent;
   try {
     await navigator.clipboard.writeText(text);
-    button.textContent = "Copied";
+    button.textContent = t("copy.done");
   } catch {
-    button.textContent = "Select and copy";
+    button.textContent = t("copy.failed");
   }
-  setTimeout(() => (button.textContent = "Copy"), 2000);
+  setTimeout(() => (button.textContent = before), 2000);
+}
+
+// A sheet over the page (bottom on a phone, beside the video when wide): open, close, toggle.
+export function sheet(node, open) {
+  node.hidden = !open;
+  for (const opener of document.querySelectorAll(`[aria-controls="${node.id}"]`)) {
+    opener.setAttribute("aria-expanded", String(open));
+  }
+  if (open) {
+    const focusable = node.querySelector("h2, [autofocus]");
+    if (focusable) focusable.focus({ preventScroll: true });
+  }
+}
+
+// Buttons with aria-controls open and close their sheet; a sheet's [data-close] button closes it.
+export function setupSheets() {
+  for (const opener of document.querySelectorAll("button[aria-controls]")) {
+    const target = document.getElementById(opener.getAttribute("aria-controls"));
+    if (!target || !target.classList.contains("sheet")) continue;
+    opener.setAttribute("aria-expanded", "false");
+    opener.addEventListener("click", () => {
+      for (const other of document.querySelectorAll(".sheet")) if (other !== target) sheet(other, false);
+      sheet(target, target.hidden);
+    });
+  }
+  for (const closer of document.querySelectorAll(".sheet [data-close]")) {
+    closer.addEventListener("click", () => sheet(closer.closest(".sheet"), false));
+  }
+  document.addEventListener("keydown", (event) => {
+    if (event.key !== "Escape") return;
+    for (const open of document.querySelectorAll(".sheet:not([hidden])")) sheet(open, false);
+  });
 }
 
 // A trigger that runs `task` soon, at most once per `intervalMs` however often it is pulled.

@@ -1,13 +1,15 @@
-// The viewer's page: the stream (WHEP, muted autoplay), chat, the pinned card with Buy and pay,
-// prize draws, and a room socket that resumes silently after the network comes back.
+// The viewer's page, phone first: the stream full screen (WHEP, muted autoplay) with chat, the
+// pinned card, Buy, the bag and share over it; paying, prize draws, and a room socket that
+// resumes silently after the network comes back.
 
 import { api, idempotencyKey, joinAsGuest, loadSession } from "./api.js";
 import { ChatView, chatEvent, chatForm } from "./chat.js";
 import { prizeText, ruleText, showWinners, verifyInto } from "./draws.js";
-import { countdown, everySecond, money, toMillis } from "./format.js";
+import { countdown, dateTime, everySecond, money, number, toMillis } from "./format.js";
+import { errorText, has, onLanguage, t } from "./i18n.js";
 import { RoomSocket } from "./room.js";
 import { Shop } from "./shop.js";
-import { $, busy, h, roomId, say, show } from "./ui.js";
+import { $, busy, h, roomId, say, setupSheets, sheet, show } from "./ui.js";
 import { play } from "./whep.js";
 
 const ROOM = roomId();
@@ -21,11 +23,13 @@ const chat = new ChatView($("#chat-list"));
 const orders = new Map();
 let room = null;
 let me = null;
+// what the room socket is doing: "connecting", "connected", "reconnecting", "offline", "closed"
+const link = { status: "connecting", reason: "" };
 
 // ---- who is watching: a guest with a name, made on the first visit --------------------------
 
 async function viewerSession() {
-  return loadSession(SCOPE) || joinAsGuest(SCOPE, `Guest ${Math.floor(1000 + Math.random() * 9000)}`);
+  return loadSession(SCOPE) || joinAsGuest(SCOPE, t("watch.guest_name", { number: Math.floor(1000 + Math.random() * 9000) }));
 }
 
 function setupRename() {
@@ -42,7 +46,7 @@ function setupRename() {
       show(form, false);
       connect();
     } catch (error) {
-      say($("#chat-status"), error.message, "error");
+      say($("#chat-status"), errorText(error), "error");
     }
   });
 }
@@ -56,7 +60,6 @@ const player = { session: null, starting: false, attempt: 0, problem: "" };
 async function startVideo() {
   if (player.session || player.starting || !shop.live) return;
   player.starting = true;
-  stageStatus.textContent = "Starting the video…";
   try {
     const session = await play(WHEP_URL, video);
     player.session = session;
@@ -69,7 +72,7 @@ async function startVideo() {
     });
   } catch (error) {
     if (error.code === "not_live") shop.live = false;
-    else player.problem = error.message;
+    else player.problem = errorText(error);
     retryVideo();
   } finally {
     player.starting = false;
@@ -92,8 +95,9 @@ function retryVideo() {
   setTimeout(startVideo, delay);
 }
 
+// The stream ended: the server has already removed the session, so close without a DELETE.
 function stopVideo() {
-  if (player.session) player.session.stop();
+  if (player.session) player.session.abandon();
   player.session = null;
   video.srcObject = null;
 }
@@ -114,25 +118,67 @@ function watchForStall() {
   }
 }
 
-function renderStage() {
-  const badge = $("#live-badge");
-  show(badge, shop.live);
-  if (!shop.live) stageStatus.textContent = video.dataset.played ? "The stream has ended. Thanks for watching!" : "The stream has not started yet.";
-  else if (!player.session) stageStatus.textContent = player.problem ? `Video trouble (${player.problem}); retrying…` : "Connecting to the video…";
-  else if (video.readyState < 2) stageStatus.textContent = "Loading…";
-  else stageStatus.textContent = "";
-  show($("#unmute"), shop.live && video.muted && video.readyState >= 2);
+// One word for where the viewer stands: connecting, live, reconnecting, ended, or not started.
+function stageState() {
+  if (link.status === "connecting") return "connecting";
+  if (link.status !== "connected") return "reconnecting";
+  if (!shop.live) return video.dataset.played ? "ended" : "off";
+  return player.session && video.readyState >= 2 ? "live" : "connecting";
 }
 
+function renderStage() {
+  const state = stageState();
+  const badge = $("#live-badge");
+  badge.dataset.state = state;
+  badge.textContent = t(`badge.${state}`);
+  let status = "";
+  if (state === "ended") status = t("watch.ended");
+  else if (state === "off") status = t("watch.not_started");
+  else if (state === "connecting") status = player.problem ? t("watch.video_trouble", { problem: player.problem }) : t("watch.connecting");
+  stageStatus.textContent = status;
+  show($("#unmute"), state === "live" && video.muted);
+}
+
+// A portrait stream fills a portrait screen; anything else is shown whole.
+function fitVideo() {
+  const portraitVideo = video.videoHeight > video.videoWidth;
+  const portraitScreen = innerHeight > innerWidth;
+  video.dataset.fit = portraitVideo && portraitScreen ? "cover" : "contain";
+}
+
+video.addEventListener("loadedmetadata", fitVideo);
+video.addEventListener("resize", fitVideo);
+addEventListener("resize", fitVideo);
 video.addEventListener("playing", () => {
   video.dataset.played = "yes";
+  fitVideo();
   renderStage();
 });
 video.addEventListener("waiting", renderStage);
-$("#unmute").addEventListener("click", () => {
+function unmute() {
+  if (!video.muted) return;
   video.muted = false;
   video.play().catch(() => {});
   renderStage();
+}
+
+$("#unmute").addEventListener("click", unmute);
+// a tap anywhere on the picture turns the sound on, as in every live app
+$(".stage").addEventListener("click", unmute);
+
+// ---- share -----------------------------------------------------------------------------------
+
+$("#share").addEventListener("click", async () => {
+  const url = location.href;
+  try {
+    if (navigator.share) await navigator.share({ title: document.title, url });
+    else {
+      await navigator.clipboard.writeText(url);
+      say($("#chat-status"), t("watch.link_copied"), "ok");
+    }
+  } catch (error) {
+    if (error.name !== "AbortError") say($("#chat-status"), t("watch.share_failed", { url }), "info");
+  }
 });
 
 // ---- the pinned card, Buy and pay -------------------------------------------------------------
@@ -168,6 +214,15 @@ function renderCard() {
   renderOffer();
 }
 
+// Units this viewer holds (reserved or paid) in a sale: Buy stops at the sale's per-viewer limit.
+function heldIn(sale) {
+  let units = 0;
+  for (const order of orders.values()) {
+    if (order.sale_id === sale.sale_id && (order.status === "reserved" || order.status === "paid")) units += order.quantity;
+  }
+  return units;
+}
+
 function renderOffer() {
   const sku = selectedSku();
   if (!sku) return;
@@ -181,37 +236,32 @@ function renderOffer() {
     price.textContent = money(sale.sale_price_minor, sale.currency);
     listPrice.textContent = money(sale.list_price_minor, sale.currency);
     show(listPrice, sale.list_price_minor !== sale.sale_price_minor);
-    stock.textContent = sale.available > 0 ? `${sale.available} left` : "Sold out";
+    stock.textContent = sale.available > 0 ? t("watch.left", { count: number(sale.available) }) : t("watch.sold_out");
     stock.dataset.available = sale.available;
     const upcoming = sale.state === "scheduled";
-    clock.textContent = upcoming ? `starts in ${countdown(sale.startsAtMs)}` : `ends in ${countdown(sale.endsAtMs)}`;
+    clock.textContent = upcoming ? t("watch.starts_in", { time: countdown(sale.startsAtMs) }) : t("watch.ends_in", { time: countdown(sale.endsAtMs) });
     show(clock, true);
-    buy.disabled = upcoming || sale.available <= 0 || pendingBuy !== null;
-    buy.textContent = sale.available > 0 ? "Buy" : "Sold out";
+    const atLimit = sale.per_user_limit !== undefined && heldIn(sale) >= sale.per_user_limit;
+    buy.disabled = upcoming || sale.available <= 0 || atLimit || pendingBuy !== null;
+    buy.textContent = sale.available <= 0 ? t("watch.sold_out") : atLimit ? t("watch.at_limit") : t("watch.buy");
   } else {
     price.textContent = money(sku.price_minor, sku.currency);
     show(listPrice, false);
-    stock.textContent = sku.available > 0 ? `${sku.available} in stock` : "Out of stock";
+    stock.textContent = sku.available > 0 ? t("watch.in_stock", { count: number(sku.available) }) : t("watch.out_of_stock");
     stock.dataset.available = sku.available;
     show(clock, false);
     buy.disabled = true;
-    buy.textContent = "Not on sale yet";
+    buy.textContent = t("watch.not_on_sale");
   }
+  buy.setAttribute("aria-label", `${buy.textContent}: ${shop.card.name}`);
 }
-
-const BUY_ANSWERS = {
-  sold_out: "Sold out. Stay tuned: the shop may restock.",
-  limit_exceeded: "You already have the most this sale allows per viewer.",
-  not_started: "The sale has not started yet.",
-  ended: "The sale has ended.",
-};
 
 async function buy() {
   const sku = selectedSku();
   if (!sku || pendingBuy) return;
   pendingBuy = { sku_id: sku.sku_id, quantity: 1, idempotency_key: idempotencyKey() };
   renderOffer();
-  say(buyResult, "Reserving…", "info");
+  say(buyResult, t("watch.reserving"), "info");
   await sendBuy();
 }
 
@@ -222,14 +272,15 @@ async function sendBuy() {
     const answer = await room.send("order.place", pendingBuy);
     pendingBuy = null;
     orderChanged(answer.order);
-    say(buyResult, "Reserved for you. Pay below to complete the order.", "ok");
+    say(buyResult, t("watch.reserved"), "ok");
+    sheet($("#bag"), true);
   } catch (error) {
     if (error.code === "disconnected" || error.code === "timeout") {
-      say(buyResult, "Connection lost; your tap will be sent again when it is back.", "info");
+      say(buyResult, t("watch.tap_queued"), "info");
       return;
     }
     pendingBuy = null;
-    say(buyResult, BUY_ANSWERS[error.code] || error.message, "error");
+    say(buyResult, has(`buy.${error.code}`) ? t(`buy.${error.code}`) : errorText(error), "error");
   }
   renderOffer();
 }
@@ -241,7 +292,21 @@ $("#buy").addEventListener("click", buy);
 function orderChanged(order) {
   if (!order || order.room_id !== ROOM) return;
   orders.set(order.order_id, order);
+  // the reservation's words are stale once the order is paid or let go
+  if (order.status !== "reserved" && buyResult.dataset.tone === "ok") say(buyResult, "");
   renderPay();
+  renderOrders();
+}
+
+function renderOrders() {
+  const list = [...orders.values()].sort((a, b) => b.order_id - a.order_id);
+  $("#order-list").replaceChildren(...list.map((order) => h("li", { dataset: { status: order.status } },
+    h("span", { text: t("watch.order_line", { id: order.order_id, quantity: order.quantity, amount: money(order.amount_minor, order.currency) }) }),
+    h("span", { class: "status", text: t(`order.${order.status}`) }))));
+  show($("#no-orders"), !list.length);
+  const open = list.filter((o) => o.status === "reserved").length;
+  $("#bag-count").textContent = number(open);
+  show($("#bag-count"), open > 0);
 }
 
 function payable() {
@@ -257,12 +322,13 @@ function renderPay() {
     show(panel, payingFor !== null);
     if (payingFor !== null) {
       const last = orders.get(payingFor);
-      const test = document.body.dataset.payments === "test" ? " (test mode)" : "";
-      const outcome = last && last.status === "paid" ? [`Paid${test}. Thank you for your order!`, "ok"]
-        : ["The reservation ended before payment; the units went back on sale.", "error"];
+      const testMode = document.body.dataset.payments === "test";
+      const outcome = last && last.status === "paid" ? [t(testMode ? "pay.paid_test" : "pay.paid"), "ok"]
+        : [t("pay.expired"), "error"];
       say($("#pay-result"), ...outcome);
       $("#pay-button").hidden = true;
       $("#pay-deadline").textContent = "";
+      show($("#pay-test-note"), false);
     }
     return;
   }
@@ -273,11 +339,14 @@ function renderPay() {
     $("#stripe-element").replaceChildren();
   }
   show(panel, true);
-  $("#pay-summary").textContent = `Order #${order.order_id}: ${order.quantity} × ${money(order.unit_price_minor, order.currency)} = ${money(order.amount_minor, order.currency)}`;
-  $("#pay-deadline").textContent = `Held for you for ${countdown(order.reserved_until)}`;
+  $("#pay-summary").textContent = t("pay.summary", { id: order.order_id, quantity: order.quantity,
+    unit: money(order.unit_price_minor, order.currency), amount: money(order.amount_minor, order.currency) });
+  $("#pay-deadline").textContent = t("pay.held", { time: countdown(order.reserved_until) });
   const testMode = document.body.dataset.payments === "test";
   show($("#pay-test-note"), testMode);
-  $("#pay-button").textContent = testMode ? `Pay ${money(order.amount_minor, order.currency)} (test)` : `Pay ${money(order.amount_minor, order.currency)}`;
+  if (!stripeCheckout || stripeCheckout.orderId !== order.order_id) {
+    $("#pay-button").textContent = t(testMode ? "pay.pay_test" : "pay.pay", { amount: money(order.amount_minor, order.currency) });
+  }
 }
 
 let stripeCheckout = null;
@@ -299,10 +368,10 @@ async function pay() {
       orderChanged(paid.order);
     } else {
       stripeCheckout = await mountStripe(order.order_id, start);
-      button.textContent = "Confirm payment";
+      button.textContent = t("pay.confirm");
     }
   } catch (error) {
-    say(result, error.message, "error");
+    say(result, errorText(error), "error");
   } finally {
     button.disabled = false;
   }
@@ -313,7 +382,7 @@ function loadStripe() {
   return new Promise((resolve, reject) => {
     const script = h("script", { src: "https://js.stripe.com/v3/" });
     script.addEventListener("load", () => resolve(window.Stripe));
-    script.addEventListener("error", () => reject(new Error("The card form could not be loaded. Check the connection.")));
+    script.addEventListener("error", () => reject(new Error(t("pay.stripe_unavailable"))));
     document.head.append(script);
   });
 }
@@ -330,7 +399,7 @@ async function mountStripe(orderId, start) {
 async function confirmStripe({ stripe, elements }) {
   const { error } = await stripe.confirmPayment({ elements, redirect: "if_required", confirmParams: { return_url: location.href } });
   if (error) throw error;
-  say($("#pay-result"), "Payment sent. Waiting for the confirmation…", "info");
+  say($("#pay-result"), t("pay.sent"), "info");
 }
 
 $("#pay-button").addEventListener("click", pay);
@@ -340,22 +409,38 @@ $("#pay-button").addEventListener("click", pay);
 let draw = null;
 
 function drawChanged(next) {
+  const started = next && next.state === "open" && (!draw || draw.id !== next.id);
   draw = next;
+  if (started) sheet($("#draw"), true);
   renderDraw();
 }
 
 function renderDraw() {
-  show($("#draw"), Boolean(draw));
-  if (!draw) return;
+  const chip = $("#draw-chip");
+  show(chip, Boolean(draw));
+  if (!draw) {
+    sheet($("#draw"), false);
+    return;
+  }
+  const open = draw.state === "open";
+  chip.textContent = open ? t("draw.chip_open", { time: countdown(draw.closesAtMs) }) : t("draw.chip_closed");
   $("#draw-prize").textContent = prizeText(draw);
   $("#draw-rule").textContent = ruleText(draw);
-  const open = draw.state === "open";
-  $("#draw-countdown").textContent = open ? `Closes in ${countdown(draw.closesAtMs)}` : "Closed";
+  $("#draw-countdown").textContent = open ? t("draw.closes_in", { time: countdown(draw.closesAtMs) }) : t("draw.closed");
   show($("#draw-enter"), open && draw.rule === "keyword" && !draw.entered);
-  if (open && draw.entered) say($("#draw-result"), "You are in the draw. Good luck!", "ok");
+  if (open && draw.entered) say($("#draw-result"), t("draw.entered"), "ok");
   showWinners($("#draw-winners"), draw);
   show($("#draw-verify"), draw.state === "closed");
-  if (draw.state === "closed" && !draw.winners.length) say($("#draw-result"), "Nobody entered this draw.", "info");
+  if (draw.state === "closed") say($("#draw-result"), ...drawOutcome(draw));
+}
+
+// What a closed draw means for this viewer: won, not this time, or nobody took part.
+function drawOutcome(closed) {
+  if (!closed.winners.length) return [t("draw.nobody"), "info"];
+  const won = closed.winners.some((w) => me && w.user_id === me.user.id);
+  if (won) return [t("draw.you_won", { prize: prizeText(closed) }), "ok"];
+  if (closed.entered || closed.rule !== "keyword") return [t("draw.not_won"), "info"];
+  return [t("draw.over"), "info"];
 }
 
 function timedDraw(view, previous) {
@@ -368,7 +453,7 @@ $("#draw-enter").addEventListener("click", async () => {
     await room.send("draw.enter", { draw_id: draw.id });
     draw.entered = true;
   } catch (error) {
-    say($("#draw-result"), error.message, "error");
+    say($("#draw-result"), errorText(error), "error");
   }
   renderDraw();
 });
@@ -376,7 +461,8 @@ $("#draw-enter").addEventListener("click", async () => {
 let claim = null;
 
 function prizeWon(won) {
-  say($("#draw-result"), `You won: ${won.prize.text || "a prize"}!`, "ok");
+  say($("#draw-result"), t("draw.you_won", { prize: won.prize.text || t("draw.a_prize") }), "ok");
+  sheet($("#draw"), true);
   if (won.prize.sku_id === null || won.prize.sku_id === undefined) return;
   claim = won;
   say($("#claim-result"), "");
@@ -386,10 +472,10 @@ function prizeWon(won) {
 function renderClaim() {
   if (claim && claim.claim_deadline && toMillis(claim.claim_deadline) <= Date.now()) {
     claim = null;
-    say($("#claim-result"), "The time to claim this prize has passed.", "error");
+    say($("#claim-result"), t("error.claim_expired"), "error");
   }
   show($("#claim-form"), Boolean(claim));
-  if (claim && claim.claim_deadline) $("#claim-deadline").textContent = `Claim by ${new Date(toMillis(claim.claim_deadline)).toLocaleString()}`;
+  if (claim && claim.claim_deadline) $("#claim-deadline").textContent = t("claim.by", { time: dateTime(claim.claim_deadline) });
 }
 
 function shippingFrom(form) {
@@ -404,16 +490,15 @@ $("#claim-form").addEventListener("submit", async (event) => {
   try {
     const answer = await busy(form, () => api(`/api/draws/${claim.draw_id}/claim`, { method: "POST", token: me.token, body }));
     claim = null;
-    say($("#claim-result"), `Prize claimed (order ${answer.order.order_id}). The shop sends it to this address.`, "ok");
+    say($("#claim-result"), t("claim.done", { id: answer.order.order_id }), "ok");
   } catch (error) {
     if (error.code === "claim_expired") claim = null;
-    const message = error.code === "claim_expired" ? "The time to claim this prize has passed." : error.message;
-    say($("#claim-result"), message, "error");
+    say($("#claim-result"), errorText(error), "error");
   }
   renderClaim();
 });
 $("#draw-verify").addEventListener("toggle", (event) => {
-  if (event.target.open && draw) verifyInto($("#draw-verify-body"), draw.id).catch((e) => say($("#draw-result"), e.message, "error"));
+  if (event.target.open && draw) verifyInto($("#draw-verify-body"), draw.id).catch((e) => say($("#draw-result"), errorText(e), "error"));
 });
 
 // ---- the room socket -------------------------------------------------------------------------
@@ -423,14 +508,20 @@ let quietTimer = null;
 function connectionStatus(status, reason) {
   const line = $("#connection");
   clearTimeout(quietTimer);
+  // the first connection is "connecting"; any later one is a reconnection the badge shows
+  link.status = status === "connecting" && link.status !== "connecting" ? "reconnecting" : status;
+  link.reason = reason || "";
+  renderStage();
   if (status === "connected") {
     show(line, false);
     if (pendingBuy) sendBuy();
   } else if (status === "closed") {
-    say(line, reason || "You were disconnected from this room.", "error");
+    say(line, reason || t("watch.closed"), "error");
+  } else if (status === "offline") {
+    say(line, t("watch.offline"), "info");
   } else {
     // a short drop is repaired silently; a long one is worth a word
-    quietTimer = setTimeout(() => say(line, "Reconnecting… the video keeps playing.", "info"), SILENT_RECONNECT_MS);
+    quietTimer = setTimeout(() => say(line, t("watch.reconnecting"), "info"), SILENT_RECONNECT_MS);
   }
 }
 
@@ -453,14 +544,15 @@ function onEvent(type, data) {
   else if (type === "draw.started" || type === "draw.closed") drawChanged(timedDraw(data, draw));
   else if (type === "draw.entered" && draw && draw.id === data.draw_id) drawChanged({ ...draw, entered: true });
   else if (type === "draw.won") prizeWon(data);
-  else if (type === "user.muted" && data.user_id === me.user.id) say($("#chat-status"), "A moderator muted you for now.", "error");
+  else if (type === "user.muted" && data.user_id === me.user.id) say($("#chat-status"), t("chat.you_were_muted"), "error");
 }
 
 function renderAll() {
-  $("#viewers").textContent = shop.viewers;
+  $("#viewers").textContent = t("viewers", { count: shop.viewers, number: number(shop.viewers) });
   renderCard();
   renderPay();
   renderDraw();
+  renderOrders();
   if (shop.live) startVideo();
   else stopVideo();
   renderStage();
@@ -473,6 +565,9 @@ function connect() {
 }
 
 async function main() {
+  setupSheets();
+  onLanguage(renderAll);
+  renderAll();
   chatForm($("#chat-form"), $("#chat-status"), { send: (type, data) => room.send(type, data) });
   setupRename();
   everySecond(() => {
@@ -486,4 +581,4 @@ async function main() {
   connect();
 }
 
-main().catch((error) => say($("#connection"), error.message, "error"));
+main().catch((error) => say($("#connection"), errorText(error), "error"));
