@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest_asyncio
-from helpers import ROOT, LiveServer, start_server
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
+from helpers import LiveServer, start_server
+from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Page, async_playwright, expect
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's package; scripts/test installs it
 CHROMIUM_ARGS = [
@@ -27,9 +27,9 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-ARTIFACTS = ROOT / "test-artifacts"
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 900}
+LAPTOP = {"width": 1280, "height": 800}
 # generous: two cores shared with other work, and WebRTC start-up on a busy machine
 TIMEOUT_MS = 45_000
 expect.set_options(timeout=TIMEOUT_MS)
@@ -53,29 +53,43 @@ async def server(settings) -> AsyncIterator[LiveServer]:
 
 
 class People:
-    """Opens pages as separate people, and fails the test on any uncaught error in a page."""
+    """Opens pages as separate people, and fails the test on any uncaught error in a page.
+
+    Each person's browser speaks `locale` (English unless a test says otherwise). Errors the
+    pages log to the console about the server's own resources are kept in `console_errors`.
+    """
 
     def __init__(self, browser: Browser, base_url: str) -> None:
         self.browser = browser
         self.base_url = base_url
         self.contexts: list[BrowserContext] = []
         self.errors: list[str] = []
+        self.console_errors: list[str] = []
 
-    async def open(self, path: str, viewport: dict[str, int] = PHONE) -> Page:
-        context = await self.browser.new_context(viewport=viewport, base_url=self.base_url)
+    async def open(self, path: str, viewport: dict[str, int] = PHONE, locale: str = "en-US") -> Page:
+        context = await self.browser.new_context(viewport=viewport, base_url=self.base_url, locale=locale)
         context.set_default_timeout(TIMEOUT_MS)
         self.contexts.append(context)
         page = await context.new_page()
         page.on("pageerror", lambda error: self.errors.append(f"{path}: {error}"))
+        page.on("console", lambda message: self._console(path, message))
         await page.goto(path)
         return page
 
-    async def staff(self, path: str, login: str, viewport: dict[str, int] = PHONE) -> Page:
-        """Open a studio or console page and sign in with the form."""
-        page = await self.open(path, viewport)
-        await page.get_by_label("Login").fill(login)
-        await page.get_by_label("Password").fill(PASSWORD)
-        await page.get_by_role("button", name="Sign in").click()
+    def _console(self, path: str, message: ConsoleMessage) -> None:
+        # the seed's product image lives on another host, unreachable from the test machine
+        if message.type == "error" and message.location.get("url", "").startswith(self.base_url):
+            self.console_errors.append(f"{path}: {message.text} ({message.location.get('url')})")
+
+    async def staff(
+        self, path: str, login: str, viewport: dict[str, int] = PHONE, locale: str = "en-US"
+    ) -> Page:
+        """Open a studio or console page and sign in with the form (in any language)."""
+        page = await self.open(path, viewport, locale)
+        form = page.locator("#signin-form")
+        await form.locator("[name=login]").fill(login)
+        await form.locator("[name=password]").fill(PASSWORD)
+        await form.locator("button[type=submit]").click()
         return page
 
     async def close(self) -> None:
