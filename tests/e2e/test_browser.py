@@ -275,3 +275,27 @@ async def test_operator_sets_a_sku_regular_price_from_the_inventory_table(
     await expect(row).to_contain_text("$12.50")
     async with server.app[SESSION_FACTORY]() as session:
         assert (await session.get(Sku, world.sku_id)).price_minor == 1250
+
+
+async def test_a_closed_draw_tells_each_viewer_whether_they_won(server: LiveServer, people: People) -> None:
+    world = await server.seed()
+    viewers = [await people.open(f"/watch/{world.room_id}") for _ in range(2)]
+    for watch in viewers:
+        await expect(watch.locator("#me-name")).not_to_have_text("…")
+    anchor = {"Authorization": f"Bearer {world.tokens['anchor']}"}
+    spec = {"prize_text": "A tin of tea", "rule": "keyword", "keyword": "tea", "duration_seconds": 600}
+    async with aiohttp.ClientSession(headers=anchor) as http:
+        async with http.post(f"{server.url}/api/rooms/{world.room_id}/draws", json=spec) as response:
+            draw_id = (await response.json())["id"]
+        for watch in viewers:
+            await watch.get_by_role("button", name="Enter the draw").click()
+            await expect(watch.locator("#draw-result")).to_have_text("You are in the draw. Good luck!")
+        async with http.post(f"{server.url}/api/draws/{draw_id}/close") as response:
+            assert response.status == 200
+
+    outcomes = []
+    for watch in viewers:
+        result = watch.locator("#draw-result")
+        await expect(result).to_have_text(re.compile("^(You won|Not this time)"))
+        outcomes.append(await result.text_content())
+    assert sorted(text.split(":")[0] for text in outcomes) == ["Not this time", "You won"]

@@ -90,6 +90,7 @@ async def test_a_phone_in_chinese_goes_live_and_a_viewer_chats_buys_and_pays(
         "() => document.querySelector('#products-sheet').getBoundingClientRect().top"
     )
     assert sheet_top >= PHONE["height"] * 0.35, "the products sheet hides the preview"
+    assert await serious_accessibility_violations(studio) == []  # with the sheet and the sale form open
     await studio.get_by_role("button", name="关闭商品").click()
 
     watch = await people.open(f"/watch/{world.room_id}", PHONE, "zh-CN")
@@ -113,6 +114,7 @@ async def test_a_phone_in_chinese_goes_live_and_a_viewer_chats_buys_and_pays(
     await expect(watch.locator("#buy")).to_be_disabled()
     await expect(watch.locator("#buy")).to_have_text("已达限购")
     await expect(studio.locator("#ticker-units")).to_have_text("1")
+    assert await serious_accessibility_violations(watch) == []  # with the bag open
     await watch.get_by_role("button", name="关闭我的订单").click()
 
     for page in (studio, watch):
@@ -189,4 +191,8 @@ async def test_a_laptop_in_english_runs_the_sale_from_the_console_and_the_table_
     await expect(console.locator(".sale-available")).to_have_text("剩余 4 / 5")
     await page_checks(console)
     await screenshot(console, "console-laptop-zh", LAPTOP)
+
+    index = await people.open("/", PHONE, "zh-CN")
+    await expect(index.get_by_role("link", name="观看").first).to_be_visible()
+    await page_checks(index)
     assert people.console_errors == []
