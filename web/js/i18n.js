@@ -108,6 +108,11 @@ function switches() {
   }
 }
 
-await setLanguage(preferredLanguage(localStorage.getItem(STORAGE_KEY), navigator.languages || [], Object.keys(languages)));
+try {
+  await setLanguage(preferredLanguage(localStorage.getItem(STORAGE_KEY), navigator.languages || [], Object.keys(languages)));
+} catch {
+  // a language file that cannot be read leaves the page in English rather than blank
+  await setLanguage(FALLBACK);
+}
 switches();
 translate();
