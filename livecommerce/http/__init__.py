@@ -13,6 +13,22 @@ from pydantic import BaseModel, ValidationError
 from livecommerce.appkeys import SETTINGS, TOKENS
 from livecommerce.auth import COOKIE_NAME, Principal
 from livecommerce.errors import AppError
+from livecommerce.http.inputs import Id, int_param, optional_id, query_int, refuse_nul
+
+__all__ = [
+    "Id",
+    "error_middleware",
+    "error_response",
+    "int_param",
+    "json_response",
+    "optional_id",
+    "optional_principal",
+    "parse",
+    "principal",
+    "query_int",
+    "read_json",
+    "security_headers",
+]
 
 log = logging.getLogger(__name__)
 Model = TypeVar("Model", bound=BaseModel)
@@ -50,6 +66,7 @@ def validation_message(exc: ValidationError) -> str:
 
 def parse(model: type[Model], data: Any) -> Model:
     """Validate data against a pydantic model, raising a typed `invalid` error on failure."""
+    refuse_nul(data)
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -84,13 +101,6 @@ def principal(request: web.Request) -> Principal:
 def optional_principal(request: web.Request) -> Principal | None:
     token = token_of(request)
     return request.app[TOKENS].verify(token) if token else None
-
-
-def int_param(request: web.Request, name: str) -> int:
-    try:
-        return int(request.match_info[name])
-    except (KeyError, ValueError):
-        raise AppError("not_found", f"{name} must be a number") from None
 
 
 @web.middleware

@@ -15,7 +15,7 @@ from aiohttp import WSMsgType, web
 from livecommerce.appkeys import SETTINGS, TOKENS
 from livecommerce.auth import Principal
 from livecommerce.errors import AppError
-from livecommerce.http import token_of
+from livecommerce.http import int_param, query_int, token_of
 from livecommerce.realtime import moderation, protocol
 from livecommerce.realtime.connection import Connection
 from livecommerce.realtime.hub import HUB, Hub
@@ -39,16 +39,6 @@ def client_hash(secret_key: str, address: str | None) -> str:
     return hmac.new(secret_key.encode(), (address or "").encode(), hashlib.sha256).hexdigest()
 
 
-def _since(request: web.Request) -> int | None:
-    raw = request.query.get("since")
-    if raw is None or raw == "":
-        return None
-    try:
-        return int(raw)
-    except ValueError:
-        raise AppError("invalid", "since must be an integer sequence number") from None
-
-
 def _version(request: web.Request) -> None:
     raw = request.query.get("v", str(protocol.PROTOCOL_VERSION))
     if raw != str(protocol.PROTOCOL_VERSION):
@@ -58,15 +48,12 @@ def _version(request: web.Request) -> None:
 async def _admit(request: web.Request, hub: Hub) -> tuple[Principal, int, int | None, str]:
     """Everything checked before a client may join: version, identity, room, bans."""
     _version(request)
-    since = _since(request)
+    since = query_int(request, "since")
     token = token_of(request)
     if not token:
         raise AppError("unauthorized", "send a session or guest token (?token=, cookie or Bearer)")
     principal = request.app[TOKENS].verify(token)
-    try:
-        room_id = int(request.match_info["room_id"])
-    except ValueError:
-        raise AppError("not_found", "room_id must be a number") from None
+    room_id = int_param(request, "room_id")
     await hub.room_info(room_id)
     fingerprint = client_hash(request.app[SETTINGS].secret_key, request.remote)
     await moderation.check_not_banned(hub.app, room_id, principal, fingerprint)
@@ -90,7 +77,7 @@ async def room_socket(request: web.Request) -> web.StreamResponse:
         admitted = exc
     await ws.prepare(request)
     if isinstance(admitted, AppError):
-        await ws.send_bytes(protocol.error(None, admitted))
+        await ws.send_str(protocol.error(None, admitted).decode())
         await ws.close(code=protocol.close_code_for(admitted), message=admitted.code.encode())
         return ws
     principal, room_id, since, fingerprint = admitted
