@@ -48,6 +48,11 @@ _HTTP_CODES = {
 }
 
 
+def error_code_for_status(status: int) -> str:
+    """The error code for an HTTP error that aiohttp raised rather than our code."""
+    return _HTTP_CODES.get(status, "bad_request" if status < 500 else "internal")
+
+
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     return web.Response(
         body=orjson.dumps(data), status=status, content_type="application/json", headers=headers
@@ -113,7 +118,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except web.HTTPException as exc:
         if exc.status < 400 or exc.content_type == "application/json":
             raise
-        code = _HTTP_CODES.get(exc.status, "bad_request" if exc.status < 500 else "internal")
+        code = error_code_for_status(exc.status)
         if exc.status == 413:
             message = f"the request body is larger than {request.app[SETTINGS].max_request_bytes} bytes"
         else:
@@ -140,8 +145,15 @@ CONTENT_SECURITY_POLICY = "; ".join(
 )
 
 
+SERVER_NAME = "livecommerce"
+
+
 async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
     headers = response.headers
+    headers["Server"] = SERVER_NAME  # not aiohttp's name and version
+    if request.path.startswith("/api/"):
+        # answers carry tokens, stream keys, orders and addresses: never kept by a cache
+        headers.setdefault("Cache-Control", "no-store")
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
     headers.setdefault("X-Frame-Options", "DENY")
