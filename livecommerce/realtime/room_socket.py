@@ -66,7 +66,8 @@ async def room_socket(request: web.Request) -> web.StreamResponse:
     settings = request.app[SETTINGS]
     ws = web.WebSocketResponse(
         protocols=(protocol.SUBPROTOCOL,),
-        max_msg_size=settings.ws_max_frame_bytes,
+        # aiohttp refuses a frame as long as its limit; the exact limit is checked when reading
+        max_msg_size=settings.ws_max_frame_bytes + 1,
         heartbeat=HEARTBEAT_SECONDS,
     )
     if not ws.can_prepare(request).ok:
@@ -96,7 +97,7 @@ async def room_socket(request: web.Request) -> web.StreamResponse:
     await hub.attach(conn)
     try:
         await _join(hub, conn, since)
-        await _read_commands(hub, conn, ws)
+        await _read_commands(hub, conn, ws, settings.ws_max_frame_bytes)
     finally:
         await hub.detach(conn)
     return ws
@@ -126,17 +127,23 @@ async def _join(hub: Hub, conn: Connection, since: int | None) -> None:
     hub.go_live(conn, seq)
 
 
-async def _read_commands(hub: Hub, conn: Connection, ws: web.WebSocketResponse) -> None:
+async def _read_commands(hub: Hub, conn: Connection, ws: web.WebSocketResponse, max_bytes: int) -> None:
+    """Answer commands until the client leaves. Once the server has closed the connection, what
+    the client still sends is read and dropped until its close arrives (or the grace ends), so
+    the socket is never shut with unread data, which would reset it and lose the close code."""
     flood = TokenBucket(COMMANDS_PER_SECOND, COMMAND_BURST)
     refused = 0
     async for message in ws:
         if conn.closed:
-            return
+            continue
         if message.type is WSMsgType.BINARY:
             conn.close(protocol.CLOSE_UNSUPPORTED_DATA, "binary frames are not part of the protocol")
-            return
+            continue
         if message.type is not WSMsgType.TEXT:
             return
+        if len(message.data) * 4 > max_bytes and len(message.data.encode()) > max_bytes:
+            conn.close(protocol.CLOSE_MESSAGE_TOO_BIG, "frame too large")
+            continue
         try:
             command = protocol.parse_command(message.data)
         except protocol.ProtocolError as exc:
@@ -146,7 +153,7 @@ async def _read_commands(hub: Hub, conn: Connection, ws: web.WebSocketResponse) 
             refused += 1
             if refused > FLOOD_REJECTIONS:
                 conn.close(protocol.CLOSE_FLOOD, "too many commands")
-                return
+                continue
             limited = AppError("rate_limited", f"at most {COMMANDS_PER_SECOND:g} commands per second")
             conn.send(protocol.error(command.id, limited))
             continue
