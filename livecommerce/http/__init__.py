@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -10,9 +11,9 @@ import orjson
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from livecommerce.appkeys import SETTINGS, TOKENS
-from livecommerce.auth import COOKIE_NAME, Principal
+from livecommerce.appkeys import SETTINGS
 from livecommerce.errors import AppError
+from livecommerce.http.identity import optional_principal, principal
 from livecommerce.http.inputs import Id, int_param, optional_id, query_int, refuse_nul
 
 __all__ = [
@@ -60,6 +61,9 @@ def json_response(data: Any, status: int = 200, headers: dict[str, str] | None =
 
 
 def error_response(error: AppError, headers: dict[str, str] | None = None) -> web.Response:
+    retry_after = error.details.get("retry_after")
+    if error.status == 429 and isinstance(retry_after, int | float):
+        headers = {"Retry-After": str(max(1, math.ceil(retry_after))), **(headers or {})}
     return json_response({"error": error.to_dict()}, status=error.status, headers=headers)
 
 
@@ -86,26 +90,6 @@ async def read_json(request: web.Request, model: type[Model]) -> Model:
     except orjson.JSONDecodeError:
         raise AppError("invalid_json", "the body is not valid JSON") from None
     return parse(model, data)
-
-
-def token_of(request: web.Request) -> str | None:
-    header = request.headers.get("Authorization", "")
-    if header.startswith("Bearer "):
-        return header.removeprefix("Bearer ").strip()
-    return request.query.get("token") or request.cookies.get(COOKIE_NAME)
-
-
-def principal(request: web.Request) -> Principal:
-    """The caller, from a Bearer header, `?token=` or the session cookie; 401 if none."""
-    token = token_of(request)
-    if not token:
-        raise AppError("unauthorized", "sign in first or send a guest token")
-    return request.app[TOKENS].verify(token)
-
-
-def optional_principal(request: web.Request) -> Principal | None:
-    token = token_of(request)
-    return request.app[TOKENS].verify(token) if token else None
 
 
 @web.middleware

@@ -1,4 +1,4 @@
-"""Sign-in, guest tokens, the caller's identity, and stream keys for a room."""
+"""Sign-in, guest tokens, sign-out, the caller's identity, disabling accounts, and stream keys."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ from sqlalchemy import select
 from livecommerce import accounts
 from livecommerce.appkeys import SESSION_FACTORY, SETTINGS, TOKENS
 from livecommerce.auth import COOKIE_NAME, Principal, audit, authorize
-from livecommerce.db.models import Room
+from livecommerce.db.models import Role, Room, User
 from livecommerce.errors import AppError
-from livecommerce.http import int_param, json_response, principal, read_json
+from livecommerce.http import int_param, json_response, optional_principal, principal, read_json
+from livecommerce.http.identity import REVOCATIONS
 
 routes = web.RouteTableDef()
 
@@ -74,9 +75,40 @@ async def guest(request: web.Request) -> web.Response:
 
 @routes.post("/api/auth/logout")
 async def logout(request: web.Request) -> web.Response:
+    """Sign out everywhere: every token issued to the caller so far is refused from now on."""
+    try:
+        who = optional_principal(request)
+    except AppError:
+        who = None  # an expired or revoked token: nothing left to revoke
+    if who is not None:
+        async with request.app[SESSION_FACTORY].begin() as session:
+            await accounts.revoke_tokens(session, who.user_id)
+        request.app[REVOCATIONS].forget(who.user_id)
     response = json_response({"ok": True})
     response.del_cookie(COOKIE_NAME)
     return response
+
+
+@routes.post("/api/users/{user_id}/disable")
+async def disable_user(request: web.Request) -> web.Response:
+    """Disable an account at once: no more sign-ins, and its tokens are refused."""
+    who = principal(request)
+    user_id = int_param(request, "user_id")
+    async with request.app[SESSION_FACTORY].begin() as session:
+        user = await session.get(User, user_id)
+        if user is None:
+            raise AppError("not_found", "no such user")
+        authorize(who, "user.manage", user.merchant_id)
+        if user.merchant_id is None and who.role is not Role.ADMIN:
+            raise AppError("forbidden", "only an admin may disable an account outside a merchant")
+        if user.id == who.user_id:
+            raise AppError("invalid", "you cannot disable your own account")
+        await accounts.disable_user(session, user_id)
+        await audit(
+            session, who, "user.disable", merchant_id=user.merchant_id, target_type="user", target_id=user_id
+        )
+    request.app[REVOCATIONS].forget(user_id)
+    return json_response({"id": user_id, "disabled": True})
 
 
 @routes.get("/api/me")
