@@ -52,7 +52,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_database)
     app.on_response_prepare.append(security_headers)
     app.add_routes(health.routes)
-    app.add_routes(accounts_api.routes)
+    accounts_api.setup(app)
     realtime.setup(app)
     commerce.setup(app)
     draws.setup(app)

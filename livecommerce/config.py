@@ -78,10 +78,11 @@ class Settings(BaseSettings):
     # with `Authorization: Bearer METRICS_TOKEN`
     metrics_allow: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["127.0.0.1", "::1"])
     metrics_token: str = ""
-    # Sign-in attempts per minute for one login and for one client address; guest identities
-    # per minute for one client address (0: unlimited)
+    # Sign-in attempts per minute for one login (ten times as many for one client address, which
+    # may be a whole office behind NAT); guest identities per minute for one client address,
+    # generous because a venue's audience may share one address (0: unlimited)
     login_attempts_per_minute: int = Field(10, ge=1, le=10_000)
-    guests_per_minute: int = Field(30, ge=0)
+    guests_per_minute: int = Field(600, ge=0)
 
     log_level: str = "INFO"
 

@@ -16,11 +16,12 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from livecommerce import accounts
-from livecommerce.appkeys import SESSION_FACTORY, TOKENS
+from livecommerce.appkeys import SESSION_FACTORY, SETTINGS, TOKENS
 from livecommerce.auth import COOKIE_NAME, Principal
 from livecommerce.errors import AppError
 
 REVOCATION_CACHE_SECONDS = 2.0
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _CALLER = "livecommerce.caller"
 
 
@@ -70,6 +71,19 @@ def token_of(request: web.Request, *, from_query: bool = False) -> str | None:
     )
 
 
+def trusted_origin(request: web.Request) -> bool:
+    """False when a browser says the request comes from a page of an origin this server does not
+    trust (not its own host, PUBLIC_URL's origin or ALLOWED_ORIGINS); True without an Origin."""
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True
+    origin = origin.lower()
+    if origin in request.app[SETTINGS].trusted_origins:
+        return True
+    _, scheme_separator, host = origin.partition("://")
+    return bool(scheme_separator) and host == request.host.lower()
+
+
 async def authenticate(request: web.Request, token: str) -> Principal:
     """The principal a token names, if its signature holds and it was not revoked."""
     who = request.app[TOKENS].verify(token)
@@ -81,8 +95,20 @@ async def authenticate(request: web.Request, token: str) -> Principal:
 async def identity_middleware(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
-    """Resolve the caller once per request, so `principal()` can stay a plain function."""
+    """Resolve the caller once per request, so `principal()` can stay a plain function.
+
+    A change sent with the session cookie from another site's page is refused: the cookie
+    would act for the viewer without their knowing. A Bearer token is never sent by a browser
+    on its own, so requests carrying one are not affected.
+    """
     token = token_of(request)
+    if (
+        token
+        and request.method not in SAFE_METHODS
+        and bearer_token(request) is None
+        and not trusted_origin(request)
+    ):
+        raise AppError("forbidden", "a page of another site may not act with this session's cookie")
     caller: Principal | AppError | None = None
     if token:
         try:

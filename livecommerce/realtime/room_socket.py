@@ -12,14 +12,15 @@ import time
 
 from aiohttp import WSMsgType, web
 
-from livecommerce.appkeys import SETTINGS, TOKENS
+from livecommerce.appkeys import SETTINGS
 from livecommerce.auth import Principal
 from livecommerce.errors import AppError
-from livecommerce.http import int_param, query_int, token_of
+from livecommerce.http import int_param, query_int
+from livecommerce.http.identity import authenticate, token_of, trusted_origin
+from livecommerce.http.throttle import TokenBucket
 from livecommerce.realtime import moderation, protocol
 from livecommerce.realtime.connection import Connection
 from livecommerce.realtime.hub import HUB, Hub
-from livecommerce.realtime.ratelimit import TokenBucket
 from livecommerce.realtime.resume import Resume, plan_resume
 
 log = logging.getLogger(__name__)
@@ -48,11 +49,13 @@ def _version(request: web.Request) -> None:
 async def _admit(request: web.Request, hub: Hub) -> tuple[Principal, int, int | None, str]:
     """Everything checked before a client may join: version, identity, room, bans."""
     _version(request)
+    if not trusted_origin(request):  # another site's page would join with the viewer's cookie
+        raise AppError("forbidden", "pages of another site may not open this room socket")
     since = query_int(request, "since")
-    token = token_of(request)
+    token = token_of(request, from_query=True)  # a browser cannot set headers on a WebSocket
     if not token:
         raise AppError("unauthorized", "send a session or guest token (?token=, cookie or Bearer)")
-    principal = request.app[TOKENS].verify(token)
+    principal = await authenticate(request, token)
     room_id = int_param(request, "room_id")
     await hub.room_info(room_id)
     fingerprint = client_hash(request.app[SETTINGS].secret_key, request.remote)

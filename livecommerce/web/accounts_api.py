@@ -13,8 +13,22 @@ from livecommerce.db.models import Role, Room, User
 from livecommerce.errors import AppError
 from livecommerce.http import int_param, json_response, optional_principal, principal, read_json
 from livecommerce.http.identity import REVOCATIONS
+from livecommerce.http.throttle import Throttle
 
 routes = web.RouteTableDef()
+SIGN_IN_PER_LOGIN = web.AppKey("sign_in_per_login", Throttle)
+SIGN_IN_PER_ADDRESS = web.AppKey("sign_in_per_address", Throttle)
+GUESTS_PER_ADDRESS = web.AppKey("guests_per_address", Throttle)
+ADDRESS_FACTOR = 10
+
+
+def setup(app: web.Application) -> None:
+    settings = app[SETTINGS]
+    per_login = settings.login_attempts_per_minute
+    app[SIGN_IN_PER_LOGIN] = Throttle("sign-in attempts for this login", per_login)
+    app[SIGN_IN_PER_ADDRESS] = Throttle("sign-in attempts from this address", per_login * ADDRESS_FACTOR)
+    app[GUESTS_PER_ADDRESS] = Throttle("new guests from this address", settings.guests_per_minute)
+    app.add_routes(routes)
 
 
 class LoginBody(BaseModel):
@@ -60,6 +74,9 @@ def _session_response(request: web.Request, who: Principal) -> web.Response:
 @routes.post("/api/auth/login")
 async def login(request: web.Request) -> web.Response:
     body = await read_json(request, LoginBody)
+    # per login (guessing one account's password) and per address (trying many accounts)
+    request.app[SIGN_IN_PER_ADDRESS].check(request.remote)
+    request.app[SIGN_IN_PER_LOGIN].check(body.login.strip().lower())
     async with request.app[SESSION_FACTORY]() as session:
         user = await accounts.sign_in(session, body.login, body.password)
     return _session_response(request, accounts.principal_of(user))
@@ -68,6 +85,7 @@ async def login(request: web.Request) -> web.Response:
 @routes.post("/api/auth/guest")
 async def guest(request: web.Request) -> web.Response:
     body = await read_json(request, GuestBody)
+    request.app[GUESTS_PER_ADDRESS].check(request.remote)
     async with request.app[SESSION_FACTORY].begin() as session:
         user = await accounts.create_guest(session, body.display_name)
     return _session_response(request, accounts.principal_of(user))
