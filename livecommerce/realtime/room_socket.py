@@ -12,11 +12,11 @@ import time
 
 from aiohttp import WSMsgType, web
 
-from livecommerce.appkeys import SETTINGS
+from livecommerce.appkeys import SESSION_FACTORY, SETTINGS
 from livecommerce.auth import Principal
 from livecommerce.errors import AppError
 from livecommerce.http import int_param, query_int
-from livecommerce.http.identity import authenticate, token_of, trusted_origin
+from livecommerce.http.identity import REVOCATIONS, authenticate, token_of, trusted_origin
 from livecommerce.http.throttle import TokenBucket
 from livecommerce.realtime import moderation, protocol
 from livecommerce.realtime.connection import Connection
@@ -100,7 +100,7 @@ async def room_socket(request: web.Request) -> web.StreamResponse:
     await hub.attach(conn)
     try:
         await _join(hub, conn, since)
-        await _read_commands(hub, conn, ws, settings.ws_max_frame_bytes)
+        await _read_commands(request.app, hub, conn, ws)
     finally:
         await hub.detach(conn)
     return ws
@@ -130,10 +130,16 @@ async def _join(hub: Hub, conn: Connection, since: int | None) -> None:
     hub.go_live(conn, seq)
 
 
-async def _read_commands(hub: Hub, conn: Connection, ws: web.WebSocketResponse, max_bytes: int) -> None:
+async def _read_commands(app: web.Application, hub: Hub, conn: Connection, ws: web.WebSocketResponse) -> None:
     """Answer commands until the client leaves. Once the server has closed the connection, what
     the client still sends is read and dropped until its close arrives (or the grace ends), so
-    the socket is never shut with unread data, which would reset it and lose the close code."""
+    the socket is never shut with unread data, which would reset it and lose the close code.
+
+    Each command first checks that the connection's token was not revoked since the join
+    (logout, a disabled account); a revoked one ends the connection with 4401.
+    """
+    max_bytes = app[SETTINGS].ws_max_frame_bytes
+    revocations, factory = app[REVOCATIONS], app[SESSION_FACTORY]
     flood = TokenBucket(COMMANDS_PER_SECOND, COMMAND_BURST)
     refused = 0
     async for message in ws:
@@ -161,4 +167,10 @@ async def _read_commands(hub: Hub, conn: Connection, ws: web.WebSocketResponse, 
             conn.send(protocol.error(command.id, limited))
             continue
         refused = 0
+        try:
+            await revocations.check(factory, conn.principal)
+        except AppError as exc:
+            conn.send(protocol.error(command.id, exc))
+            conn.close(protocol.close_code_for(exc), exc.code)
+            continue
         await hub.dispatch(conn, command)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import aiohttp
 import websockets
+from room_client import RoomClient
 
 
 async def _me(http: aiohttp.ClientSession, url: str, token: str) -> tuple[int, dict]:
@@ -106,3 +107,21 @@ async def test_tokens_in_the_url_are_for_the_room_socket_only(server):
     async with aiohttp.ClientSession() as http, http.get(f"{server.url}/api/me?token={token}") as response:
         assert response.status == 401
     assert await _socket_close_code(server, world.room_id, token) is None
+
+
+async def test_an_open_room_socket_loses_its_powers_when_the_account_is_disabled(server):
+    world = await server.seed()
+    anchor = await RoomClient.connect(server.room_ws(world.room_id, world.tokens["anchor"]))
+    await anchor.event("snapshot")
+    await anchor.ok("chat.send", {"text": "before"})
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
+            f"{server.url}/api/users/{world.user_ids['anchor']}/disable",
+            headers={"Authorization": f"Bearer {world.tokens['admin']}"},
+        ) as response,
+    ):
+        assert response.status == 200
+    refused = await anchor.send("card.pin", {"product_id": world.product_id})
+    assert refused["error"]["code"] == "invalid_token"
+    assert await anchor.closed() == 4401
