@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import secrets
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -40,6 +40,7 @@ def principal_of(user: User) -> Principal:
         display_name=user.display_name,
         merchant_id=user.merchant_id,
         is_guest=user.is_guest,
+        token_version=user.token_version,
     )
 
 
@@ -90,11 +91,37 @@ async def create_guest(session: AsyncSession, display_name: str) -> User:
     return user
 
 
+# Checked against when the login does not exist, so an unknown login costs the same scrypt
+# work as a wrong password and the answer's timing does not tell which logins exist.
+_DUMMY_HASH = hash_password(secrets.token_urlsafe(16))
+
+
 async def sign_in(session: AsyncSession, login: str, password: str) -> User:
     user = await session.scalar(select(User).where(User.login == login.strip().lower()))
-    if user is None or user.disabled or not verify_password(password, user.password_hash):
+    password_ok = verify_password(password, user.password_hash if user is not None else _DUMMY_HASH)
+    if user is None or user.disabled or not password_ok:
         raise AppError("invalid_credentials", "wrong login or password")
     return user
+
+
+async def token_state(session: AsyncSession, user_id: int) -> tuple[int, bool] | None:
+    """The user's current token version and whether the account is disabled; None if gone."""
+    row = (
+        await session.execute(select(User.token_version, User.disabled).where(User.id == user_id))
+    ).one_or_none()
+    return None if row is None else (row.token_version, row.disabled)
+
+
+async def revoke_tokens(session: AsyncSession, user_id: int) -> None:
+    """Refuse every token issued to the user so far (sign out everywhere)."""
+    await session.execute(update(User).where(User.id == user_id).values(token_version=User.token_version + 1))
+
+
+async def disable_user(session: AsyncSession, user_id: int) -> None:
+    """Disable the account: it can no longer sign in, and its tokens are refused."""
+    await session.execute(
+        update(User).where(User.id == user_id).values(disabled=True, token_version=User.token_version + 1)
+    )
 
 
 async def create_room(

@@ -16,6 +16,7 @@ from livecommerce.config import Settings
 from livecommerce.db.engine import make_engine, make_sessionmaker
 from livecommerce.draws import api as draws
 from livecommerce.http import error_middleware, security_headers
+from livecommerce.http.identity import REVOCATIONS, Revocations, identity_middleware
 from livecommerce.realtime import setup as realtime
 from livecommerce.web import accounts_api, health, metrics, pages
 
@@ -38,18 +39,20 @@ def create_app(settings: Settings) -> web.Application:
     settings.ensure_secret_key()
     # metrics outermost, so it counts the JSON error answers that error_middleware makes
     app = web.Application(
-        middlewares=[metrics.metrics_middleware, error_middleware], client_max_size=settings.max_request_bytes
+        middlewares=[metrics.metrics_middleware, error_middleware, identity_middleware],
+        client_max_size=settings.max_request_bytes,
     )
     app[SETTINGS] = settings
     app[TOKENS] = Tokens(
         settings.secret_key, session_ttl=settings.session_ttl_seconds, guest_ttl=settings.guest_ttl_seconds
     )
+    app[REVOCATIONS] = Revocations()
     app[METRICS] = CollectorRegistry()
     metrics.setup(app)
     app.cleanup_ctx.append(_database)
     app.on_response_prepare.append(security_headers)
     app.add_routes(health.routes)
-    app.add_routes(accounts_api.routes)
+    accounts_api.setup(app)
     realtime.setup(app)
     commerce.setup(app)
     draws.setup(app)

@@ -3,7 +3,9 @@
 - Passwords: scrypt (memory-hard KDF from the standard library), salted, parameters stored
   with the hash so they can be raised later.
 - Tokens: itsdangerous-signed, timestamped payloads; the same token works as a cookie for
-  pages and as `Authorization: Bearer` (or `?token=` on a WebSocket URL) for the API.
+  pages and as `Authorization: Bearer` (or `?token=` on the room socket's URL) for the API.
+  Each carries the user's token version; raising the version in the database (logout,
+  disabling the account) revokes every token issued before.
 - `authorize()` is the one function that decides whether a principal may do an action, and
   `audit()` records every privileged action in the same transaction as the action itself.
 """
@@ -67,6 +69,7 @@ class Principal:
     display_name: str
     merchant_id: int | None = None
     is_guest: bool = False
+    token_version: int = 0
 
     @property
     def is_staff(self) -> bool:
@@ -88,6 +91,7 @@ class Tokens:
             "n": principal.display_name,
             "m": principal.merchant_id,
             "g": principal.is_guest,
+            "v": principal.token_version,
         }
         return self._serializer.dumps(payload)
 
@@ -106,10 +110,11 @@ class Tokens:
                 display_name=str(payload["n"]),
                 merchant_id=payload["m"],
                 is_guest=is_guest,
+                token_version=int(payload.get("v", 0)),
             )
         except SignatureExpired:
             raise AppError("token_expired", "the session has expired; sign in again") from None
-        except (BadSignature, KeyError, ValueError, TypeError):
+        except (BadSignature, KeyError, ValueError, TypeError, AttributeError):
             raise AppError("invalid_token", "the token is not valid") from None
 
 

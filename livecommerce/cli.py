@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from livecommerce.config import ConfigError, Settings, load_settings
+from livecommerce.http.server import AppRunner
 
 log = logging.getLogger("livecommerce")
 
@@ -94,7 +95,7 @@ async def _serve(settings: Settings, demo: bool) -> None:
     async with database(settings):
         await upgrade_async(settings.database_url)
         app = create_app(settings)
-        runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=5)
+        runner = AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=5)
         await runner.setup()
         if demo:
             from livecommerce.demo import seed_demo

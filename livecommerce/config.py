@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import re
 import secrets
 import socket
 from pathlib import Path
@@ -69,12 +71,45 @@ class Settings(BaseSettings):
     presence_interval_seconds: float = Field(1.0, gt=0, le=60)
     draw_min_watch_seconds: float = Field(30.0, ge=0)
 
+    # Origins besides PUBLIC_URL's (and the request's own host) that may open the room socket
+    # and send cookie-authenticated writes, e.g. https://shop.example.com
+    allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Who may read /metrics: clients at these addresses or networks (not through a proxy) or
+    # with `Authorization: Bearer METRICS_TOKEN`
+    metrics_allow: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["127.0.0.1", "::1"])
+    metrics_token: str = ""
+    # Sign-in attempts per minute for one login (ten times as many for one client address, which
+    # may be a whole office behind NAT); guest identities per minute for one client address,
+    # generous because a venue's audience may share one address (0: unlimited)
+    login_attempts_per_minute: int = Field(10, ge=1, le=10_000)
+    guests_per_minute: int = Field(600, ge=0)
+
     log_level: str = "INFO"
 
-    @field_validator("rtc_host_addresses", "rtc_announced_addresses", mode="before")
+    @field_validator(
+        "rtc_host_addresses", "rtc_announced_addresses", "allowed_origins", "metrics_allow", mode="before"
+    )
     @classmethod
     def _addresses(cls, value: Any) -> Any:
         return _split_list(value)
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            if not re.fullmatch(r"https?://[^/?#\s]+", origin):
+                raise ValueError(f"{origin!r} is not an origin like https://shop.example.com")
+        return [origin.lower() for origin in value]
+
+    @field_validator("metrics_allow")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for network in value:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ValueError(f"{network!r} is not an IP address or network") from None
+        return value
 
     @field_validator("ice_servers", mode="before")
     @classmethod
@@ -140,6 +175,15 @@ class Settings(BaseSettings):
     @property
     def payments_test_mode(self) -> bool:
         return not self.stripe_secret_key
+
+    @property
+    def trusted_origins(self) -> frozenset[str]:
+        """PUBLIC_URL's origin and ALLOWED_ORIGINS: pages there may act with a viewer's cookie."""
+        origins = set(self.allowed_origins)
+        if self.public_url:
+            scheme, _, rest = self.public_url.partition("://")
+            origins.add(f"{scheme}://{rest.split('/', 1)[0]}".lower())
+        return frozenset(origins)
 
     @property
     def base_url(self) -> str:

@@ -429,6 +429,7 @@ def start_livecommerce(work: Path, args: argparse.Namespace) -> tuple[ServerProc
         "LOG_LEVEL": "WARNING",
         "CHAT_RATE_PER_SECOND": "1000",
         "CHAT_BURST": "1000",
+        "GUESTS_PER_MINUTE": "0",  # every simulated viewer signs up from this one address
     }
     server = spawn(
         "livecommerce", ["-m", "livecommerce", "serve", "--demo"], env=env, port=port, log_dir=work

@@ -21,6 +21,7 @@ from livecommerce.app import create_app
 from livecommerce.appkeys import SESSION_FACTORY, TOKENS
 from livecommerce.config import Settings
 from livecommerce.db.models import Product, Role, Sku
+from livecommerce.http.server import AppRunner
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -131,7 +132,7 @@ class LiveServer:
 
 async def start_server(settings: Settings) -> LiveServer:
     app = create_app(settings)
-    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=2)
+    runner = AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=2)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", settings.port)
     await site.start()

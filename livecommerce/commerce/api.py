@@ -20,7 +20,7 @@ from livecommerce.commerce.catalog import product_card
 from livecommerce.commerce.orders import recent_orders
 from livecommerce.db.models import Room, Sku
 from livecommerce.errors import AppError
-from livecommerce.http import int_param, json_response, principal, read_json
+from livecommerce.http import Id, int_param, json_response, principal, query_int, read_json
 from livecommerce.realtime.hub import HUB
 
 routes = web.RouteTableDef()
@@ -37,15 +37,15 @@ class PlaceOrder(BaseModel):
     """Quantity and key are checked by the order service, the same way for HTTP and WebSocket."""
 
     model_config = ConfigDict(extra="forbid")
-    sale_id: int | None = Field(None, strict=True)
-    sku_id: int | None = Field(None, strict=True)
-    room_id: int | None = Field(None, strict=True)
+    sale_id: Id | None = Field(None, strict=True)
+    sku_id: Id | None = Field(None, strict=True)
+    room_id: Id | None = Field(None, strict=True)
     quantity: Any = 1
     idempotency_key: Any = None
 
 
 class NewProduct(Strict):
-    merchant_id: int | None = None
+    merchant_id: Id | None = None
     name: str = Field(min_length=1, max_length=200)
     description: str = Field("", max_length=5000)
     image_url: str = Field("", max_length=1000, pattern=r"^(https?://\S+)?$")
@@ -67,8 +67,8 @@ class SkuPrice(Strict):
 
 
 class NewSale(Strict):
-    room_id: int
-    sku_id: int
+    room_id: Id
+    sku_id: Id
     sale_price_minor: int = Field(ge=0, le=MAX_PRICE_MINOR)
     allocated: int = Field(ge=1, le=MAX_UNITS)
     per_user_limit: int = Field(1, ge=1, le=100)
@@ -110,8 +110,7 @@ async def place_order(request: web.Request) -> web.Response:
 @routes.get("/api/orders")
 async def my_orders(request: web.Request) -> web.Response:
     who = principal(request)
-    room = request.query.get("room_id")
-    room_id = int(room) if room and room.isdigit() else None
+    room_id = query_int(request, "room_id", minimum=1)
     return json_response({"orders": await request.app[ORDERS].own_orders(who.user_id, room_id)})
 
 
@@ -180,8 +179,7 @@ def _own_merchant(who: Principal, requested: int | None) -> int:
 @routes.get("/api/inventory")
 async def list_inventory(request: web.Request) -> web.Response:
     who = principal(request)
-    merchant = request.query.get("merchant_id")
-    merchant_id = _own_merchant(who, int(merchant) if merchant and merchant.isdigit() else None)
+    merchant_id = _own_merchant(who, query_int(request, "merchant_id", minimum=1))
     authorize(who, "sales.read", merchant_id)
     async with request.app[ENGINE].connect() as conn:
         rows = await conn.execute(
@@ -453,13 +451,9 @@ async def sales_dashboard(request: web.Request) -> web.Response:
     who = principal(request)
     room_id = int_param(request, "room_id")
     query = request.query
-    try:
-        bucket_s = int(query.get("bucket_s", "60"))
-        stream = int(query["stream"]) if "stream" in query else None
-    except ValueError:
-        raise AppError("invalid", "bucket_s and stream are whole numbers") from None
-    if not 1 <= bucket_s <= 86400:
-        raise AppError("invalid", "bucket_s: from 1 to 86400")
+    bucket_s = query_int(request, "bucket_s", 60, minimum=1, maximum=86400)
+    assert bucket_s is not None  # it has a default
+    stream = query_int(request, "stream", minimum=1)
     async with request.app[ENGINE].connect() as conn:
         await _authorize_on(conn, who, "sales.read", "rooms", room_id)
         if stream is not None:

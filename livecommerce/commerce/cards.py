@@ -13,12 +13,12 @@ from livecommerce.auth import Principal, audit, authorize
 from livecommerce.commerce.catalog import product_card
 from livecommerce.db.models import Product, Room
 from livecommerce.errors import AppError
-from livecommerce.http import parse
+from livecommerce.http import Id, parse
 from livecommerce.realtime.hub import CommandContext, Hub
 
 
 class PinCard(BaseModel):
-    product_id: int
+    product_id: Id
 
 
 async def pin(ctx: CommandContext, data: dict[str, Any]) -> dict[str, Any]:

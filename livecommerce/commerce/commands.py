@@ -10,18 +10,10 @@ from livecommerce.commerce.appkeys import ORDERS
 from livecommerce.commerce.orders import Answer, recent_orders
 from livecommerce.commerce.sales import sales_in_room
 from livecommerce.errors import AppError
+from livecommerce.http import optional_id
 from livecommerce.realtime.hub import CommandContext, Hub, Reply
 
 FEED_SNAPSHOT = 50
-
-
-def _optional_int(data: dict[str, Any], name: str) -> int | None:
-    value = data.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise AppError("invalid", f"{name}: a whole number")
-    return value
 
 
 def place(ctx: CommandContext, data: dict[str, Any], reply: Reply) -> None:
@@ -36,15 +28,15 @@ def place(ctx: CommandContext, data: dict[str, Any], reply: Reply) -> None:
         deliver,
         quantity=data.get("quantity", 1),
         key=data.get("idempotency_key"),
-        sale_id=_optional_int(data, "sale_id"),
-        sku_id=_optional_int(data, "sku_id"),
+        sale_id=optional_id(data, "sale_id"),
+        sku_id=optional_id(data, "sku_id"),
         room_id=ctx.room_id,
     )
 
 
 async def cancel(ctx: CommandContext, data: dict[str, Any]) -> dict[str, Any]:
     """`order.cancel` {order_id} → the cancelled order."""
-    order_id = _optional_int(data, "order_id")
+    order_id = optional_id(data, "order_id")
     if order_id is None:
         raise AppError("invalid", "order_id: a whole number")
     return {"order": await ctx.app[ORDERS].cancel(ctx.principal, order_id)}

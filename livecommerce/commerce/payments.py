@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 import stripe
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -29,12 +30,15 @@ from livecommerce.commerce import inventory
 from livecommerce.commerce.orders import ORDER_COLUMNS, OrderService, close_orders, order_view
 from livecommerce.config import Settings
 from livecommerce.errors import AppError
+from livecommerce.http import parse
 
 log = logging.getLogger(__name__)
 
 TEST_PROVIDER = "test"
 STRIPE_PROVIDER = "stripe"
 REFUND_RETRY_INTERVAL_S = 5.0
+APPLIED_EVENTS = ("payment_intent.succeeded", "payment_intent.payment_failed", "charge.refunded")
+MAX_STRIPE_AMOUNT = 10**12  # far above any charge Stripe accepts, well inside bigint
 
 ORDER_FOR_UPDATE = text(
     f"SELECT {ORDER_COLUMNS}, o.merchant_id, o.sale_id FROM orders o JOIN users u ON u.id = o.user_id "
@@ -44,6 +48,47 @@ PAYMENT_OF_ORDER = text(
     "SELECT id, provider, provider_ref, status, amount_minor, currency FROM payments "
     "WHERE order_id = :order ORDER BY id DESC LIMIT 1"
 )
+
+
+class EventObject(BaseModel):
+    """The fields of a PaymentIntent or Charge that an event is applied by; the rest is kept as sent."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+    id: str | None = Field(None, max_length=200)
+    payment_intent: str | None = Field(None, max_length=200)
+    amount: int = Field(0, ge=0, le=MAX_STRIPE_AMOUNT)
+    amount_received: int | None = Field(None, ge=0, le=MAX_STRIPE_AMOUNT)
+    amount_refunded: int = Field(0, ge=0, le=MAX_STRIPE_AMOUNT)
+    currency: str = Field("", max_length=10)
+
+
+class EventData(BaseModel):
+    object: dict[str, Any]
+
+
+class StripeEvent(BaseModel):
+    id: str = Field(min_length=1, max_length=200)
+    type: str = Field(min_length=1, max_length=100)
+    data: EventData
+
+
+def read_event(payload: bytes) -> tuple[StripeEvent, EventObject | None]:
+    """A verified webhook body as a Stripe event, with its object read when the event is one
+    that is applied; `invalid` when it is not a usable event.
+
+    A signed but malformed event is refused here with a 400 (and logged) rather than failing
+    deeper with a 500 on every one of Stripe's retries.
+    """
+    try:
+        event = parse(StripeEvent, orjson.loads(payload))
+        obj = parse(EventObject, event.data.object) if event.type in APPLIED_EVENTS else None
+    except orjson.JSONDecodeError:
+        log.warning("a signed Stripe webhook is not JSON; refused")
+        raise AppError("invalid_json", "the payload is not a Stripe event") from None
+    except AppError as exc:
+        log.warning("a signed Stripe webhook is not a usable event (%s); refused", exc.message)
+        raise
+    return event, obj
 
 
 @dataclass(slots=True)
@@ -269,17 +314,18 @@ class Payments:
         if self.test_mode:
             raise AppError("not_found", "Stripe is not configured")
         try:
-            stripe.Webhook.construct_event(payload, signature, self._settings.stripe_webhook_secret)
+            stripe.WebhookSignature.verify_header(
+                payload, signature, self._settings.stripe_webhook_secret, stripe.Webhook.DEFAULT_TOLERANCE
+            )
         except stripe.SignatureVerificationError:
             raise AppError(
                 "invalid_signature", "the Stripe-Signature header does not match the payload"
             ) from None
         except ValueError:
             raise AppError("invalid_json", "the payload is not a Stripe event") from None
-        # verified: read it as plain JSON rather than through stripe-python's resource objects
-        event = orjson.loads(payload)
-        event_id, type_, obj = event["id"], event["type"], event["data"]["object"]
-        ref = obj.get("payment_intent") if type_.startswith("charge.") else obj.get("id")
+        event, obj = read_event(payload)
+        event_id, type_ = event.id, event.type
+        ref = None if obj is None else obj.payment_intent if type_.startswith("charge.") else obj.id
         async with self._engine.begin() as conn:
             fresh = await conn.scalar(
                 text(
@@ -296,12 +342,10 @@ class Payments:
             await self._refund_due(applied.refund_due)
         return {"received": True}
 
-    async def _apply(self, conn: AsyncConnection, type_: str, obj: Any, ref: str | None) -> Applied:
-        if ref is None or type_ not in (
-            "payment_intent.succeeded",
-            "payment_intent.payment_failed",
-            "charge.refunded",
-        ):
+    async def _apply(
+        self, conn: AsyncConnection, type_: str, obj: EventObject | None, ref: str | None
+    ) -> Applied:
+        if obj is None or ref is None:
             return Applied([])
         payment = (
             await conn.execute(
@@ -315,7 +359,7 @@ class Payments:
             log.warning("Stripe event %s for unknown PaymentIntent %s ignored", type_, ref)
             return Applied([])
         if type_ == "charge.refunded":
-            return await mark_refunded(conn, payment.id, int(obj.get("amount_refunded", 0)))
+            return await mark_refunded(conn, payment.id, obj.amount_refunded)
         if type_ == "payment_intent.payment_failed":
             await conn.execute(
                 text(
@@ -324,9 +368,8 @@ class Payments:
                 {"id": payment.id},
             )
             return Applied([])
-        if int(obj.get("amount_received", obj.get("amount", 0))) != payment.amount_minor or (
-            str(obj.get("currency", "")).upper() != payment.currency.upper()
-        ):
+        received = obj.amount_received if obj.amount_received is not None else obj.amount
+        if received != payment.amount_minor or obj.currency.upper() != payment.currency.upper():
             log.error("PaymentIntent %s paid an amount that does not match order %s", ref, payment.order_id)
             await conn.execute(
                 text("UPDATE payments SET status = 'refund_due', updated_at = now() WHERE id = :id"),

@@ -113,6 +113,8 @@ class User(Base):
     role: Mapped[Role] = mapped_column(_enum(Role, "user_role"), server_default=Role.VIEWER.value)
     is_guest: Mapped[bool] = mapped_column(server_default=text("false"))
     disabled: Mapped[bool] = mapped_column(server_default=text("false"))
+    # carried in every token issued to the user; raising it revokes them all (logout, disable)
+    token_version: Mapped[int] = mapped_column(Integer, server_default="0")
     created_at: Mapped[datetime] = _created()
     __table_args__ = (
         CheckConstraint("is_guest OR login IS NOT NULL", name="account_has_login"),

@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from livecommerce.appkeys import SESSION_FACTORY, SETTINGS
 from livecommerce.commerce.prizes import Shipping
 from livecommerce.draws.service import DrawService, StartDraw
-from livecommerce.http import int_param, json_response, parse, principal, read_json
+from livecommerce.http import Id, int_param, json_response, parse, principal, read_json
 from livecommerce.realtime.hub import HUB, CommandContext
 
 DRAWS = web.AppKey("draws", DrawService)
@@ -21,12 +21,12 @@ routes = web.RouteTableDef()
 
 
 class EnterDraw(BaseModel):
-    draw_id: int | None = None
+    draw_id: Id | None = None
     model_config = {"extra": "forbid"}
 
 
 class ClaimPrize(BaseModel):
-    draw_id: int
+    draw_id: Id
     shipping: Shipping
     model_config = {"extra": "forbid"}
 

@@ -34,6 +34,7 @@ from livecommerce.db.models import (
 )
 from livecommerce.draws import verification
 from livecommerce.errors import AppError
+from livecommerce.http import Id
 
 if TYPE_CHECKING:
     from livecommerce.realtime.hub import Hub
@@ -55,7 +56,7 @@ class StartDraw(BaseModel):
     """What an anchor or operator sets when starting a draw."""
 
     prize_text: str = Field("", max_length=200)
-    prize_sku_id: int | None = None
+    prize_sku_id: Id | None = None
     winners_count: int = Field(1, ge=1, le=100)
     rule: DrawRule
     keyword: str | None = Field(None, min_length=1, max_length=100)

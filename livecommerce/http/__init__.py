@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -10,9 +11,25 @@ import orjson
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from livecommerce.appkeys import SETTINGS, TOKENS
-from livecommerce.auth import COOKIE_NAME, Principal
+from livecommerce.appkeys import SETTINGS
 from livecommerce.errors import AppError
+from livecommerce.http.identity import optional_principal, principal
+from livecommerce.http.inputs import Id, int_param, optional_id, query_int, refuse_nul
+
+__all__ = [
+    "Id",
+    "error_middleware",
+    "error_response",
+    "int_param",
+    "json_response",
+    "optional_id",
+    "optional_principal",
+    "parse",
+    "principal",
+    "query_int",
+    "read_json",
+    "security_headers",
+]
 
 log = logging.getLogger(__name__)
 Model = TypeVar("Model", bound=BaseModel)
@@ -32,6 +49,11 @@ _HTTP_CODES = {
 }
 
 
+def error_code_for_status(status: int) -> str:
+    """The error code for an HTTP error that aiohttp raised rather than our code."""
+    return _HTTP_CODES.get(status, "bad_request" if status < 500 else "internal")
+
+
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     return web.Response(
         body=orjson.dumps(data), status=status, content_type="application/json", headers=headers
@@ -39,6 +61,9 @@ def json_response(data: Any, status: int = 200, headers: dict[str, str] | None =
 
 
 def error_response(error: AppError, headers: dict[str, str] | None = None) -> web.Response:
+    retry_after = error.details.get("retry_after")
+    if error.status == 429 and isinstance(retry_after, int | float):
+        headers = {"Retry-After": str(max(1, math.ceil(retry_after))), **(headers or {})}
     return json_response({"error": error.to_dict()}, status=error.status, headers=headers)
 
 
@@ -50,6 +75,7 @@ def validation_message(exc: ValidationError) -> str:
 
 def parse(model: type[Model], data: Any) -> Model:
     """Validate data against a pydantic model, raising a typed `invalid` error on failure."""
+    refuse_nul(data)
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -66,33 +92,6 @@ async def read_json(request: web.Request, model: type[Model]) -> Model:
     return parse(model, data)
 
 
-def token_of(request: web.Request) -> str | None:
-    header = request.headers.get("Authorization", "")
-    if header.startswith("Bearer "):
-        return header.removeprefix("Bearer ").strip()
-    return request.query.get("token") or request.cookies.get(COOKIE_NAME)
-
-
-def principal(request: web.Request) -> Principal:
-    """The caller, from a Bearer header, `?token=` or the session cookie; 401 if none."""
-    token = token_of(request)
-    if not token:
-        raise AppError("unauthorized", "sign in first or send a guest token")
-    return request.app[TOKENS].verify(token)
-
-
-def optional_principal(request: web.Request) -> Principal | None:
-    token = token_of(request)
-    return request.app[TOKENS].verify(token) if token else None
-
-
-def int_param(request: web.Request, name: str) -> int:
-    try:
-        return int(request.match_info[name])
-    except (KeyError, ValueError):
-        raise AppError("not_found", f"{name} must be a number") from None
-
-
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every error leaves as `{"error": {"code", "message"}}`; tracebacks stay in the log."""
@@ -103,7 +102,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except web.HTTPException as exc:
         if exc.status < 400 or exc.content_type == "application/json":
             raise
-        code = _HTTP_CODES.get(exc.status, "bad_request" if exc.status < 500 else "internal")
+        code = error_code_for_status(exc.status)
         if exc.status == 413:
             message = f"the request body is larger than {request.app[SETTINGS].max_request_bytes} bytes"
         else:
@@ -130,8 +129,15 @@ CONTENT_SECURITY_POLICY = "; ".join(
 )
 
 
+SERVER_NAME = "livecommerce"
+
+
 async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
     headers = response.headers
+    headers["Server"] = SERVER_NAME  # not aiohttp's name and version
+    if request.path.startswith("/api/"):
+        # answers carry tokens, stream keys, orders and addresses: never kept by a cache
+        headers.setdefault("Cache-Control", "no-store")
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
     headers.setdefault("X-Frame-Options", "DENY")

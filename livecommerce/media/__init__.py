@@ -9,6 +9,7 @@ from aiohttp import web
 
 from livecommerce.appkeys import SETTINGS
 from livecommerce.http import int_param, json_response
+from livecommerce.http.throttle import Throttle
 from livecommerce.media import signalling, whep, whip
 from livecommerce.media.node import MEDIA, MediaNode
 
@@ -30,6 +31,7 @@ async def _media_node(app: web.Application) -> AsyncIterator[None]:
 
 
 def setup(app: web.Application) -> None:
+    app[whip.WRONG_KEYS] = Throttle("wrong stream keys from this address", whip.WRONG_KEYS_PER_MINUTE)
     app.cleanup_ctx.append(_media_node)
     app.on_response_prepare.append(signalling.cors)
     for kind, module in (("whip", whip), ("whep", whep)):

@@ -20,6 +20,7 @@ from livecommerce.accounts import room_for_stream_key
 from livecommerce.appkeys import SESSION_FACTORY, SETTINGS
 from livecommerce.errors import AppError
 from livecommerce.http import int_param
+from livecommerce.http.throttle import Throttle
 from livecommerce.media import broadcasts, offer, peer, signalling
 from livecommerce.media.node import MEDIA, MediaNode
 from livecommerce.media.receiver import tap
@@ -28,6 +29,9 @@ from livecommerce.media.stream import Publisher, PublisherSink, Stream
 log = logging.getLogger(__name__)
 
 NO_COMMON_CODEC = "no usable codec in the offer: publish VP8 or H.264 video and/or Opus audio"
+WRONG_KEYS_PER_MINUTE = 10
+WRONG_KEYS = web.AppKey("whip_wrong_keys", Throttle)
+"""Wrong stream keys per client address: guessing a key is refused long before it could work."""
 
 
 async def post(request: web.Request) -> web.Response:
@@ -36,9 +40,12 @@ async def post(request: web.Request) -> web.Response:
     key = signalling.bearer(request)
     if key is None:
         raise AppError("unauthorized", "send the room's stream key as `Authorization: Bearer <key>`")
+    wrong_keys = request.app[WRONG_KEYS]
+    wrong_keys.guard(request.remote)
     async with request.app[SESSION_FACTORY]() as session:
         stream_key = await room_for_stream_key(session, key)
     if stream_key is None or stream_key.room_id != room_id:
+        wrong_keys.failed(request.remote)
         raise AppError("invalid_stream_key", "this stream key is not valid for this room")
     text, kinds = offer.parse_offer(await request.read(), sending=True)
     takeover = request.query.get("takeover", "") in ("1", "true", "yes")

@@ -17,9 +17,9 @@ from livecommerce.config import Settings
 from livecommerce.db.models import ChatMessage
 from livecommerce.errors import AppError
 from livecommerce.http import parse
+from livecommerce.http.throttle import BucketMap
 from livecommerce.realtime import moderation
 from livecommerce.realtime.hub import CommandContext, Hub
-from livecommerce.realtime.ratelimit import BucketMap
 
 RECENT_IN_SNAPSHOT = 50
 

@@ -20,8 +20,8 @@ from livecommerce.realtime.protocol import CLOSE_SLOW_CONSUMER, close_frame, tex
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-# A closed-but-not-reading client gets this long to take its close frame before the TCP
-# connection is aborted.
+# A closed client gets this long to answer the close frame before the TCP connection is
+# aborted; meanwhile what it sends is read and dropped (see room_socket).
 CLOSE_GRACE_SECONDS = 5.0
 
 _ids = itertools.count(1)
@@ -101,13 +101,16 @@ class Connection:
         self.pending.append((seq, payload))
 
     def close(self, code: int, reason: str) -> None:
-        """Close without waiting on the client: write the close frame, abort if it is never read."""
+        """Close without waiting on the client: write the close frame, abort if it is never answered.
+
+        The transport stays open for reading until the client's close arrives: closing a socket
+        that still has unread data sends a TCP reset, and the client would lose the close frame.
+        """
         if self.closed:
             return
         self.closed = True
         transport = self.transport
         if not transport.is_closing():
             transport.write(close_frame(code, reason))
-            transport.close()
             asyncio.get_running_loop().call_later(CLOSE_GRACE_SECONDS, transport.abort)
         self.on_closed(self, code)

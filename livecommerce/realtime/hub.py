@@ -153,6 +153,10 @@ class Hub:
         self._check_free(type)
         self._deferred[type] = handler
 
+    def command_types(self) -> list[str]:
+        """Every registered command type, sorted."""
+        return sorted([*self._commands, *self._deferred])
+
     def _check_free(self, type: str) -> None:
         if type in self._commands or type in self._deferred:
             raise ValueError(f"command {type!r} is already registered")

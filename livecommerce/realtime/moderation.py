@@ -20,7 +20,7 @@ from livecommerce.appkeys import SESSION_FACTORY
 from livecommerce.auth import Principal, audit, authorize
 from livecommerce.db.models import ChatMessage, Role, Room, RoomRestriction, User
 from livecommerce.errors import AppError
-from livecommerce.http import parse
+from livecommerce.http import Id, parse
 from livecommerce.realtime.connection import Connection
 from livecommerce.realtime.hub import CommandContext, Hub
 
@@ -30,17 +30,17 @@ MAX_RESTRICTION_SECONDS = 365 * 24 * 3600
 
 
 class DeleteMessage(BaseModel):
-    message_id: int
+    message_id: Id
 
 
 class Restrict(BaseModel):
-    user_id: int
+    user_id: Id
     seconds: int | None = Field(None, ge=1, le=MAX_RESTRICTION_SECONDS)
     reason: str = Field("", max_length=300)
 
 
 class Lift(BaseModel):
-    user_id: int
+    user_id: Id
 
 
 class SlowMode(BaseModel):

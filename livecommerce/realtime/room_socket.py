@@ -12,14 +12,15 @@ import time
 
 from aiohttp import WSMsgType, web
 
-from livecommerce.appkeys import SETTINGS, TOKENS
+from livecommerce.appkeys import SESSION_FACTORY, SETTINGS
 from livecommerce.auth import Principal
 from livecommerce.errors import AppError
-from livecommerce.http import token_of
+from livecommerce.http import int_param, query_int
+from livecommerce.http.identity import REVOCATIONS, authenticate, token_of, trusted_origin
+from livecommerce.http.throttle import TokenBucket
 from livecommerce.realtime import moderation, protocol
 from livecommerce.realtime.connection import Connection
 from livecommerce.realtime.hub import HUB, Hub
-from livecommerce.realtime.ratelimit import TokenBucket
 from livecommerce.realtime.resume import Resume, plan_resume
 
 log = logging.getLogger(__name__)
@@ -39,16 +40,6 @@ def client_hash(secret_key: str, address: str | None) -> str:
     return hmac.new(secret_key.encode(), (address or "").encode(), hashlib.sha256).hexdigest()
 
 
-def _since(request: web.Request) -> int | None:
-    raw = request.query.get("since")
-    if raw is None or raw == "":
-        return None
-    try:
-        return int(raw)
-    except ValueError:
-        raise AppError("invalid", "since must be an integer sequence number") from None
-
-
 def _version(request: web.Request) -> None:
     raw = request.query.get("v", str(protocol.PROTOCOL_VERSION))
     if raw != str(protocol.PROTOCOL_VERSION):
@@ -58,15 +49,14 @@ def _version(request: web.Request) -> None:
 async def _admit(request: web.Request, hub: Hub) -> tuple[Principal, int, int | None, str]:
     """Everything checked before a client may join: version, identity, room, bans."""
     _version(request)
-    since = _since(request)
-    token = token_of(request)
+    if not trusted_origin(request):  # another site's page would join with the viewer's cookie
+        raise AppError("forbidden", "pages of another site may not open this room socket")
+    since = query_int(request, "since")
+    token = token_of(request, from_query=True)  # a browser cannot set headers on a WebSocket
     if not token:
         raise AppError("unauthorized", "send a session or guest token (?token=, cookie or Bearer)")
-    principal = request.app[TOKENS].verify(token)
-    try:
-        room_id = int(request.match_info["room_id"])
-    except ValueError:
-        raise AppError("not_found", "room_id must be a number") from None
+    principal = await authenticate(request, token)
+    room_id = int_param(request, "room_id")
     await hub.room_info(room_id)
     fingerprint = client_hash(request.app[SETTINGS].secret_key, request.remote)
     await moderation.check_not_banned(hub.app, room_id, principal, fingerprint)
@@ -79,7 +69,8 @@ async def room_socket(request: web.Request) -> web.StreamResponse:
     settings = request.app[SETTINGS]
     ws = web.WebSocketResponse(
         protocols=(protocol.SUBPROTOCOL,),
-        max_msg_size=settings.ws_max_frame_bytes,
+        # aiohttp refuses a frame as long as its limit; the exact limit is checked when reading
+        max_msg_size=settings.ws_max_frame_bytes + 1,
         heartbeat=HEARTBEAT_SECONDS,
     )
     if not ws.can_prepare(request).ok:
@@ -90,7 +81,7 @@ async def room_socket(request: web.Request) -> web.StreamResponse:
         admitted = exc
     await ws.prepare(request)
     if isinstance(admitted, AppError):
-        await ws.send_bytes(protocol.error(None, admitted))
+        await ws.send_str(protocol.error(None, admitted).decode())
         await ws.close(code=protocol.close_code_for(admitted), message=admitted.code.encode())
         return ws
     principal, room_id, since, fingerprint = admitted
@@ -109,7 +100,7 @@ async def room_socket(request: web.Request) -> web.StreamResponse:
     await hub.attach(conn)
     try:
         await _join(hub, conn, since)
-        await _read_commands(hub, conn, ws)
+        await _read_commands(request.app, hub, conn, ws)
     finally:
         await hub.detach(conn)
     return ws
@@ -139,17 +130,29 @@ async def _join(hub: Hub, conn: Connection, since: int | None) -> None:
     hub.go_live(conn, seq)
 
 
-async def _read_commands(hub: Hub, conn: Connection, ws: web.WebSocketResponse) -> None:
+async def _read_commands(app: web.Application, hub: Hub, conn: Connection, ws: web.WebSocketResponse) -> None:
+    """Answer commands until the client leaves. Once the server has closed the connection, what
+    the client still sends is read and dropped until its close arrives (or the grace ends), so
+    the socket is never shut with unread data, which would reset it and lose the close code.
+
+    Each command first checks that the connection's token was not revoked since the join
+    (logout, a disabled account); a revoked one ends the connection with 4401.
+    """
+    max_bytes = app[SETTINGS].ws_max_frame_bytes
+    revocations, factory = app[REVOCATIONS], app[SESSION_FACTORY]
     flood = TokenBucket(COMMANDS_PER_SECOND, COMMAND_BURST)
     refused = 0
     async for message in ws:
         if conn.closed:
-            return
+            continue
         if message.type is WSMsgType.BINARY:
             conn.close(protocol.CLOSE_UNSUPPORTED_DATA, "binary frames are not part of the protocol")
-            return
+            continue
         if message.type is not WSMsgType.TEXT:
             return
+        if len(message.data) * 4 > max_bytes and len(message.data.encode()) > max_bytes:
+            conn.close(protocol.CLOSE_MESSAGE_TOO_BIG, "frame too large")
+            continue
         try:
             command = protocol.parse_command(message.data)
         except protocol.ProtocolError as exc:
@@ -159,9 +162,15 @@ async def _read_commands(hub: Hub, conn: Connection, ws: web.WebSocketResponse) 
             refused += 1
             if refused > FLOOD_REJECTIONS:
                 conn.close(protocol.CLOSE_FLOOD, "too many commands")
-                return
+                continue
             limited = AppError("rate_limited", f"at most {COMMANDS_PER_SECOND:g} commands per second")
             conn.send(protocol.error(command.id, limited))
             continue
         refused = 0
+        try:
+            await revocations.check(factory, conn.principal)
+        except AppError as exc:
+            conn.send(protocol.error(command.id, exc))
+            conn.close(protocol.close_code_for(exc), exc.code)
+            continue
         await hub.dispatch(conn, command)

@@ -10,6 +10,7 @@ from sqlalchemy import text
 
 from livecommerce.appkeys import ENGINE, METRICS, SETTINGS
 from livecommerce.http import json_response
+from livecommerce.web.metrics import require_scraper
 
 routes = web.RouteTableDef()
 
@@ -34,5 +35,6 @@ async def readyz(request: web.Request) -> web.Response:
 
 @routes.get("/metrics")
 async def metrics(request: web.Request) -> web.Response:
+    require_scraper(request)
     body = generate_latest(request.app[METRICS])
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

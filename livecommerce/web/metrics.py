@@ -1,13 +1,16 @@
-"""Request counts and latencies per route, in the app's Prometheus registry."""
+"""Request counts and latencies per route, in the app's Prometheus registry, and who may read them."""
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 import time
 
 from aiohttp import web
 from prometheus_client import Counter, Histogram
 
-from livecommerce.appkeys import METRICS
+from livecommerce.appkeys import METRICS, SETTINGS
+from livecommerce.errors import AppError
 from livecommerce.http import Handler
 
 REQUESTS = web.AppKey("http_requests", Counter)
@@ -38,3 +41,30 @@ async def metrics_middleware(request: web.Request, handler: Handler) -> web.Stre
         request.app[LATENCY].labels(route).observe(time.perf_counter() - started)
     request.app[REQUESTS].labels(request.method, route, str(response.status)).inc()
     return response
+
+
+def require_scraper(request: web.Request) -> None:
+    """Refuse `/metrics` unless the caller sends METRICS_TOKEN or connects from METRICS_ALLOW.
+
+    A request relayed by a proxy (it carries a forwarding header) never counts as coming from
+    the proxy's own address, so a proxy on loopback does not make the metrics public.
+    """
+    settings = request.app[SETTINGS]
+    header = request.headers.get("Authorization", "")
+    if settings.metrics_token and header.startswith("Bearer "):
+        if hmac.compare_digest(
+            header.removeprefix("Bearer ").strip().encode(), settings.metrics_token.encode()
+        ):
+            return
+    elif not ("X-Forwarded-For" in request.headers or "Forwarded" in request.headers):
+        try:
+            address = ipaddress.ip_address(request.remote or "")
+        except ValueError:
+            address = None
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        if address is not None and any(
+            address in ipaddress.ip_network(network, strict=False) for network in settings.metrics_allow
+        ):
+            return
+    raise AppError("forbidden", "metrics are readable from METRICS_ALLOW addresses or with METRICS_TOKEN")

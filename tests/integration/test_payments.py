@@ -301,3 +301,42 @@ async def test_test_mode_confirms_locally_and_is_labelled(server, database_url):
         assert status == 200 and answer["order"]["status"] == "refunded"
     book = await ledger(dsn_of(database_url), sale["sale_id"])
     assert (book.on_hand, book.taken, book.available) == (4, 1, 4)
+
+
+async def test_signed_but_malformed_webhooks_are_refused_once_without_a_traceback(
+    shop, stripe, database_url, caplog
+):
+    world = await shop.seed(stock=10)
+    async with aiohttp.ClientSession() as http:
+        _, [(order, token)] = await _reserve(http, shop, world)
+        _, started = await call(http, "POST", f"{shop.url}/api/orders/{order['order_id']}/pay", token)
+        url = f"{shop.url}/api/payments/stripe/webhook"
+        good = stripe.event("payment_intent.succeeded", started["payment_intent"])
+        intent = good["data"]["object"]
+        malformed = [
+            {k: v for k, v in good.items() if k != "id"},
+            {**good, "type": 5},
+            {**good, "data": "object"},
+            {**good, "data": {"object": [intent]}},
+            {**good, "data": {"object": {**intent, "amount_received": "2500"}}},
+            {**good, "data": {"object": {**intent, "amount_received": 2**63}}},
+            {**good, "data": {"object": {**intent, "id": {"nested": True}}}},
+            {**good, "id": "evt_\x00"},
+            {
+                **good,
+                "type": "charge.refunded",
+                "data": {"object": {"payment_intent": ["pi"], "amount_refunded": 1}},
+            },
+            [good],
+        ]
+        for event in malformed:
+            status, answer = await stripe.deliver(http, url, good, payload=orjson.dumps(event))
+            assert status == 400 and answer["error"]["code"] == "invalid", (event, status, answer)
+        not_json = b'{"id": "evt_1", "type": "payment_intent.succeeded", "data": {"object": NaN}}'
+        status, answer = await stripe.deliver(http, url, good, payload=not_json)
+        assert status == 400 and answer["error"]["code"] == "invalid_json"
+        other = {"id": "evt_other", "type": "customer.created", "data": {"object": {"currency": None}}}
+        assert await stripe.deliver(http, url, other) == (200, {"received": True})
+        assert await stripe.deliver(http, url, good) == (200, {"received": True})
+    assert await _status(database_url, order["order_id"]) == "paid"
+    assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"

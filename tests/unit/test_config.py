@@ -25,6 +25,10 @@ from livecommerce.config import ConfigError, load_settings
         ),
         ({"SECRET_KEY": "short"}, "SECRET_KEY must be at least 32 characters"),
         ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
+        ({"ALLOWED_ORIGINS": "shop.example.com"}, "ALLOWED_ORIGINS: 'shop.example.com' is not an origin"),
+        ({"ALLOWED_ORIGINS": "https://shop.example.com/page"}, "ALLOWED_ORIGINS"),
+        ({"METRICS_ALLOW": "10.0.0.0/8, prometheus"}, "METRICS_ALLOW: 'prometheus' is not an IP address"),
+        ({"GUESTS_PER_MINUTE": "-1"}, "GUESTS_PER_MINUTE"),
     ],
 )
 def test_bad_setting_is_a_one_line_error(monkeypatch, env, fragment):
@@ -67,3 +71,16 @@ def test_cli_exits_non_zero_with_one_line_on_bad_config(tmp_path):
     assert result.stderr.strip().splitlines() == [
         "error: invalid setting PORT: Input should be a valid integer, unable to parse string as an integer"
     ]
+
+
+def test_trusted_origins_are_public_urls_origin_and_the_allowed_list(monkeypatch):
+    monkeypatch.setenv("PUBLIC_URL", "https://Live.Example.com/shop/")
+    monkeypatch.setenv("ALLOWED_ORIGINS", "https://shop.example.com, http://localhost:3000")
+    monkeypatch.setenv("METRICS_ALLOW", "10.0.0.0/8, ::1")
+    settings = load_settings()
+    assert settings.trusted_origins == {
+        "https://live.example.com",
+        "https://shop.example.com",
+        "http://localhost:3000",
+    }
+    assert settings.metrics_allow == ["10.0.0.0/8", "::1"]

@@ -9,11 +9,11 @@ import orjson
 import pytest
 
 from livecommerce.errors import AppError
+from livecommerce.http.throttle import BucketMap, Throttle, TokenBucket
 from livecommerce.realtime import protocol
 from livecommerce.realtime.chat import blocked_word_in, clean_text
 from livecommerce.realtime.coalesce import TickBatch, sample_evenly
 from livecommerce.realtime.moderation import clean_blocked_words
-from livecommerce.realtime.ratelimit import BucketMap, TokenBucket
 from livecommerce.realtime.resume import HistoryView, Resume, RoomHistory, plan_resume
 
 
@@ -202,3 +202,24 @@ def test_chat_text_cleaning_and_blocked_words():
     assert blocked_word_in("scampi and newsletters", words) is None
     with pytest.raises(AppError):
         clean_blocked_words(["x" * 65])
+
+
+def test_a_throttle_counts_only_failures_when_guarded():
+    now = [0.0]
+    throttle = Throttle("wrong keys", 2, clock=lambda: now[0])
+    for _ in range(5):
+        throttle.guard("a")  # guarding alone takes nothing
+    throttle.failed("a")
+    throttle.failed("a")
+    with pytest.raises(AppError) as refused:
+        throttle.guard("a")
+    assert refused.value.code == "rate_limited" and refused.value.details["retry_after"] == 30
+    throttle.guard("b")
+    now[0] += 30
+    throttle.guard("a")
+
+
+def test_a_throttle_of_zero_is_unlimited():
+    throttle = Throttle("guests", 0)
+    for _ in range(1000):
+        throttle.check("a")

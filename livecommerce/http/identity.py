@@ -1,0 +1,138 @@
+"""The caller's identity: a token from the `Authorization` header or the session cookie, its
+signature, and whether it was revoked since (logout, a disabled account).
+
+Revocation is checked against the user's token version in the database, cached per node for
+`REVOCATION_CACHE_SECONDS`; a revocation made on this node is seen here at once, on other nodes
+within that time. `?token=` is read only where a browser cannot send a header (the room
+socket's handshake).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from livecommerce import accounts
+from livecommerce.appkeys import SESSION_FACTORY, SETTINGS, TOKENS
+from livecommerce.auth import COOKIE_NAME, Principal
+from livecommerce.errors import AppError
+
+REVOCATION_CACHE_SECONDS = 2.0
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_CALLER = "livecommerce.caller"
+
+
+class Revocations:
+    """Which users' tokens are still good: their token version and disabled flag, cached briefly."""
+
+    def __init__(self, ttl: float = REVOCATION_CACHE_SECONDS) -> None:
+        self.ttl = ttl
+        self._states: dict[int, tuple[float, tuple[int, bool] | None]] = {}
+
+    async def check(self, factory: async_sessionmaker[AsyncSession], principal: Principal) -> None:
+        """Raise `invalid_token` when the principal's token was revoked or its account disabled."""
+        now = time.monotonic()
+        cached = self._states.get(principal.user_id)
+        if cached is None or cached[0] < now:
+            async with factory() as session:
+                state = await accounts.token_state(session, principal.user_id)
+            if len(self._states) > 100_000:
+                self._states = {k: v for k, v in self._states.items() if v[0] >= now}
+            self._states[principal.user_id] = (now + self.ttl, state)
+        else:
+            state = cached[1]
+        if state is None or state[1] or state[0] != principal.token_version:
+            raise AppError("invalid_token", "this session has ended; sign in again")
+
+    def forget(self, user_id: int) -> None:
+        """Drop the cached state after a change made on this node, so it counts here at once."""
+        self._states.pop(user_id, None)
+
+
+REVOCATIONS = web.AppKey("revocations", Revocations)
+
+
+def bearer_token(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    if header.startswith("Bearer "):
+        return header.removeprefix("Bearer ").strip() or None
+    return None
+
+
+def token_of(request: web.Request, *, from_query: bool = False) -> str | None:
+    """The Bearer token, else (only when allowed) `?token=`, else the session cookie."""
+    return (
+        bearer_token(request)
+        or (request.query.get("token") if from_query else None)
+        or request.cookies.get(COOKIE_NAME)
+    )
+
+
+def trusted_origin(request: web.Request) -> bool:
+    """False when a browser says the request comes from a page of an origin this server does not
+    trust (not its own host, PUBLIC_URL's origin or ALLOWED_ORIGINS); True without an Origin."""
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True
+    origin = origin.lower()
+    if origin in request.app[SETTINGS].trusted_origins:
+        return True
+    _, scheme_separator, host = origin.partition("://")
+    return bool(scheme_separator) and host == request.host.lower()
+
+
+async def authenticate(request: web.Request, token: str) -> Principal:
+    """The principal a token names, if its signature holds and it was not revoked."""
+    who = request.app[TOKENS].verify(token)
+    await request.app[REVOCATIONS].check(request.app[SESSION_FACTORY], who)
+    return who
+
+
+@web.middleware
+async def identity_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Resolve the caller once per request, so `principal()` can stay a plain function.
+
+    A change sent with the session cookie from another site's page is refused: the cookie
+    would act for the viewer without their knowing. A Bearer token is never sent by a browser
+    on its own, so requests carrying one are not affected.
+    """
+    token = token_of(request)
+    if (
+        token
+        and request.method not in SAFE_METHODS
+        and bearer_token(request) is None
+        and not trusted_origin(request)
+    ):
+        raise AppError("forbidden", "a page of another site may not act with this session's cookie")
+    caller: Principal | AppError | None = None
+    if token:
+        try:
+            caller = await authenticate(request, token)
+        except AppError as exc:
+            caller = exc
+    request[_CALLER] = caller
+    return await handler(request)
+
+
+def _caller(request: web.Request) -> Principal | None:
+    caller = request.get(_CALLER)
+    if isinstance(caller, AppError):
+        raise caller
+    return caller
+
+
+def principal(request: web.Request) -> Principal:
+    """The caller, from a Bearer header or the session cookie; 401 if none."""
+    who = _caller(request)
+    if who is None:
+        raise AppError("unauthorized", "sign in first or send a guest token")
+    return who
+
+
+def optional_principal(request: web.Request) -> Principal | None:
+    return _caller(request)
