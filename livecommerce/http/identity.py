@@ -22,7 +22,7 @@ from livecommerce.errors import AppError
 
 REVOCATION_CACHE_SECONDS = 2.0
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-_CALLER = "livecommerce.caller"
+_CALLER = web.RequestKey("caller", object)  # a Principal, the AppError its token raised, or None
 
 
 class Revocations:
