@@ -17,12 +17,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from aiohttp import web
 from aiortc import RTCPeerConnection
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
-from livecommerce.media import broadcasts
+from livecommerce.media.broadcasts import Broadcasts
 from livecommerce.media.forwarder import Fanout
 from livecommerce.media.keyframes import KeyframeRelay
 from livecommerce.media.receiver import EncodedFrameReceiver
@@ -85,14 +84,14 @@ class PublisherSink:
 class Stream:
     def __init__(
         self,
-        app: web.Application,
+        broadcasts: Broadcasts,
         room_id: int,
         codecs: dict[str, RTCRtpCodecParameters],
         *,
         grace_seconds: float,
         on_ended: Callable[[Stream], None],
     ) -> None:
-        self.app = app
+        self.broadcasts = broadcasts
         self.room_id = room_id
         self.codecs = codecs
         self.grace_seconds = grace_seconds
@@ -211,9 +210,8 @@ class Stream:
         await asyncio.gather(*closing, return_exceptions=True)
         if self.session_id is not None:
             try:
-                await broadcasts.record_end(self.app, self.room_id, self.session_id, reason)
-                await broadcasts.announce(
-                    self.app,
+                await self.broadcasts.record_end(self.room_id, self.session_id, reason)
+                await self.broadcasts.announce(
                     self.room_id,
                     "stream.ended",
                     {"stream_session_id": self.session_id, "reason": reason},

@@ -1,6 +1,6 @@
 """The room hub: publishes room events through the broker and fans them out to this node's sockets.
 
-Other planes use only `HUB`, `Hub.publish`, `Hub.command`, `Hub.snapshot_provider`,
+Other planes use only `Hub.publish`, `Hub.command`, `Hub.snapshot_provider`,
 `Hub.on_chat` and `Hub.watchers` (see docs/architecture.md).
 """
 
@@ -15,13 +15,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from sqlalchemy import select
 
-from livecommerce.appkeys import SESSION_FACTORY
 from livecommerce.auth import Principal
 from livecommerce.config import Settings
+from livecommerce.db.engine import Database
 from livecommerce.db.models import Room
 from livecommerce.errors import AppError
 from livecommerce.realtime import protocol
@@ -49,12 +48,11 @@ class RoomInfo:
 
 @dataclass(slots=True)
 class CommandContext:
-    """Who sent a command, in which room, and where to reach the app's components."""
+    """Who sent a command, in which room, and the hub to publish through."""
 
     principal: Principal
     room_id: int
     merchant_id: int
-    app: web.Application
     hub: Hub
     room: RoomInfo
 
@@ -106,8 +104,8 @@ class RealtimeMetrics:
 
 
 class Hub:
-    def __init__(self, app: web.Application, settings: Settings, registry: CollectorRegistry) -> None:
-        self.app = app
+    def __init__(self, settings: Settings, db: Database, registry: CollectorRegistry) -> None:
+        self._sessions = db.session_factory
         self.settings = settings
         self.presence_interval = settings.presence_interval_seconds
         self.broker: Broker = make_broker(settings, presence_ttl=max(5.0, 5 * self.presence_interval))
@@ -234,7 +232,7 @@ class Hub:
         """The room's cached settings; `not_found` if there is no such room."""
         info = self._room_info.get(room_id)
         if info is None:
-            async with self.app[SESSION_FACTORY]() as session:
+            async with self._sessions() as session:
                 room = await session.scalar(select(Room).where(Room.id == room_id))
             if room is None:
                 raise AppError("not_found", f"room {room_id} does not exist")
@@ -247,7 +245,7 @@ class Hub:
         self._room_info.pop(room_id, None)
 
     def context(self, principal: Principal, room: RoomInfo) -> CommandContext:
-        return CommandContext(principal, room.room_id, room.merchant_id, self.app, self, room)
+        return CommandContext(principal, room.room_id, room.merchant_id, self, room)
 
     async def attach(self, conn: Connection) -> None:
         """Register a joining connection: room events are held for it until `go_live`."""
@@ -475,7 +473,4 @@ class Hub:
                 payload = protocol.unsequenced_event("presence", {"viewers": viewers}, time.time())
                 self._fan_out(room, [payload])
         if any(counts.values()):
-            self._spawn(record_viewers(self.app[SESSION_FACTORY], counts))
-
-
-HUB = web.AppKey("hub", Hub)
+            self._spawn(record_viewers(self._sessions, counts))

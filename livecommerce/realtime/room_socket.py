@@ -12,18 +12,18 @@ import time
 
 from aiohttp import WSMsgType, web
 
-from livecommerce.appkeys import SETTINGS, TOKENS
-from livecommerce.auth import Principal
+from livecommerce.auth import Principal, Tokens
+from livecommerce.config import Settings
 from livecommerce.errors import AppError
 from livecommerce.http import token_of
-from livecommerce.realtime import moderation, protocol
+from livecommerce.realtime import protocol
 from livecommerce.realtime.connection import Connection
-from livecommerce.realtime.hub import HUB, Hub
+from livecommerce.realtime.hub import Hub
+from livecommerce.realtime.moderation import Moderation
 from livecommerce.realtime.ratelimit import TokenBucket
 from livecommerce.realtime.resume import Resume, plan_resume
 
 log = logging.getLogger(__name__)
-routes = web.RouteTableDef()
 
 # Per connection: commands per second and burst; past FLOOD_REJECTIONS refused commands in a
 # row the connection is closed with CLOSE_FLOOD.
@@ -55,28 +55,38 @@ def _version(request: web.Request) -> None:
         raise AppError("invalid", f"protocol version {raw!r} is not supported; this server speaks v=1")
 
 
-async def _admit(request: web.Request, hub: Hub) -> tuple[Principal, int, int | None, str]:
+async def _admit(
+    request: web.Request, hub: Hub, tokens: Tokens, secret_key: str, moderation: Moderation
+) -> tuple[Principal, int, int | None, str]:
     """Everything checked before a client may join: version, identity, room, bans."""
     _version(request)
     since = _since(request)
     token = token_of(request)
     if not token:
         raise AppError("unauthorized", "send a session or guest token (?token=, cookie or Bearer)")
-    principal = request.app[TOKENS].verify(token)
+    principal = tokens.verify(token)
     try:
         room_id = int(request.match_info["room_id"])
     except ValueError:
         raise AppError("not_found", "room_id must be a number") from None
     await hub.room_info(room_id)
-    fingerprint = client_hash(request.app[SETTINGS].secret_key, request.remote)
-    await moderation.check_not_banned(hub.app, room_id, principal, fingerprint)
+    fingerprint = client_hash(secret_key, request.remote)
+    await moderation.check_not_banned(room_id, principal, fingerprint)
     return principal, room_id, since, fingerprint
 
 
-@routes.get("/ws/rooms/{room_id}")
-async def room_socket(request: web.Request) -> web.StreamResponse:
-    hub = request.app[HUB]
-    settings = request.app[SETTINGS]
+def route(hub: Hub, tokens: Tokens, settings: Settings, moderation: Moderation) -> web.RouteDef:
+    """The endpoint, bound to the services it admits clients with and serves them from."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return await room_socket(request, hub, tokens, settings, moderation)
+
+    return web.get("/ws/rooms/{room_id}", handler)
+
+
+async def room_socket(
+    request: web.Request, hub: Hub, tokens: Tokens, settings: Settings, moderation: Moderation
+) -> web.StreamResponse:
     ws = web.WebSocketResponse(
         protocols=(protocol.SUBPROTOCOL,),
         max_msg_size=settings.ws_max_frame_bytes,
@@ -85,7 +95,9 @@ async def room_socket(request: web.Request) -> web.StreamResponse:
     if not ws.can_prepare(request).ok:
         raise AppError("bad_request", "this endpoint speaks WebSocket: send an Upgrade request")
     try:
-        admitted: tuple[Principal, int, int | None, str] | AppError = await _admit(request, hub)
+        admitted: tuple[Principal, int, int | None, str] | AppError = await _admit(
+            request, hub, tokens, settings.secret_key, moderation
+        )
     except AppError as exc:
         admitted = exc
     await ws.prepare(request)

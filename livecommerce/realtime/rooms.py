@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from livecommerce.appkeys import SESSION_FACTORY
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 from livecommerce.auth import Principal, may
 from livecommerce.db.models import Room
 from livecommerce.realtime.hub import Hub
 
 
-def register(hub: Hub) -> None:
+def register(hub: Hub, sessions: async_sessionmaker[AsyncSession]) -> None:
     async def room_state(room_id: int, principal: Principal) -> dict[str, Any]:
-        async with hub.app[SESSION_FACTORY]() as session:
+        async with sessions() as session:
             room = await session.get(Room, room_id)
         assert room is not None  # the socket joined only after finding the room
         state: dict[str, Any] = {
