@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry
 from livecommerce.auth import Tokens
 from livecommerce.config import Settings
 from livecommerce.db.engine import Database
-from livecommerce.realtime import chat, moderation, room_socket, rooms
+from livecommerce.realtime import chat, moderation, room_socket
 from livecommerce.realtime.hub import Hub
 
 
@@ -20,7 +20,7 @@ def install(
 ) -> Hub:
     """The hub that every other plane publishes through; its broker runs while the app does."""
     hub = Hub(settings, db, metrics)
-    rooms.register(hub, db.session_factory)
+    hub.snapshot_provider("room", hub.rooms.state)
     chat.register(hub, settings, db.session_factory)
     bans = moderation.register(hub, db.session_factory)
     app.router.add_routes([room_socket.route(hub, tokens, settings, bans)])

@@ -1,5 +1,9 @@
 """The room hub: publishes room events through the broker and fans them out to this node's sockets.
 
+It owns the commands and their dispatch, fan-out (with the tick batch), resume history and the
+tick; presence, viewer samples and room lookups are handed to `presence`, `viewer_samples` and
+`rooms`.
+
 Other planes use only `Hub.publish`, `Hub.command`, `Hub.snapshot_provider`,
 `Hub.on_chat` and `Hub.watchers` (see docs/architecture.md).
 """
@@ -12,38 +16,29 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import orjson
 from prometheus_client import CollectorRegistry, Counter, Gauge
-from sqlalchemy import select
 
 from livecommerce.auth import Principal
 from livecommerce.config import Settings
 from livecommerce.db.engine import Database
-from livecommerce.db.models import Room
 from livecommerce.errors import AppError
 from livecommerce.realtime import protocol
 from livecommerce.realtime.broker import Broker, make_broker
 from livecommerce.realtime.coalesce import TickBatch
 from livecommerce.realtime.connection import Connection
+from livecommerce.realtime.presence import Presence
 from livecommerce.realtime.resume import HistoryView
+from livecommerce.realtime.rooms import RoomDirectory, RoomInfo
 from livecommerce.realtime.viewer_samples import record_viewers
 
 log = logging.getLogger(__name__)
 
 CHAT = "chat"
 PRIVATE = "private"
-
-
-@dataclass(frozen=True, slots=True)
-class RoomInfo:
-    """What a node caches about a room to check commands; refreshed on `room.settings`."""
-
-    room_id: int
-    merchant_id: int
-    slow_mode_seconds: int
-    blocked_words: tuple[str, ...]
 
 
 @dataclass(slots=True)
@@ -105,10 +100,12 @@ class RealtimeMetrics:
 
 class Hub:
     def __init__(self, settings: Settings, db: Database, registry: CollectorRegistry) -> None:
-        self._sessions = db.session_factory
         self.settings = settings
         self.presence_interval = settings.presence_interval_seconds
         self.broker: Broker = make_broker(settings, presence_ttl=max(5.0, 5 * self.presence_interval))
+        self.presence = Presence(self.broker)
+        self.rooms = RoomDirectory(db.session_factory)
+        self._record_viewers = partial(record_viewers, db.session_factory)
         self.metrics = RealtimeMetrics(registry)
         self._commands: dict[str, CommandHandler] = {}
         self._deferred: dict[str, DeferredHandler] = {}
@@ -116,10 +113,7 @@ class Hub:
         self._chat_observers: list[ChatObserver] = []
         self._ban_observers: list[BanObserver] = []
         self._background: set[asyncio.Task[None]] = set()
-        # presence writes go to the broker in the order joins and leaves happened
-        self._presence_order = asyncio.Lock()
         self._rooms: dict[int, LocalRoom] = {}
-        self._room_info: dict[int, RoomInfo] = {}
         self._chat_per_tick = max(1, round(settings.chat_max_per_second * settings.realtime_tick_ms / 1000))
         self._ticker: asyncio.Task[None] | None = None
 
@@ -199,7 +193,7 @@ class Hub:
 
     async def watchers(self, room_id: int) -> dict[int, float]:
         """User id -> when that user joined the room (epoch seconds), across every node."""
-        return await self.broker.room_members(room_id)
+        return await self.presence.members(room_id)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -230,19 +224,11 @@ class Hub:
 
     async def room_info(self, room_id: int) -> RoomInfo:
         """The room's cached settings; `not_found` if there is no such room."""
-        info = self._room_info.get(room_id)
-        if info is None:
-            async with self._sessions() as session:
-                room = await session.scalar(select(Room).where(Room.id == room_id))
-            if room is None:
-                raise AppError("not_found", f"room {room_id} does not exist")
-            info = RoomInfo(room.id, room.merchant_id, room.slow_mode_seconds, tuple(room.blocked_words))
-            self._room_info[room_id] = info
-        return info
+        return await self.rooms.info(room_id)
 
     def forget_room_info(self, room_id: int) -> None:
         """Drop this node's cached settings now; other nodes drop theirs on `room.settings`."""
-        self._room_info.pop(room_id, None)
+        self.rooms.forget(room_id)
 
     def context(self, principal: Principal, room: RoomInfo) -> CommandContext:
         return CommandContext(principal, room.room_id, room.merchant_id, self, room)
@@ -257,8 +243,7 @@ class Hub:
         user_conns.add(conn)
         self.metrics.connections.inc()
         if len(user_conns) == 1:
-            async with self._presence_order:
-                await self.broker.presence_join(conn.room_id, conn.user_id, conn.joined_at)
+            await self.presence.join(conn.room_id, conn.user_id, conn.joined_at)
 
     def go_live(self, conn: Connection, after_seq: int) -> None:
         """Send the held events newer than what the client already has, then deliver live.
@@ -286,7 +271,7 @@ class Hub:
     async def detach(self, conn: Connection) -> None:
         """Forget a connection (idempotent); the user leaves presence with their last one."""
         if self._forget(conn):
-            await self._presence_leave(conn)
+            await self.presence.leave(conn.room_id, conn.user_id)
 
     def _forget(self, conn: Connection) -> bool:
         """Drop the connection from its room at once; True when it was the user's last one."""
@@ -305,15 +290,11 @@ class Hub:
             del self._rooms[conn.room_id]
         return last
 
-    async def _presence_leave(self, conn: Connection) -> None:
-        async with self._presence_order:
-            await self.broker.presence_leave(conn.room_id, conn.user_id)
-
     def connection_closed(self, conn: Connection, code: int) -> None:
         """Called by a Connection the server closed, possibly in the middle of a fan-out."""
         self.metrics.closes.labels(str(code)).inc()
         if self._forget(conn):
-            self._spawn(self._presence_leave(conn))
+            self._spawn(self.presence.leave(conn.room_id, conn.user_id))
 
     async def history_after(self, room_id: int, since: int) -> HistoryView:
         return await self.broker.history_after(room_id, since)
@@ -331,7 +312,7 @@ class Hub:
         parts = await asyncio.gather(
             *(fn(room_id, principal) for fn in providers.values()), return_exceptions=True
         )
-        members = await self.broker.room_members(room_id)
+        members = await self.presence.members(room_id)
         snapshot: dict[str, Any] = {"v": protocol.PROTOCOL_VERSION, "seq": seq, "viewers": len(members)}
         for name, part in zip(providers, parts, strict=True):
             if isinstance(part, Exception):
@@ -463,14 +444,13 @@ class Hub:
             room_id: {user: min(c.joined_at for c in conns) for user, conns in room.by_user.items() if conns}
             for room_id, room in self._rooms.items()
         }
-        async with self._presence_order:
-            await self.broker.presence_refresh(members)
+        await self.presence.refresh(members)
         counts: dict[int, int] = {}
         for room_id, room in list(self._rooms.items()):
-            viewers = counts[room_id] = len(await self.broker.room_members(room_id))
+            viewers = counts[room_id] = await self.presence.viewers(room_id)
             if viewers != room.viewers_sent:
                 room.viewers_sent = viewers
                 payload = protocol.unsequenced_event("presence", {"viewers": viewers}, time.time())
                 self._fan_out(room, [payload])
         if any(counts.values()):
-            self._spawn(record_viewers(self._sessions, counts))
+            self._spawn(self._record_viewers(counts))
