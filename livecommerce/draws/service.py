@@ -34,6 +34,7 @@ from livecommerce.db.models import (
 )
 from livecommerce.draws import verification
 from livecommerce.errors import AppError
+from livecommerce.realtime import event_types
 
 if TYPE_CHECKING:
     from livecommerce.realtime.hub import Hub
@@ -229,7 +230,7 @@ class DrawService:
         self._keyword_cache.pop(room_id, None)
         self._wake.set()
         view = draw_view(draw, now=now)
-        await self._hub.publish(room_id, "draw.started", view)
+        await self._hub.publish(room_id, event_types.DRAW_STARTED, view)
         return view
 
     # entering
@@ -335,7 +336,7 @@ class DrawService:
                 raise AppError("already_entered", "you are already in this draw")
             raise AppError("draw_closed", "the draw has closed")
         data = {"draw_id": draw.id, "entered": True}
-        await self._hub.publish(draw.room_id, "draw.entered", data, to_user=who.user_id)
+        await self._hub.publish(draw.room_id, event_types.DRAW_ENTERED, data, to_user=who.user_id)
         return data
 
     # closing
@@ -414,11 +415,11 @@ class DrawService:
         self._keyword_cache.pop(draw.room_id, None)
         self._watchers_cache.pop(draw.room_id, None)
         view = draw_view(draw, [(w, names[w.user_id]) for w in winners])
-        await self._hub.publish(draw.room_id, "draw.closed", view)
+        await self._hub.publish(draw.room_id, event_types.DRAW_CLOSED, view)
         for winner in winners:
             await self._hub.publish(
                 draw.room_id,
-                "draw.won",
+                event_types.DRAW_WON,
                 {
                     "draw_id": draw.id,
                     "rank": winner.rank,

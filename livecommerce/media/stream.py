@@ -27,6 +27,7 @@ from livecommerce.media.keyframes import KeyframeRelay
 from livecommerce.media.receiver import EncodedFrameReceiver
 from livecommerce.media.rtp_leg import RtpLeg
 from livecommerce.media.tasks import background
+from livecommerce.realtime import event_types
 
 log = logging.getLogger(__name__)
 
@@ -213,7 +214,7 @@ class Stream:
                 await self.broadcasts.record_end(self.room_id, self.session_id, reason)
                 await self.broadcasts.announce(
                     self.room_id,
-                    "stream.ended",
+                    event_types.STREAM_ENDED,
                     {"stream_session_id": self.session_id, "reason": reason},
                 )
             except Exception:

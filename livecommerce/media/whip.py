@@ -24,6 +24,7 @@ from livecommerce.media import broadcasts, offer, peer, signalling
 from livecommerce.media.node import MediaNode
 from livecommerce.media.receiver import tap
 from livecommerce.media.stream import Publisher, PublisherSink, Stream
+from livecommerce.realtime import event_types
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +119,7 @@ async def _attach(
             "stream_session_id": stream.session_id,
             **{f"{kind}_codec": name for kind, name in names.items()},
         }
-        await node.broadcasts.announce(stream.room_id, "stream.live", live)
+        await node.broadcasts.announce(stream.room_id, event_types.STREAM_LIVE, live)
     return stream
 
 

@@ -17,7 +17,7 @@ from livecommerce.config import Settings
 from livecommerce.db.models import ChatMessage
 from livecommerce.errors import AppError
 from livecommerce.http import parse
-from livecommerce.realtime import moderation
+from livecommerce.realtime import event_types, moderation
 from livecommerce.realtime.hub import CommandContext, Hub
 from livecommerce.realtime.ratelimit import BucketMap
 
@@ -93,7 +93,7 @@ class Chat:
             await session.flush()
             await session.refresh(message, ["created_at"])
             event = message_event(message)
-        await self.hub.publish(ctx.room_id, "chat.message", event, kind="chat")
+        await self.hub.publish(ctx.room_id, event_types.CHAT_MESSAGE, event, kind="chat")
         await self.hub.chat_accepted(ctx.room_id, principal, text)
         return {"message_id": event["id"]}
 

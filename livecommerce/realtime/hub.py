@@ -26,7 +26,7 @@ from livecommerce.auth import Principal
 from livecommerce.config import Settings
 from livecommerce.db.engine import Database
 from livecommerce.errors import AppError
-from livecommerce.realtime import protocol
+from livecommerce.realtime import event_types, protocol
 from livecommerce.realtime.broker import Broker, make_broker
 from livecommerce.realtime.coalesce import TickBatch
 from livecommerce.realtime.connection import Connection
@@ -393,9 +393,9 @@ class Hub:
 
     def _observe(self, message: protocol.BrokerMessage) -> None:
         """Events that change what this node enforces, whichever node published them."""
-        if message.type == "room.settings":
+        if message.type == event_types.ROOM_SETTINGS:
             self.forget_room_info(message.room_id)
-        elif message.type == "user.banned":
+        elif message.type == event_types.USER_BANNED:
             user_id = orjson.loads(message.payload)["data"]["user_id"]
             for conn in self.local_connections(message.room_id, user_id):
                 conn.write(protocol.text_frame(message.payload))
@@ -450,7 +450,7 @@ class Hub:
             viewers = counts[room_id] = await self.presence.viewers(room_id)
             if viewers != room.viewers_sent:
                 room.viewers_sent = viewers
-                payload = protocol.unsequenced_event("presence", {"viewers": viewers}, time.time())
+                payload = protocol.unsequenced_event(event_types.PRESENCE, {"viewers": viewers}, time.time())
                 self._fan_out(room, [payload])
         if any(counts.values()):
             self._spawn(self._record_viewers(counts))

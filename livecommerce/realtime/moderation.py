@@ -19,6 +19,7 @@ from livecommerce.auth import Principal, audit, authorize
 from livecommerce.db.models import ChatMessage, Role, Room, RoomRestriction, User
 from livecommerce.errors import AppError
 from livecommerce.http import parse
+from livecommerce.realtime import event_types
 from livecommerce.realtime.connection import Connection
 from livecommerce.realtime.hub import CommandContext, Hub
 
@@ -204,7 +205,9 @@ class Moderation:
                 target_type="chat_message",
                 target_id=body.message_id,
             )
-        await ctx.hub.publish(ctx.room_id, "chat.deleted", {"message_id": body.message_id}, kind="moderation")
+        await ctx.hub.publish(
+            ctx.room_id, event_types.CHAT_DELETED, {"message_id": body.message_id}, kind="moderation"
+        )
         return {"message_id": body.message_id}
 
     async def mute(self, ctx: CommandContext, data: dict[str, Any]) -> dict[str, Any]:
@@ -212,14 +215,16 @@ class Moderation:
         body = parse(Restrict, data)
         until = await self._restrict(ctx, MUTE, body)
         event = {"user_id": body.user_id, "until": _iso(until)}
-        await ctx.hub.publish(ctx.room_id, "user.muted", event, kind="moderation")
+        await ctx.hub.publish(ctx.room_id, event_types.USER_MUTED, event, kind="moderation")
         return event
 
     async def unmute(self, ctx: CommandContext, data: dict[str, Any]) -> dict[str, Any]:
         authorize(ctx.principal, "user.mute", ctx.merchant_id)
         body = parse(Lift, data)
         lifted = await self._lift(ctx, MUTE, body)
-        await ctx.hub.publish(ctx.room_id, "user.unmuted", {"user_id": body.user_id}, kind="moderation")
+        await ctx.hub.publish(
+            ctx.room_id, event_types.USER_UNMUTED, {"user_id": body.user_id}, kind="moderation"
+        )
         return {"user_id": body.user_id, "lifted": lifted}
 
     async def ban(self, ctx: CommandContext, data: dict[str, Any]) -> dict[str, Any]:
@@ -228,14 +233,16 @@ class Moderation:
         body = parse(Restrict, data)
         until = await self._restrict(ctx, BAN, body)
         event = {"user_id": body.user_id, "until": _iso(until)}
-        await ctx.hub.publish(ctx.room_id, "user.banned", event, kind="moderation")
+        await ctx.hub.publish(ctx.room_id, event_types.USER_BANNED, event, kind="moderation")
         return event
 
     async def unban(self, ctx: CommandContext, data: dict[str, Any]) -> dict[str, Any]:
         authorize(ctx.principal, "user.ban", ctx.merchant_id)
         body = parse(Lift, data)
         lifted = await self._lift(ctx, BAN, body)
-        await ctx.hub.publish(ctx.room_id, "user.unbanned", {"user_id": body.user_id}, kind="moderation")
+        await ctx.hub.publish(
+            ctx.room_id, event_types.USER_UNBANNED, {"user_id": body.user_id}, kind="moderation"
+        )
         return {"user_id": body.user_id, "lifted": lifted}
 
     async def _update_room(
@@ -258,7 +265,7 @@ class Moderation:
         ctx.hub.forget_room_info(ctx.room_id)
         # every other node drops its cached room settings when it sees this event
         await ctx.hub.publish(
-            ctx.room_id, "room.settings", {"slow_mode_seconds": slow_mode}, kind="moderation"
+            ctx.room_id, event_types.ROOM_SETTINGS, {"slow_mode_seconds": slow_mode}, kind="moderation"
         )
         return int(slow_mode or 0)
 

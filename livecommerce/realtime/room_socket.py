@@ -16,7 +16,7 @@ from livecommerce.auth import Principal, Tokens
 from livecommerce.config import Settings
 from livecommerce.errors import AppError
 from livecommerce.http import token_of
-from livecommerce.realtime import protocol
+from livecommerce.realtime import event_types, protocol
 from livecommerce.realtime.connection import Connection
 from livecommerce.realtime.hub import Hub
 from livecommerce.realtime.moderation import Moderation
@@ -138,7 +138,7 @@ async def _join(hub: Hub, conn: Connection, since: int | None) -> None:
                 "latest": view.latest,
                 "replayed": len(view.events),
             }
-            conn.send(protocol.unsequenced_event("resumed", hello, time.time()))
+            conn.send(protocol.unsequenced_event(event_types.RESUMED, hello, time.time()))
             for start in range(0, len(view.events), REPLAY_BATCH):
                 chunk = view.events[start : start + REPLAY_BATCH]
                 conn.send(protocol.batch([payload for _, payload in chunk]))
@@ -146,7 +146,7 @@ async def _join(hub: Hub, conn: Connection, since: int | None) -> None:
             return
     seq = await hub.latest_seq(conn.room_id)
     snapshot = await hub.snapshot(conn.room_id, conn.principal, seq)
-    head, tail = protocol.event_parts("snapshot", snapshot, time.time())
+    head, tail = protocol.event_parts(event_types.SNAPSHOT, snapshot, time.time())
     conn.send(head + str(seq).encode() + tail)
     hub.go_live(conn, seq)
 
