@@ -35,6 +35,7 @@ from livecommerce.db.models import (
 from livecommerce.draws import verification
 from livecommerce.errors import AppError
 from livecommerce.realtime import event_types
+from livecommerce.timestamps import iso
 
 if TYPE_CHECKING:
     from livecommerce.realtime.hub import Hub
@@ -82,10 +83,6 @@ def mentions_keyword(text: str, keyword: str) -> bool:
     return re.search(rf"(?<!\w){re.escape(keyword)}(?!\w)", text, re.IGNORECASE) is not None
 
 
-def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat() if moment else None
-
-
 def draw_view(
     draw: Draw,
     winners: Iterable[tuple[DrawWinner, str]] = (),
@@ -105,11 +102,11 @@ def draw_view(
         "rule": draw.rule.value,
         "keyword": draw.keyword,
         "min_watch_seconds": draw.min_watch_seconds,
-        "opens_at": _iso(draw.opens_at),
-        "closes_at": _iso(draw.closes_at),
+        "opens_at": iso(draw.opens_at),
+        "closes_at": iso(draw.closes_at),
         "remaining_seconds": max(0.0, (draw.closes_at - now).total_seconds()) if not closed else 0.0,
-        "closed_at": _iso(draw.closed_at),
-        "claim_deadline": _iso(draw.claim_deadline) if draw.prize_sku_id is not None else None,
+        "closed_at": iso(draw.closed_at),
+        "claim_deadline": iso(draw.claim_deadline) if draw.prize_sku_id is not None else None,
         "algorithm": verification.ALGORITHM,
         "seed_commitment": draw.seed_commitment,
         "seed": draw.seed if closed else None,

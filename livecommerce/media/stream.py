@@ -28,6 +28,7 @@ from livecommerce.media.receiver import EncodedFrameReceiver
 from livecommerce.media.rtp_leg import RtpLeg
 from livecommerce.media.tasks import background
 from livecommerce.realtime import event_types
+from livecommerce.timestamps import iso
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +129,7 @@ class Stream:
             "audio_codec": self.codec_names.get("audio"),
             "viewers": len(self.viewers),
             "keyframe_requests": self.keyframes.sent,
-            "started_at": self.started_at.isoformat() if self.started_at else None,
+            "started_at": iso(self.started_at),
         }
 
     # publishers

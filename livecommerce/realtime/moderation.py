@@ -22,6 +22,7 @@ from livecommerce.http import parse
 from livecommerce.realtime import event_types
 from livecommerce.realtime.connection import Connection
 from livecommerce.realtime.hub import CommandContext, Hub
+from livecommerce.timestamps import iso
 
 MUTE = "mute"
 BAN = "ban"
@@ -76,10 +77,6 @@ async def _target(session: AsyncSession, ctx: CommandContext, user_id: int) -> U
     if user.role is not Role.VIEWER:
         raise AppError("forbidden", "staff accounts cannot be muted or banned")
     return user
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat() if moment else None
 
 
 def clean_blocked_words(words: list[str]) -> list[str]:
@@ -214,7 +211,7 @@ class Moderation:
         authorize(ctx.principal, "user.mute", ctx.merchant_id)
         body = parse(Restrict, data)
         until = await self._restrict(ctx, MUTE, body)
-        event = {"user_id": body.user_id, "until": _iso(until)}
+        event = {"user_id": body.user_id, "until": iso(until)}
         await ctx.hub.publish(ctx.room_id, event_types.USER_MUTED, event, kind="moderation")
         return event
 
@@ -232,7 +229,7 @@ class Moderation:
         authorize(ctx.principal, "user.ban", ctx.merchant_id)
         body = parse(Restrict, data)
         until = await self._restrict(ctx, BAN, body)
-        event = {"user_id": body.user_id, "until": _iso(until)}
+        event = {"user_id": body.user_id, "until": iso(until)}
         await ctx.hub.publish(ctx.room_id, event_types.USER_BANNED, event, kind="moderation")
         return event
 
@@ -292,7 +289,7 @@ class Moderation:
             "display_name": principal.display_name,
             "role": principal.role.value,
             "is_guest": principal.is_guest,
-            "muted_until": _iso(until),
+            "muted_until": iso(until),
         }
 
 
