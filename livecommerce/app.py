@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from aiohttp import web
@@ -62,7 +62,7 @@ def create_app(settings: Settings) -> web.Application:
     return app
 
 
-def _closing(db: Database) -> Any:
+def _closing(db: Database) -> Callable[[web.Application], AsyncIterator[None]]:
     async def database_open(app: web.Application) -> AsyncIterator[None]:
         yield
         await db.close()

@@ -22,8 +22,8 @@ def install(
     hub = Hub(settings, db, metrics)
     hub.snapshot_provider("room", hub.rooms.state)
     chat.register(hub, settings, db.session_factory)
-    bans = moderation.register(hub, db.session_factory)
-    app.router.add_routes([room_socket.route(hub, tokens, settings, bans)])
+    room_moderation = moderation.register(hub, db.session_factory)
+    app.router.add_routes([room_socket.route(hub, tokens, settings, room_moderation)])
 
     async def broker_running(app: web.Application) -> AsyncIterator[None]:
         await hub.start()
