@@ -89,7 +89,7 @@ async def _serve(settings: Settings, demo: bool) -> None:
     from aiohttp import web
 
     from livecommerce.app import create_app
-    from livecommerce.appkeys import SESSION_FACTORY
+    from livecommerce.appkeys import DATABASE
     from livecommerce.db.migrate import upgrade_async
 
     async with database(settings):
@@ -100,7 +100,7 @@ async def _serve(settings: Settings, demo: bool) -> None:
         if demo:
             from livecommerce.demo import seed_demo
 
-            async with app[SESSION_FACTORY].begin() as session:
+            async with app[DATABASE].session_factory.begin() as session:
                 info = await seed_demo(session, base_url=settings.base_url, data_dir=settings.data_dir)
             print(f"demo data written to {settings.data_dir / 'demo.json'}")
             for page in ("studio_url", "watch_url", "console_url"):
@@ -120,17 +120,17 @@ async def _serve(settings: Settings, demo: bool) -> None:
 
 async def _with_db(settings: Settings, action: Callable[[Any], Awaitable[Any]]) -> Any:
     """Run one unit of work against the configured (or embedded) database, after migrating."""
-    from livecommerce.db.engine import make_engine, make_sessionmaker
+    from livecommerce.db.engine import Database
     from livecommerce.db.migrate import upgrade_async
 
     async with database(settings):
         await upgrade_async(settings.database_url)
-        engine = make_engine(settings.database_url, pool_size=2)
+        db = Database.create(settings.database_url, pool_size=2)
         try:
-            async with make_sessionmaker(engine).begin() as session:
+            async with db.session_factory.begin() as session:
                 return await action(session)
         finally:
-            await engine.dispose()
+            await db.close()
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -21,7 +21,6 @@ import os
 import platform
 import secrets
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -43,6 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "loadtests"))
 
+from _common import free_port, percentiles  # noqa: E402
 from _wsclient import LeanWebSocket, client_frame, connect  # noqa: E402
 
 from livecommerce.auth import Principal, Tokens, hash_password  # noqa: E402
@@ -58,19 +58,6 @@ MODES = {"batched": "true", "row_lock": "false"}
 STARTUP_TIMEOUT_S = 60
 SEND_SLICE = 100
 PRESENCE_TIMEOUT_S = 30
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
@@ -484,8 +471,7 @@ async def run_mode(
             "seconds": round(elapsed, 3),
             "taps_per_second": round(len(latencies) / elapsed, 1),
             "latency_ms": {
-                "p50": round(percentile(latencies, 0.50) * 1000, 2),
-                "p99": round(percentile(latencies, 0.99) * 1000, 2),
+                **percentiles([x * 1000 for x in latencies], (50, 99)),
                 "max": round(max(latencies) * 1000, 2),
                 "mean": round(statistics.fmean(latencies) * 1000, 2),
             },

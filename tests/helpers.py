@@ -20,16 +20,11 @@ from livecommerce import accounts
 from livecommerce.app import create_app
 from livecommerce.appkeys import SESSION_FACTORY, TOKENS
 from livecommerce.config import Settings
+from livecommerce.db.embedded import free_port
 from livecommerce.db.models import Product, Role, Sku
 from livecommerce.http.server import AppRunner
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 async def wait_for(

@@ -12,7 +12,7 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from livecommerce.appkeys import ENGINE, SESSION_FACTORY
+from livecommerce.appkeys import ENGINE, HUB, SESSION_FACTORY
 from livecommerce.auth import Principal, audit, authorize
 from livecommerce.commerce import dashboard, inventory, sales
 from livecommerce.commerce.appkeys import COMMERCE_EVENTS, ORDERS, PAYMENTS
@@ -21,7 +21,6 @@ from livecommerce.commerce.orders import recent_orders
 from livecommerce.db.models import Room, Sku
 from livecommerce.errors import AppError
 from livecommerce.http import Id, int_param, json_response, principal, query_int, read_json
-from livecommerce.realtime.hub import HUB
 
 routes = web.RouteTableDef()
 

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from livecommerce.appkeys import ENGINE, METRICS, SESSION_FACTORY, SETTINGS
+from livecommerce.appkeys import ENGINE, HUB, METRICS, SESSION_FACTORY, SETTINGS
 from livecommerce.commerce import api, cards, commands
 from livecommerce.commerce.appkeys import COMMERCE_EVENTS, ORDERS, PAYMENTS
 from livecommerce.commerce.events import CommerceEvents
@@ -17,7 +17,6 @@ from livecommerce.commerce.expiry import ExpirySweeper
 from livecommerce.commerce.orders import OrderMetrics, OrderService
 from livecommerce.commerce.payments import Payments
 from livecommerce.commerce.sales import SaleClock, SaleDirectory
-from livecommerce.realtime.hub import HUB
 
 
 def setup(app: web.Application) -> None:

@@ -28,7 +28,8 @@ class EmbeddedPostgresError(RuntimeError):
     pass
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -44,7 +45,7 @@ class EmbeddedPostgres:
     def __init__(self, data_dir: Path, *, port: int | None = None, durable: bool = True) -> None:
         self.data_dir = data_dir.resolve()
         self.pgdata = self.data_dir / "postgres"
-        self.port = port or _free_port()
+        self.port = port or free_port()
         self.durable = durable
         self._started_here = False
 

@@ -1,2 +1,34 @@
 """Prize draws: the verifiable algorithm (`verification`), the service that runs draws
-(`service`) and its HTTP routes and room commands (`api`)."""
+(`service`) and its HTTP routes and room commands (`api`). `install(...)` wires them in."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from livecommerce.config import Settings
+from livecommerce.db.engine import Database
+from livecommerce.draws.api import DrawsApi
+from livecommerce.draws.service import DrawService
+from livecommerce.realtime.hub import Hub
+
+
+def install(app: web.Application, settings: Settings, db: Database, hub: Hub) -> DrawService:
+    """The draw service, its routes and room commands; its closer runs while the app does."""
+    service = DrawService(db.session_factory, hub, settings.draw_min_watch_seconds)
+    api = DrawsApi(service)
+    app.router.add_routes(api.routes())
+    api.register(hub)
+
+    async def closer_running(app: web.Application) -> AsyncIterator[None]:
+        closer = asyncio.create_task(service.run_closer(), name="draw-closer")
+        yield
+        closer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await closer
+
+    app.cleanup_ctx.append(closer_running)
+    return service

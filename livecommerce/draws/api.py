@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
 from pydantic import BaseModel
 
-from livecommerce.appkeys import SESSION_FACTORY, SETTINGS
 from livecommerce.commerce.prizes import Shipping
 from livecommerce.draws.service import DrawService, StartDraw
 from livecommerce.http import Id, int_param, json_response, parse, principal, read_json
-from livecommerce.realtime.hub import HUB, CommandContext
-
-DRAWS = web.AppKey("draws", DrawService)
-routes = web.RouteTableDef()
+from livecommerce.realtime.hub import CommandContext, Hub
 
 
 class EnterDraw(BaseModel):
@@ -36,71 +29,60 @@ class ClaimBody(BaseModel):
     model_config = {"extra": "forbid"}
 
 
-@routes.post("/api/rooms/{room_id}/draws")
-async def start_draw(request: web.Request) -> web.Response:
-    room_id = int_param(request, "room_id")
-    who = principal(request)
-    spec = await read_json(request, StartDraw)
-    return json_response(await request.app[DRAWS].start(who, room_id, spec), status=201)
+class DrawsApi:
+    """The draws' HTTP handlers and room commands, bound to the service."""
 
+    def __init__(self, service: DrawService) -> None:
+        self.service = service
 
-@routes.get("/api/rooms/{room_id}/draws")
-async def room_draws(request: web.Request) -> web.Response:
-    room_id = int_param(request, "room_id")
-    return json_response({"draws": await request.app[DRAWS].history(room_id)})
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.post("/api/rooms/{room_id}/draws", self.start_draw),
+            web.get("/api/rooms/{room_id}/draws", self.room_draws),
+            web.get("/api/draws/{draw_id}", self.draw_record),
+            web.post("/api/draws/{draw_id}/close", self.close_draw),
+            web.post("/api/draws/{draw_id}/claim", self.claim_prize),
+        ]
 
+    def register(self, hub: Hub) -> None:
+        """The room commands, the running draw in the join snapshot and keyword entries from chat."""
+        hub.command("draw.start", self.start_command)
+        hub.command("draw.enter", self.enter_command)
+        hub.command("draw.claim", self.claim_command)
+        hub.snapshot_provider("draw", self.service.snapshot)
+        hub.on_chat(self.service.on_chat)
 
-@routes.get("/api/draws/{draw_id}")
-async def draw_record(request: web.Request) -> web.Response:
-    return json_response(await request.app[DRAWS].record(int_param(request, "draw_id")))
+    async def start_draw(self, request: web.Request) -> web.Response:
+        room_id = int_param(request, "room_id")
+        who = principal(request)
+        spec = await read_json(request, StartDraw)
+        return json_response(await self.service.start(who, room_id, spec), status=201)
 
+    async def room_draws(self, request: web.Request) -> web.Response:
+        room_id = int_param(request, "room_id")
+        return json_response({"draws": await self.service.history(room_id)})
 
-@routes.post("/api/draws/{draw_id}/close")
-async def close_draw(request: web.Request) -> web.Response:
-    draw_id = int_param(request, "draw_id")
-    who = principal(request)
-    return json_response(await request.app[DRAWS].close(draw_id, by=who))
+    async def draw_record(self, request: web.Request) -> web.Response:
+        return json_response(await self.service.record(int_param(request, "draw_id")))
 
+    async def close_draw(self, request: web.Request) -> web.Response:
+        draw_id = int_param(request, "draw_id")
+        who = principal(request)
+        return json_response(await self.service.close(draw_id, by=who))
 
-@routes.post("/api/draws/{draw_id}/claim")
-async def claim_prize(request: web.Request) -> web.Response:
-    draw_id = int_param(request, "draw_id")
-    who = principal(request)
-    body = await read_json(request, ClaimBody)
-    return json_response(await request.app[DRAWS].claim(who, draw_id, body.shipping))
+    async def claim_prize(self, request: web.Request) -> web.Response:
+        draw_id = int_param(request, "draw_id")
+        who = principal(request)
+        body = await read_json(request, ClaimBody)
+        return json_response(await self.service.claim(who, draw_id, body.shipping))
 
+    async def start_command(self, ctx: CommandContext, data: dict[str, Any]) -> dict[str, Any]:
+        return await self.service.start(ctx.principal, ctx.room_id, parse(StartDraw, data))
 
-async def _start_command(ctx: CommandContext, data: dict[str, Any]) -> dict[str, Any]:
-    return await ctx.app[DRAWS].start(ctx.principal, ctx.room_id, parse(StartDraw, data))
+    async def enter_command(self, ctx: CommandContext, data: dict[str, Any]) -> dict[str, Any]:
+        body = parse(EnterDraw, data)
+        return await self.service.enter(ctx.principal, ctx.room_id, body.draw_id)
 
-
-async def _enter_command(ctx: CommandContext, data: dict[str, Any]) -> dict[str, Any]:
-    body = parse(EnterDraw, data)
-    return await ctx.app[DRAWS].enter(ctx.principal, ctx.room_id, body.draw_id)
-
-
-async def _claim_command(ctx: CommandContext, data: dict[str, Any]) -> dict[str, Any]:
-    body = parse(ClaimPrize, data)
-    return await ctx.app[DRAWS].claim(ctx.principal, body.draw_id, body.shipping)
-
-
-async def _draws(app: web.Application) -> AsyncIterator[None]:
-    """Create the service once the database and hub exist, hook it into rooms, run the closer."""
-    hub = app[HUB]
-    service = DrawService(app[SESSION_FACTORY], hub, app[SETTINGS].draw_min_watch_seconds)
-    app[DRAWS] = service
-    hub.command("draw.start", _start_command)
-    hub.command("draw.enter", _enter_command)
-    hub.command("draw.claim", _claim_command)
-    hub.snapshot_provider("draw", service.snapshot)
-    hub.on_chat(service.on_chat)
-    closer = asyncio.create_task(service.run_closer(), name="draw-closer")
-    yield
-    closer.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await closer
-
-
-def setup(app: web.Application) -> None:
-    app.add_routes(routes)
-    app.cleanup_ctx.append(_draws)
+    async def claim_command(self, ctx: CommandContext, data: dict[str, Any]) -> dict[str, Any]:
+        body = parse(ClaimPrize, data)
+        return await self.service.claim(ctx.principal, body.draw_id, body.shipping)

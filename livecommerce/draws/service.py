@@ -35,6 +35,8 @@ from livecommerce.db.models import (
 from livecommerce.draws import verification
 from livecommerce.errors import AppError
 from livecommerce.http import Id
+from livecommerce.realtime import event_types
+from livecommerce.timestamps import iso
 
 if TYPE_CHECKING:
     from livecommerce.realtime.hub import Hub
@@ -82,10 +84,6 @@ def mentions_keyword(text: str, keyword: str) -> bool:
     return re.search(rf"(?<!\w){re.escape(keyword)}(?!\w)", text, re.IGNORECASE) is not None
 
 
-def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat() if moment else None
-
-
 def draw_view(
     draw: Draw,
     winners: Iterable[tuple[DrawWinner, str]] = (),
@@ -105,11 +103,11 @@ def draw_view(
         "rule": draw.rule.value,
         "keyword": draw.keyword,
         "min_watch_seconds": draw.min_watch_seconds,
-        "opens_at": _iso(draw.opens_at),
-        "closes_at": _iso(draw.closes_at),
+        "opens_at": iso(draw.opens_at),
+        "closes_at": iso(draw.closes_at),
         "remaining_seconds": max(0.0, (draw.closes_at - now).total_seconds()) if not closed else 0.0,
-        "closed_at": _iso(draw.closed_at),
-        "claim_deadline": _iso(draw.claim_deadline) if draw.prize_sku_id is not None else None,
+        "closed_at": iso(draw.closed_at),
+        "claim_deadline": iso(draw.claim_deadline) if draw.prize_sku_id is not None else None,
         "algorithm": verification.ALGORITHM,
         "seed_commitment": draw.seed_commitment,
         "seed": draw.seed if closed else None,
@@ -230,7 +228,7 @@ class DrawService:
         self._keyword_cache.pop(room_id, None)
         self._wake.set()
         view = draw_view(draw, now=now)
-        await self._hub.publish(room_id, "draw.started", view)
+        await self._hub.publish(room_id, event_types.DRAW_STARTED, view)
         return view
 
     # entering
@@ -336,7 +334,7 @@ class DrawService:
                 raise AppError("already_entered", "you are already in this draw")
             raise AppError("draw_closed", "the draw has closed")
         data = {"draw_id": draw.id, "entered": True}
-        await self._hub.publish(draw.room_id, "draw.entered", data, to_user=who.user_id)
+        await self._hub.publish(draw.room_id, event_types.DRAW_ENTERED, data, to_user=who.user_id)
         return data
 
     # closing
@@ -415,11 +413,11 @@ class DrawService:
         self._keyword_cache.pop(draw.room_id, None)
         self._watchers_cache.pop(draw.room_id, None)
         view = draw_view(draw, [(w, names[w.user_id]) for w in winners])
-        await self._hub.publish(draw.room_id, "draw.closed", view)
+        await self._hub.publish(draw.room_id, event_types.DRAW_CLOSED, view)
         for winner in winners:
             await self._hub.publish(
                 draw.room_id,
-                "draw.won",
+                event_types.DRAW_WON,
                 {
                     "draw_id": draw.id,
                     "rank": winner.rank,

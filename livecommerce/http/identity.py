@@ -16,8 +16,8 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from livecommerce import accounts
-from livecommerce.appkeys import SESSION_FACTORY, SETTINGS, TOKENS
-from livecommerce.auth import COOKIE_NAME, Principal
+from livecommerce.auth import COOKIE_NAME, Principal, Tokens
+from livecommerce.config import Settings
 from livecommerce.errors import AppError
 
 REVOCATION_CACHE_SECONDS = 2.0
@@ -52,9 +52,6 @@ class Revocations:
         self._states.pop(user_id, None)
 
 
-REVOCATIONS = web.AppKey("revocations", Revocations)
-
-
 def bearer_token(request: web.Request) -> str | None:
     header = request.headers.get("Authorization", "")
     if header.startswith("Bearer "):
@@ -71,52 +68,66 @@ def token_of(request: web.Request, *, from_query: bool = False) -> str | None:
     )
 
 
-def trusted_origin(request: web.Request) -> bool:
-    """False when a browser says the request comes from a page of an origin this server does not
-    trust (not its own host, PUBLIC_URL's origin or ALLOWED_ORIGINS); True without an Origin."""
-    origin = request.headers.get("Origin")
-    if origin is None:
-        return True
-    origin = origin.lower()
-    if origin in request.app[SETTINGS].trusted_origins:
-        return True
-    _, scheme_separator, host = origin.partition("://")
-    return bool(scheme_separator) and host == request.host.lower()
+class Identity:
+    """Who is calling: tokens checked for their signature and for revocation, and browsers'
+    `Origin` checked against the origins this server trusts."""
 
+    def __init__(
+        self, settings: Settings, tokens: Tokens, sessions: async_sessionmaker[AsyncSession]
+    ) -> None:
+        self.settings = settings
+        self.tokens = tokens
+        self.sessions = sessions
+        self.revocations = Revocations()
 
-async def authenticate(request: web.Request, token: str) -> Principal:
-    """The principal a token names, if its signature holds and it was not revoked."""
-    who = request.app[TOKENS].verify(token)
-    await request.app[REVOCATIONS].check(request.app[SESSION_FACTORY], who)
-    return who
+    def trusted_origin(self, request: web.Request) -> bool:
+        """False when a browser says the request comes from a page of an origin this server does
+        not trust (not its own host, PUBLIC_URL's origin or ALLOWED_ORIGINS); True without one."""
+        origin = request.headers.get("Origin")
+        if origin is None:
+            return True
+        origin = origin.lower()
+        if origin in self.settings.trusted_origins:
+            return True
+        _, scheme_separator, host = origin.partition("://")
+        return bool(scheme_separator) and host == request.host.lower()
 
+    async def authenticate(self, token: str) -> Principal:
+        """The principal a token names, if its signature holds and it was not revoked."""
+        who = self.tokens.verify(token)
+        await self.confirm(who)
+        return who
 
-@web.middleware
-async def identity_middleware(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    """Resolve the caller once per request, so `principal()` can stay a plain function.
+    async def confirm(self, who: Principal) -> None:
+        """Raise `invalid_token` if the principal's token was revoked since it was checked."""
+        await self.revocations.check(self.sessions, who)
 
-    A change sent with the session cookie from another site's page is refused: the cookie
-    would act for the viewer without their knowing. A Bearer token is never sent by a browser
-    on its own, so requests carrying one are not affected.
-    """
-    token = token_of(request)
-    if (
-        token
-        and request.method not in SAFE_METHODS
-        and bearer_token(request) is None
-        and not trusted_origin(request)
-    ):
-        raise AppError("forbidden", "a page of another site may not act with this session's cookie")
-    caller: Principal | AppError | None = None
-    if token:
-        try:
-            caller = await authenticate(request, token)
-        except AppError as exc:
-            caller = exc
-    request[_CALLER] = caller
-    return await handler(request)
+    @web.middleware
+    async def middleware(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        """Resolve the caller once per request, so `principal()` can stay a plain function.
+
+        A change sent with the session cookie from another site's page is refused: the cookie
+        would act for the viewer without their knowing. A Bearer token is never sent by a
+        browser on its own, so requests carrying one are not affected.
+        """
+        token = token_of(request)
+        if (
+            token
+            and request.method not in SAFE_METHODS
+            and bearer_token(request) is None
+            and not self.trusted_origin(request)
+        ):
+            raise AppError("forbidden", "a page of another site may not act with this session's cookie")
+        caller: Principal | AppError | None = None
+        if token:
+            try:
+                caller = await self.authenticate(token)
+            except AppError as exc:
+                caller = exc
+        request[_CALLER] = caller
+        return await handler(request)
 
 
 def _caller(request: web.Request) -> Principal | None:

@@ -1,46 +1,65 @@
 """The media plane: WHIP ingest, WHEP playback, forwarding without re-encoding, keyframe relay,
-stream sessions. `setup(app)` adds its routes, the node's MediaNode and its shutdown."""
+stream sessions. `install(...)` creates the node's MediaNode, adds its routes and its shutdown."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 
-from livecommerce.appkeys import SETTINGS
+from livecommerce.config import Settings
+from livecommerce.db.engine import Database
 from livecommerce.http import int_param, json_response
-from livecommerce.http.throttle import Throttle
 from livecommerce.media import signalling, whep, whip
-from livecommerce.media.node import MEDIA, MediaNode
+from livecommerce.media.broadcasts import Broadcasts
+from livecommerce.media.node import MediaNode
+from livecommerce.realtime.hub import Hub
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-async def stream_status(request: web.Request) -> web.Response:
+async def stream_status(request: web.Request, node: MediaNode) -> web.Response:
     """Whether a room is live on this node, with codecs and viewer count."""
     room_id = int_param(request, "room_id")
-    stream = request.app[MEDIA].streams.get(room_id)
+    stream = node.streams.get(room_id)
     if stream is None:
         return json_response({"room_id": room_id, "state": "offline"})
     return json_response(stream.summary())
 
 
-async def _media_node(app: web.Application) -> AsyncIterator[None]:
-    node = MediaNode(app, app[SETTINGS])
-    app[MEDIA] = node
-    yield
-    await node.close()
+def _bound(handler: Callable[..., Awaitable[web.StreamResponse]], *services: Any) -> Handler:
+    """A request handler that is also handed the services it works with."""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        return await handler(request, *services)
+
+    return handle
 
 
-def setup(app: web.Application) -> None:
-    app[whip.WRONG_KEYS] = Throttle("wrong stream keys from this address", whip.WRONG_KEYS_PER_MINUTE)
-    app.cleanup_ctx.append(_media_node)
+def install(app: web.Application, settings: Settings, db: Database, hub: Hub) -> MediaNode:
+    """This node's streams; every one still running is ended when the app shuts down."""
+    node = MediaNode(settings, Broadcasts(db.session_factory, hub, settings.node_id))
+
+    async def streams_ended(app: web.Application) -> AsyncIterator[None]:
+        yield
+        await node.close()
+
+    app.cleanup_ctx.append(streams_ended)
     app.on_response_prepare.append(signalling.cors)
-    for kind, module in (("whip", whip), ("whep", whep)):
+    publish = {
+        "post": _bound(whip.post, node, db.session_factory, whip.wrong_keys_throttle()),
+        "delete": _bound(whip.delete, node),
+    }
+    play = {"post": _bound(whep.post, node), "delete": _bound(whep.delete, node)}
+    for kind, handlers in (("whip", publish), ("whep", play)):
         endpoint = f"/api/rooms/{{room_id}}/{kind}"
         resource = f"{endpoint}/{{resource_id}}"
-        app.router.add_post(endpoint, module.post)
-        app.router.add_route("OPTIONS", endpoint, signalling.options_endpoint)
-        app.router.add_delete(resource, module.delete)
+        app.router.add_post(endpoint, handlers["post"])
+        app.router.add_route("OPTIONS", endpoint, _bound(signalling.options_endpoint, settings))
+        app.router.add_delete(resource, handlers["delete"])
         app.router.add_patch(resource, signalling.patch_resource)
         app.router.add_route("OPTIONS", resource, signalling.options_resource)
-    app.router.add_get("/api/rooms/{room_id}/stream", stream_status)
-    app.router.add_get("/api/ice-servers", signalling.ice_servers)
+    app.router.add_get("/api/rooms/{room_id}/stream", _bound(stream_status, node))
+    app.router.add_get("/api/ice-servers", _bound(signalling.ice_servers, settings))
+    return node

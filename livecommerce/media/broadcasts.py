@@ -7,12 +7,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from aiohttp import web
 from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from livecommerce.appkeys import SESSION_FACTORY, SETTINGS
 from livecommerce.db.models import Room, RoomStatus, StreamSession
-from livecommerce.realtime.hub import HUB
+from livecommerce.realtime.hub import Hub
 
 
 @dataclass(frozen=True)
@@ -27,35 +26,43 @@ class Broadcast:
     audio_codec: str | None
 
 
-async def record_start(app: web.Application, broadcast: Broadcast) -> tuple[int, datetime]:
-    """Insert the stream_sessions row and mark the room live; return the row id and start time."""
-    async with app[SESSION_FACTORY].begin() as session:
-        row = StreamSession(
-            room_id=broadcast.room_id,
-            stream_key_id=broadcast.stream_key_id,
-            node_id=app[SETTINGS].node_id,
-            publisher_address=broadcast.publisher_address[:100],
-            user_agent=broadcast.user_agent[:300],
-            video_codec=broadcast.video_codec,
-            audio_codec=broadcast.audio_codec,
-            started_at=datetime.now(UTC),
-        )
-        session.add(row)
-        await session.execute(update(Room).where(Room.id == broadcast.room_id).values(status=RoomStatus.LIVE))
-        await session.flush()
-        return row.id, row.started_at
+class Broadcasts:
+    """This node's broadcasts as the database and the rooms see them."""
 
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], hub: Hub, node_id: str) -> None:
+        self.sessions = sessions
+        self.hub = hub
+        self.node_id = node_id
 
-async def record_end(app: web.Application, room_id: int, session_id: int, reason: str) -> None:
-    async with app[SESSION_FACTORY].begin() as session:
-        await session.execute(
-            update(StreamSession)
-            .where(StreamSession.id == session_id)
-            .values(ended_at=datetime.now(UTC), end_reason=reason)
-        )
-        await session.execute(update(Room).where(Room.id == room_id).values(status=RoomStatus.OFFLINE))
+    async def record_start(self, broadcast: Broadcast) -> tuple[int, datetime]:
+        """Insert the stream_sessions row and mark the room live; return the row id and start time."""
+        async with self.sessions.begin() as session:
+            row = StreamSession(
+                room_id=broadcast.room_id,
+                stream_key_id=broadcast.stream_key_id,
+                node_id=self.node_id,
+                publisher_address=broadcast.publisher_address[:100],
+                user_agent=broadcast.user_agent[:300],
+                video_codec=broadcast.video_codec,
+                audio_codec=broadcast.audio_codec,
+                started_at=datetime.now(UTC),
+            )
+            session.add(row)
+            await session.execute(
+                update(Room).where(Room.id == broadcast.room_id).values(status=RoomStatus.LIVE)
+            )
+            await session.flush()
+            return row.id, row.started_at
 
+    async def record_end(self, room_id: int, session_id: int, reason: str) -> None:
+        async with self.sessions.begin() as session:
+            await session.execute(
+                update(StreamSession)
+                .where(StreamSession.id == session_id)
+                .values(ended_at=datetime.now(UTC), end_reason=reason)
+            )
+            await session.execute(update(Room).where(Room.id == room_id).values(status=RoomStatus.OFFLINE))
 
-async def announce(app: web.Application, room_id: int, event: str, data: dict[str, Any]) -> None:
-    """Publish a stream event into the room channel through the realtime hub (never dropped)."""
-    await app[HUB].publish(room_id, event, data, kind="control")
+    async def announce(self, room_id: int, event: str, data: dict[str, Any]) -> None:
+        """Publish a stream event into the room channel through the realtime hub (never dropped)."""
+        await self.hub.publish(room_id, event, data, kind="control")

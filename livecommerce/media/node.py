@@ -6,17 +6,17 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 
-from aiohttp import web
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
 from livecommerce.config import Settings
+from livecommerce.media.broadcasts import Broadcasts
 from livecommerce.media.stream import Publisher, Stream, Viewer
 
 
 class MediaNode:
-    def __init__(self, app: web.Application, settings: Settings) -> None:
-        self.app = app
+    def __init__(self, settings: Settings, broadcasts: Broadcasts) -> None:
         self.settings = settings
+        self.broadcasts = broadcasts
         self.streams: dict[int, Stream] = {}
         self.publishers: dict[str, tuple[Stream, Publisher]] = {}
         self.viewers: dict[str, tuple[Stream, Viewer]] = {}
@@ -35,7 +35,7 @@ class MediaNode:
 
     def new_stream(self, room_id: int, codecs: dict[str, RTCRtpCodecParameters]) -> Stream:
         stream = Stream(
-            self.app,
+            self.broadcasts,
             room_id,
             codecs,
             grace_seconds=self.settings.publisher_grace_seconds,
@@ -67,6 +67,3 @@ class MediaNode:
 
     async def close(self) -> None:
         await asyncio.gather(*(stream.end("server_shutdown") for stream in list(self.streams.values())))
-
-
-MEDIA = web.AppKey("media", MediaNode)

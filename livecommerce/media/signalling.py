@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from livecommerce.appkeys import SETTINGS
+from livecommerce.config import Settings
 from livecommerce.errors import AppError
 
 ENDPOINT_PATH = re.compile(r"^/api/(rooms/\d+/wh[ie]p(/[^/]+)?|ice-servers)$")
@@ -37,11 +37,11 @@ def link_headers(ice_servers: list[dict[str, Any]]) -> list[str]:
     return links
 
 
-def created(request: web.Request, answer: str, location: str) -> web.Response:
+def created(answer: str, location: str, ice_servers: list[dict[str, Any]]) -> web.Response:
     response = web.Response(status=201, body=answer.encode(), headers={"Content-Type": "application/sdp"})
     response.headers["Location"] = location
     response.headers["ETag"] = f'"{location.rsplit("/", 1)[1]}"'
-    for link in link_headers(request.app[SETTINGS].ice_servers):
+    for link in link_headers(ice_servers):
         response.headers.add("Link", link)
     return response
 
@@ -54,10 +54,10 @@ def bearer(request: web.Request) -> str | None:
     return token.strip()
 
 
-async def options_endpoint(request: web.Request) -> web.Response:
+async def options_endpoint(request: web.Request, settings: Settings) -> web.Response:
     response = web.Response(status=204, headers={"Allow": ENDPOINT_METHODS, "Accept-Post": "application/sdp"})
     response.headers["Access-Control-Allow-Methods"] = ENDPOINT_METHODS
-    for link in link_headers(request.app[SETTINGS].ice_servers):
+    for link in link_headers(settings.ice_servers):
         response.headers.add("Link", link)
     return response
 
@@ -76,9 +76,9 @@ async def patch_resource(request: web.Request) -> web.Response:
     )
 
 
-async def ice_servers(request: web.Request) -> web.Response:
+async def ice_servers(request: web.Request, settings: Settings) -> web.Response:
     """The STUN/TURN servers a browser should use (ICE_SERVERS), as RTCIceServer objects."""
-    return web.json_response({"ice_servers": request.app[SETTINGS].ice_servers})
+    return web.json_response({"ice_servers": settings.ice_servers})
 
 
 async def cors(request: web.Request, response: web.StreamResponse) -> None:

@@ -17,17 +17,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from aiohttp import web
 from aiortc import RTCPeerConnection
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
-from livecommerce.media import broadcasts
+from livecommerce.media.broadcasts import Broadcasts
 from livecommerce.media.forwarder import Fanout
 from livecommerce.media.keyframes import KeyframeRelay
 from livecommerce.media.receiver import EncodedFrameReceiver
 from livecommerce.media.rtp_leg import RtpLeg
 from livecommerce.media.tasks import background
+from livecommerce.realtime import event_types
+from livecommerce.timestamps import iso
 
 log = logging.getLogger(__name__)
 
@@ -85,14 +86,14 @@ class PublisherSink:
 class Stream:
     def __init__(
         self,
-        app: web.Application,
+        broadcasts: Broadcasts,
         room_id: int,
         codecs: dict[str, RTCRtpCodecParameters],
         *,
         grace_seconds: float,
         on_ended: Callable[[Stream], None],
     ) -> None:
-        self.app = app
+        self.broadcasts = broadcasts
         self.room_id = room_id
         self.codecs = codecs
         self.grace_seconds = grace_seconds
@@ -128,7 +129,7 @@ class Stream:
             "audio_codec": self.codec_names.get("audio"),
             "viewers": len(self.viewers),
             "keyframe_requests": self.keyframes.sent,
-            "started_at": self.started_at.isoformat() if self.started_at else None,
+            "started_at": iso(self.started_at),
         }
 
     # publishers
@@ -211,11 +212,10 @@ class Stream:
         await asyncio.gather(*closing, return_exceptions=True)
         if self.session_id is not None:
             try:
-                await broadcasts.record_end(self.app, self.room_id, self.session_id, reason)
-                await broadcasts.announce(
-                    self.app,
+                await self.broadcasts.record_end(self.room_id, self.session_id, reason)
+                await self.broadcasts.announce(
                     self.room_id,
-                    "stream.ended",
+                    event_types.STREAM_ENDED,
                     {"stream_session_id": self.session_id, "reason": reason},
                 )
             except Exception:

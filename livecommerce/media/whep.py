@@ -7,21 +7,19 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from livecommerce.appkeys import SETTINGS
 from livecommerce.errors import AppError
 from livecommerce.http import error_response, int_param
 from livecommerce.media import offer, peer, signalling
 from livecommerce.media.aiortc_internals import lean_sender
-from livecommerce.media.node import MEDIA
+from livecommerce.media.node import MediaNode
 
 RETRY_AFTER_SECONDS = 10
 
 
-async def post(request: web.Request) -> web.Response:
+async def post(request: web.Request, node: MediaNode) -> web.Response:
     room_id = int_param(request, "room_id")
     offer.check_content_type(request.content_type)
     text, kinds = offer.parse_offer(await request.read(), sending=False)
-    node = request.app[MEDIA]
     if node.at_capacity():
         error = AppError("over_capacity", "this node has as many viewers as it can serve; try again shortly")
         return error_response(error, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
@@ -37,7 +35,7 @@ async def post(request: web.Request) -> web.Response:
     ]
     names = " and ".join(f"{kind} {name}" for kind, name in stream.codec_names.items())
     pc, transceivers = await peer.answer(
-        request.app[SETTINGS],
+        node.settings,
         text,
         sections,
         no_common_codec=f"this stream is {names}; the offer cannot receive it",
@@ -59,10 +57,10 @@ async def post(request: web.Request) -> web.Response:
             node.remove_viewer(viewer.id)
 
     location = f"/api/rooms/{room_id}/whep/{viewer.id}"
-    return signalling.created(request, pc.localDescription.sdp, location)
+    return signalling.created(pc.localDescription.sdp, location, node.settings.ice_servers)
 
 
-async def delete(request: web.Request) -> web.Response:
-    if not request.app[MEDIA].remove_viewer(request.match_info["resource_id"]):
+async def delete(request: web.Request, node: MediaNode) -> web.Response:
+    if not node.remove_viewer(request.match_info["resource_id"]):
         raise AppError("not_found", "no such WHEP session (it may have ended already)")
     return web.Response(status=200)

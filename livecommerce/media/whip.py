@@ -15,34 +15,39 @@ from __future__ import annotations
 import logging
 
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from livecommerce.accounts import room_for_stream_key
-from livecommerce.appkeys import SESSION_FACTORY, SETTINGS
 from livecommerce.errors import AppError
 from livecommerce.http import int_param
 from livecommerce.http.throttle import Throttle
 from livecommerce.media import broadcasts, offer, peer, signalling
-from livecommerce.media.node import MEDIA, MediaNode
+from livecommerce.media.node import MediaNode
 from livecommerce.media.receiver import tap
 from livecommerce.media.stream import Publisher, PublisherSink, Stream
+from livecommerce.realtime import event_types
 
 log = logging.getLogger(__name__)
 
 NO_COMMON_CODEC = "no usable codec in the offer: publish VP8 or H.264 video and/or Opus audio"
 WRONG_KEYS_PER_MINUTE = 10
-WRONG_KEYS = web.AppKey("whip_wrong_keys", Throttle)
 """Wrong stream keys per client address: guessing a key is refused long before it could work."""
 
 
-async def post(request: web.Request) -> web.Response:
+def wrong_keys_throttle() -> Throttle:
+    return Throttle("wrong stream keys from this address", WRONG_KEYS_PER_MINUTE)
+
+
+async def post(
+    request: web.Request, node: MediaNode, sessions: async_sessionmaker[AsyncSession], wrong_keys: Throttle
+) -> web.Response:
     room_id = int_param(request, "room_id")
     offer.check_content_type(request.content_type)
     key = signalling.bearer(request)
     if key is None:
         raise AppError("unauthorized", "send the room's stream key as `Authorization: Bearer <key>`")
-    wrong_keys = request.app[WRONG_KEYS]
     wrong_keys.guard(request.remote)
-    async with request.app[SESSION_FACTORY]() as session:
+    async with sessions() as session:
         stream_key = await room_for_stream_key(session, key)
     if stream_key is None or stream_key.room_id != room_id:
         wrong_keys.failed(request.remote)
@@ -50,7 +55,6 @@ async def post(request: web.Request) -> web.Response:
     text, kinds = offer.parse_offer(await request.read(), sending=True)
     takeover = request.query.get("takeover", "") in ("1", "true", "yes")
 
-    node = request.app[MEDIA]
     async with node.lock(room_id):
         stream = node.streams.get(room_id)
         if stream is not None and stream.publisher is not None and not takeover:
@@ -58,7 +62,7 @@ async def post(request: web.Request) -> web.Response:
                 "already_live",
                 "this room is live from another publisher; the key holder may take over with ?takeover=1",
             )
-        publisher = await _negotiate(request, text, kinds, stream, stream_key.id)
+        publisher = await _negotiate(node, text, kinds, stream, stream_key.id)
         try:
             if stream is not None and not offer.same_codecs(stream.codecs, publisher.codecs):
                 await stream.end("replaced")
@@ -68,19 +72,17 @@ async def post(request: web.Request) -> web.Response:
             await publisher.pc.close()
             raise
     location = f"/api/rooms/{room_id}/whip/{publisher.id}"
-    return signalling.created(request, publisher.pc.localDescription.sdp, location)
+    return signalling.created(publisher.pc.localDescription.sdp, location, node.settings.ice_servers)
 
 
 async def _negotiate(
-    request: web.Request, text: str, kinds: list[str], stream: Stream | None, stream_key_id: int
+    node: MediaNode, text: str, kinds: list[str], stream: Stream | None, stream_key_id: int
 ) -> Publisher:
     prefer = stream.codecs if stream is not None else {}
     sections = [
         peer.Section(kind, "recvonly", offer.publish_preferences(kind, prefer.get(kind))) for kind in kinds
     ]
-    pc, transceivers = await peer.answer(
-        request.app[SETTINGS], text, sections, no_common_codec=NO_COMMON_CODEC
-    )
+    pc, transceivers = await peer.answer(node.settings, text, sections, no_common_codec=NO_COMMON_CODEC)
     codecs = {}
     for transceiver in transceivers:
         codec = offer.media_codec(transceiver._codecs)
@@ -118,7 +120,7 @@ async def _attach(
             audio_codec=names.get("audio"),
         )
         try:
-            stream.session_id, stream.started_at = await broadcasts.record_start(request.app, broadcast)
+            stream.session_id, stream.started_at = await node.broadcasts.record_start(broadcast)
         except BaseException:
             await stream.end("failed")
             raise
@@ -126,12 +128,12 @@ async def _attach(
             "stream_session_id": stream.session_id,
             **{f"{kind}_codec": name for kind, name in names.items()},
         }
-        await broadcasts.announce(request.app, stream.room_id, "stream.live", live)
+        await node.broadcasts.announce(stream.room_id, event_types.STREAM_LIVE, live)
     return stream
 
 
-async def delete(request: web.Request) -> web.Response:
-    entry = request.app[MEDIA].publishers.pop(request.match_info["resource_id"], None)
+async def delete(request: web.Request, node: MediaNode) -> web.Response:
+    entry = node.publishers.pop(request.match_info["resource_id"], None)
     if entry is None:
         raise AppError("not_found", "no such WHIP session (it may have ended already)")
     stream, publisher = entry

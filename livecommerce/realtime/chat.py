@@ -10,15 +10,15 @@ from typing import Any
 
 from pydantic import BaseModel
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from livecommerce.appkeys import SESSION_FACTORY
 from livecommerce.auth import Principal, authorize
 from livecommerce.config import Settings
 from livecommerce.db.models import ChatMessage
 from livecommerce.errors import AppError
 from livecommerce.http import parse
 from livecommerce.http.throttle import BucketMap
-from livecommerce.realtime import moderation
+from livecommerce.realtime import event_types, moderation
 from livecommerce.realtime.hub import CommandContext, Hub
 
 RECENT_IN_SNAPSHOT = 50
@@ -60,8 +60,9 @@ def message_event(message: ChatMessage) -> dict[str, Any]:
 class Chat:
     """The `chat.send` command and the recent-chat snapshot part."""
 
-    def __init__(self, hub: Hub, settings: Settings) -> None:
+    def __init__(self, hub: Hub, settings: Settings, sessions: async_sessionmaker[AsyncSession]) -> None:
         self.hub = hub
+        self.sessions = sessions
         self.max_length = settings.chat_max_length
         self.buckets = BucketMap(settings.chat_rate_per_second, settings.chat_burst)
 
@@ -75,7 +76,7 @@ class Chat:
             raise AppError(
                 "rate_limited", "you are sending messages too fast", details={"retry_after": retry}
             )
-        async with ctx.app[SESSION_FACTORY].begin() as session:
+        async with self.sessions.begin() as session:
             until = await moderation.muted_until(session, ctx.room_id, principal.user_id)
             if until is not None:
                 raise AppError("muted", "you are muted in this room", details={"until": until.isoformat()})
@@ -92,12 +93,12 @@ class Chat:
             await session.flush()
             await session.refresh(message, ["created_at"])
             event = message_event(message)
-        await self.hub.publish(ctx.room_id, "chat.message", event, kind="chat")
+        await self.hub.publish(ctx.room_id, event_types.CHAT_MESSAGE, event, kind="chat")
         await self.hub.chat_accepted(ctx.room_id, principal, text)
         return {"message_id": event["id"]}
 
     async def recent(self, room_id: int, principal: Principal) -> list[dict[str, Any]]:
-        async with self.hub.app[SESSION_FACTORY]() as session:
+        async with self.sessions() as session:
             rows = (
                 await session.scalars(
                     select(ChatMessage)
@@ -109,7 +110,7 @@ class Chat:
         return [message_event(m) for m in reversed(rows)]
 
 
-def register(hub: Hub, settings: Settings) -> None:
-    chat = Chat(hub, settings)
+def register(hub: Hub, settings: Settings, sessions: async_sessionmaker[AsyncSession]) -> None:
+    chat = Chat(hub, settings, sessions)
     hub.command("chat.send", chat.send)
     hub.snapshot_provider("chat", chat.recent)

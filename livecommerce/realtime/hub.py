@@ -1,6 +1,10 @@
 """The room hub: publishes room events through the broker and fans them out to this node's sockets.
 
-Other planes use only `HUB`, `Hub.publish`, `Hub.command`, `Hub.snapshot_provider`,
+It owns the commands and their dispatch, fan-out (with the tick batch), resume history and the
+tick; presence, viewer samples and room lookups are handed to `presence`, `viewer_samples` and
+`rooms`.
+
+Other planes use only `Hub.publish`, `Hub.command`, `Hub.snapshot_provider`,
 `Hub.on_chat` and `Hub.watchers` (see docs/architecture.md).
 """
 
@@ -12,23 +16,23 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import orjson
-from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge
-from sqlalchemy import select
 
-from livecommerce.appkeys import SESSION_FACTORY
 from livecommerce.auth import Principal
 from livecommerce.config import Settings
-from livecommerce.db.models import Room
+from livecommerce.db.engine import Database
 from livecommerce.errors import AppError
-from livecommerce.realtime import protocol
+from livecommerce.realtime import event_types, protocol
 from livecommerce.realtime.broker import Broker, make_broker
 from livecommerce.realtime.coalesce import TickBatch
 from livecommerce.realtime.connection import Connection
+from livecommerce.realtime.presence import Presence
 from livecommerce.realtime.resume import HistoryView
+from livecommerce.realtime.rooms import RoomDirectory, RoomInfo
 from livecommerce.realtime.viewer_samples import record_viewers
 
 log = logging.getLogger(__name__)
@@ -37,24 +41,13 @@ CHAT = "chat"
 PRIVATE = "private"
 
 
-@dataclass(frozen=True, slots=True)
-class RoomInfo:
-    """What a node caches about a room to check commands; refreshed on `room.settings`."""
-
-    room_id: int
-    merchant_id: int
-    slow_mode_seconds: int
-    blocked_words: tuple[str, ...]
-
-
 @dataclass(slots=True)
 class CommandContext:
-    """Who sent a command, in which room, and where to reach the app's components."""
+    """Who sent a command, in which room, and the hub to publish through."""
 
     principal: Principal
     room_id: int
     merchant_id: int
-    app: web.Application
     hub: Hub
     room: RoomInfo
 
@@ -106,11 +99,13 @@ class RealtimeMetrics:
 
 
 class Hub:
-    def __init__(self, app: web.Application, settings: Settings, registry: CollectorRegistry) -> None:
-        self.app = app
+    def __init__(self, settings: Settings, db: Database, registry: CollectorRegistry) -> None:
         self.settings = settings
         self.presence_interval = settings.presence_interval_seconds
         self.broker: Broker = make_broker(settings, presence_ttl=max(5.0, 5 * self.presence_interval))
+        self.presence = Presence(self.broker)
+        self.rooms = RoomDirectory(db.session_factory)
+        self._record_viewers = partial(record_viewers, db.session_factory)
         self.metrics = RealtimeMetrics(registry)
         self._commands: dict[str, CommandHandler] = {}
         self._deferred: dict[str, DeferredHandler] = {}
@@ -118,10 +113,7 @@ class Hub:
         self._chat_observers: list[ChatObserver] = []
         self._ban_observers: list[BanObserver] = []
         self._background: set[asyncio.Task[None]] = set()
-        # presence writes go to the broker in the order joins and leaves happened
-        self._presence_order = asyncio.Lock()
         self._rooms: dict[int, LocalRoom] = {}
-        self._room_info: dict[int, RoomInfo] = {}
         self._chat_per_tick = max(1, round(settings.chat_max_per_second * settings.realtime_tick_ms / 1000))
         self._ticker: asyncio.Task[None] | None = None
 
@@ -205,7 +197,7 @@ class Hub:
 
     async def watchers(self, room_id: int) -> dict[int, float]:
         """User id -> when that user joined the room (epoch seconds), across every node."""
-        return await self.broker.room_members(room_id)
+        return await self.presence.members(room_id)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -236,22 +228,14 @@ class Hub:
 
     async def room_info(self, room_id: int) -> RoomInfo:
         """The room's cached settings; `not_found` if there is no such room."""
-        info = self._room_info.get(room_id)
-        if info is None:
-            async with self.app[SESSION_FACTORY]() as session:
-                room = await session.scalar(select(Room).where(Room.id == room_id))
-            if room is None:
-                raise AppError("not_found", f"room {room_id} does not exist")
-            info = RoomInfo(room.id, room.merchant_id, room.slow_mode_seconds, tuple(room.blocked_words))
-            self._room_info[room_id] = info
-        return info
+        return await self.rooms.info(room_id)
 
     def forget_room_info(self, room_id: int) -> None:
         """Drop this node's cached settings now; other nodes drop theirs on `room.settings`."""
-        self._room_info.pop(room_id, None)
+        self.rooms.forget(room_id)
 
     def context(self, principal: Principal, room: RoomInfo) -> CommandContext:
-        return CommandContext(principal, room.room_id, room.merchant_id, self.app, self, room)
+        return CommandContext(principal, room.room_id, room.merchant_id, self, room)
 
     async def attach(self, conn: Connection) -> None:
         """Register a joining connection: room events are held for it until `go_live`."""
@@ -263,8 +247,7 @@ class Hub:
         user_conns.add(conn)
         self.metrics.connections.inc()
         if len(user_conns) == 1:
-            async with self._presence_order:
-                await self.broker.presence_join(conn.room_id, conn.user_id, conn.joined_at)
+            await self.presence.join(conn.room_id, conn.user_id, conn.joined_at)
 
     def go_live(self, conn: Connection, after_seq: int) -> None:
         """Send the held events newer than what the client already has, then deliver live.
@@ -292,7 +275,7 @@ class Hub:
     async def detach(self, conn: Connection) -> None:
         """Forget a connection (idempotent); the user leaves presence with their last one."""
         if self._forget(conn):
-            await self._presence_leave(conn)
+            await self.presence.leave(conn.room_id, conn.user_id)
 
     def _forget(self, conn: Connection) -> bool:
         """Drop the connection from its room at once; True when it was the user's last one."""
@@ -311,15 +294,11 @@ class Hub:
             del self._rooms[conn.room_id]
         return last
 
-    async def _presence_leave(self, conn: Connection) -> None:
-        async with self._presence_order:
-            await self.broker.presence_leave(conn.room_id, conn.user_id)
-
     def connection_closed(self, conn: Connection, code: int) -> None:
         """Called by a Connection the server closed, possibly in the middle of a fan-out."""
         self.metrics.closes.labels(str(code)).inc()
         if self._forget(conn):
-            self._spawn(self._presence_leave(conn))
+            self._spawn(self.presence.leave(conn.room_id, conn.user_id))
 
     async def history_after(self, room_id: int, since: int) -> HistoryView:
         return await self.broker.history_after(room_id, since)
@@ -337,7 +316,7 @@ class Hub:
         parts = await asyncio.gather(
             *(fn(room_id, principal) for fn in providers.values()), return_exceptions=True
         )
-        members = await self.broker.room_members(room_id)
+        members = await self.presence.members(room_id)
         snapshot: dict[str, Any] = {"v": protocol.PROTOCOL_VERSION, "seq": seq, "viewers": len(members)}
         for name, part in zip(providers, parts, strict=True):
             if isinstance(part, Exception):
@@ -418,9 +397,9 @@ class Hub:
 
     def _observe(self, message: protocol.BrokerMessage) -> None:
         """Events that change what this node enforces, whichever node published them."""
-        if message.type == "room.settings":
+        if message.type == event_types.ROOM_SETTINGS:
             self.forget_room_info(message.room_id)
-        elif message.type == "user.banned":
+        elif message.type == event_types.USER_BANNED:
             user_id = orjson.loads(message.payload)["data"]["user_id"]
             for conn in self.local_connections(message.room_id, user_id):
                 conn.write(protocol.text_frame(message.payload))
@@ -469,17 +448,13 @@ class Hub:
             room_id: {user: min(c.joined_at for c in conns) for user, conns in room.by_user.items() if conns}
             for room_id, room in self._rooms.items()
         }
-        async with self._presence_order:
-            await self.broker.presence_refresh(members)
+        await self.presence.refresh(members)
         counts: dict[int, int] = {}
         for room_id, room in list(self._rooms.items()):
-            viewers = counts[room_id] = len(await self.broker.room_members(room_id))
+            viewers = counts[room_id] = await self.presence.viewers(room_id)
             if viewers != room.viewers_sent:
                 room.viewers_sent = viewers
-                payload = protocol.unsequenced_event("presence", {"viewers": viewers}, time.time())
+                payload = protocol.unsequenced_event(event_types.PRESENCE, {"viewers": viewers}, time.time())
                 self._fan_out(room, [payload])
         if any(counts.values()):
-            self._spawn(record_viewers(self.app[SESSION_FACTORY], counts))
-
-
-HUB = web.AppKey("hub", Hub)
+            self._spawn(self._record_viewers(counts))

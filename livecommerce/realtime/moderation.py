@@ -10,19 +10,19 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from aiohttp import web
 from pydantic import BaseModel, Field
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from livecommerce.appkeys import SESSION_FACTORY
 from livecommerce.auth import Principal, audit, authorize
 from livecommerce.db.models import ChatMessage, Role, Room, RoomRestriction, User
 from livecommerce.errors import AppError
 from livecommerce.http import Id, parse
+from livecommerce.realtime import event_types
 from livecommerce.realtime.connection import Connection
 from livecommerce.realtime.hub import CommandContext, Hub
+from livecommerce.timestamps import iso
 
 MUTE = "mute"
 BAN = "ban"
@@ -55,38 +55,6 @@ def _active(now: datetime) -> Any:
     return or_(RoomRestriction.expires_at.is_(None), RoomRestriction.expires_at > now)
 
 
-async def check_not_banned(
-    app: web.Application, room_id: int, principal: Principal, client_hash: str
-) -> None:
-    """Raise `banned` if the account, or (for a guest) its address, is banned from the room."""
-    who = RoomRestriction.user_id == principal.user_id
-    if principal.is_guest:
-        who = or_(who, RoomRestriction.client_hash == client_hash)
-    async with app[SESSION_FACTORY]() as session:
-        banned = await session.scalar(
-            select(RoomRestriction.user_id)
-            .where(RoomRestriction.room_id == room_id, RoomRestriction.kind == BAN)
-            .where(_active(datetime.now(UTC)), who)
-            .limit(1)
-        )
-    if banned is not None:
-        raise AppError("banned", "you are banned from this room")
-
-
-async def remember_banned_address(app: web.Application, room_id: int, conn: Connection) -> None:
-    """Attach the address hash of a banned guest's connection to its ban (on whichever node
-    held the connection)."""
-    if not conn.principal.is_guest:
-        return
-    async with app[SESSION_FACTORY].begin() as session:
-        await session.execute(
-            update(RoomRestriction)
-            .where(RoomRestriction.room_id == room_id, RoomRestriction.user_id == conn.user_id)
-            .where(RoomRestriction.kind == BAN, RoomRestriction.client_hash.is_(None))
-            .values(client_hash=conn.client_hash)
-        )
-
-
 async def muted_until(session: AsyncSession, room_id: int, user_id: int) -> datetime | None:
     """When the user's mute ends (datetime.max for an open-ended mute), or None if not muted."""
     now = datetime.now(UTC)
@@ -111,156 +79,6 @@ async def _target(session: AsyncSession, ctx: CommandContext, user_id: int) -> U
     return user
 
 
-async def _restrict(ctx: CommandContext, kind: str, body: Restrict) -> datetime | None:
-    now = datetime.now(UTC)
-    expires = now + timedelta(seconds=body.seconds) if body.seconds else None
-    async with ctx.app[SESSION_FACTORY].begin() as session:
-        await _target(session, ctx, body.user_id)
-        values = {
-            "room_id": ctx.room_id,
-            "user_id": body.user_id,
-            "kind": kind,
-            "expires_at": expires,
-            "reason": body.reason,
-            "created_by": ctx.principal.user_id,
-            "created_at": now,
-        }
-        statement = insert(RoomRestriction).values(**values)
-        await session.execute(
-            statement.on_conflict_do_update(
-                index_elements=["room_id", "user_id", "kind"],
-                set_={k: statement.excluded[k] for k in ("expires_at", "reason", "created_by", "created_at")},
-            )
-        )
-        await audit(
-            session,
-            ctx.principal,
-            f"user.{kind}",
-            merchant_id=ctx.merchant_id,
-            room_id=ctx.room_id,
-            target_type="user",
-            target_id=body.user_id,
-            details={"seconds": body.seconds, "reason": body.reason},
-        )
-    return expires
-
-
-async def _lift(ctx: CommandContext, kind: str, body: Lift) -> bool:
-    async with ctx.app[SESSION_FACTORY].begin() as session:
-        result = await session.execute(
-            delete(RoomRestriction).where(
-                RoomRestriction.room_id == ctx.room_id,
-                RoomRestriction.user_id == body.user_id,
-                RoomRestriction.kind == kind,
-            )
-        )
-        await audit(
-            session,
-            ctx.principal,
-            f"user.un{kind}",
-            merchant_id=ctx.merchant_id,
-            room_id=ctx.room_id,
-            target_type="user",
-            target_id=body.user_id,
-        )
-    return bool(result.rowcount)
-
-
-async def delete_message(ctx: CommandContext, data: dict[str, Any]) -> dict[str, Any]:
-    authorize(ctx.principal, "chat.delete", ctx.merchant_id)
-    body = parse(DeleteMessage, data)
-    async with ctx.app[SESSION_FACTORY].begin() as session:
-        deleted = await session.scalar(
-            update(ChatMessage)
-            .where(ChatMessage.id == body.message_id, ChatMessage.room_id == ctx.room_id)
-            .where(ChatMessage.deleted_at.is_(None))
-            .values(deleted_at=datetime.now(UTC), deleted_by=ctx.principal.user_id)
-            .returning(ChatMessage.id)
-        )
-        if deleted is None:
-            raise AppError("not_found", f"no message {body.message_id} to delete in this room")
-        await audit(
-            session,
-            ctx.principal,
-            "chat.delete",
-            merchant_id=ctx.merchant_id,
-            room_id=ctx.room_id,
-            target_type="chat_message",
-            target_id=body.message_id,
-        )
-    await ctx.hub.publish(ctx.room_id, "chat.deleted", {"message_id": body.message_id}, kind="moderation")
-    return {"message_id": body.message_id}
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat() if moment else None
-
-
-async def mute(ctx: CommandContext, data: dict[str, Any]) -> dict[str, Any]:
-    authorize(ctx.principal, "user.mute", ctx.merchant_id)
-    body = parse(Restrict, data)
-    until = await _restrict(ctx, MUTE, body)
-    event = {"user_id": body.user_id, "until": _iso(until)}
-    await ctx.hub.publish(ctx.room_id, "user.muted", event, kind="moderation")
-    return event
-
-
-async def unmute(ctx: CommandContext, data: dict[str, Any]) -> dict[str, Any]:
-    authorize(ctx.principal, "user.mute", ctx.merchant_id)
-    body = parse(Lift, data)
-    lifted = await _lift(ctx, MUTE, body)
-    await ctx.hub.publish(ctx.room_id, "user.unmuted", {"user_id": body.user_id}, kind="moderation")
-    return {"user_id": body.user_id, "lifted": lifted}
-
-
-async def ban(ctx: CommandContext, data: dict[str, Any]) -> dict[str, Any]:
-    """Ban and disconnect: every node closes the user's sockets when it sees `user.banned`."""
-    authorize(ctx.principal, "user.ban", ctx.merchant_id)
-    body = parse(Restrict, data)
-    until = await _restrict(ctx, BAN, body)
-    event = {"user_id": body.user_id, "until": _iso(until)}
-    await ctx.hub.publish(ctx.room_id, "user.banned", event, kind="moderation")
-    return event
-
-
-async def unban(ctx: CommandContext, data: dict[str, Any]) -> dict[str, Any]:
-    authorize(ctx.principal, "user.ban", ctx.merchant_id)
-    body = parse(Lift, data)
-    lifted = await _lift(ctx, BAN, body)
-    await ctx.hub.publish(ctx.room_id, "user.unbanned", {"user_id": body.user_id}, kind="moderation")
-    return {"user_id": body.user_id, "lifted": lifted}
-
-
-async def _update_room(ctx: CommandContext, action: str, details: dict[str, Any], **values: Any) -> int:
-    async with ctx.app[SESSION_FACTORY].begin() as session:
-        slow_mode = await session.scalar(
-            update(Room).where(Room.id == ctx.room_id).values(**values).returning(Room.slow_mode_seconds)
-        )
-        await audit(
-            session,
-            ctx.principal,
-            action,
-            merchant_id=ctx.merchant_id,
-            room_id=ctx.room_id,
-            target_type="room",
-            target_id=ctx.room_id,
-            details=details,
-        )
-    ctx.hub.forget_room_info(ctx.room_id)
-    # every other node drops its cached room settings when it sees this event
-    await ctx.hub.publish(ctx.room_id, "room.settings", {"slow_mode_seconds": slow_mode}, kind="moderation")
-    return int(slow_mode or 0)
-
-
-async def set_slow_mode(ctx: CommandContext, data: dict[str, Any]) -> dict[str, Any]:
-    authorize(ctx.principal, "room.moderate", ctx.merchant_id)
-    body = parse(SlowMode, data)
-    seconds = await _update_room(
-        ctx, "room.slow_mode", {"seconds": body.seconds}, slow_mode_seconds=body.seconds
-    )
-    return {"slow_mode_seconds": seconds}
-
-
 def clean_blocked_words(words: list[str]) -> list[str]:
     """Trimmed, case-folded, de-duplicated, each 1..64 characters; order kept."""
     cleaned: list[str] = []
@@ -273,33 +91,217 @@ def clean_blocked_words(words: list[str]) -> list[str]:
     return cleaned
 
 
-async def set_blocked_words(ctx: CommandContext, data: dict[str, Any]) -> dict[str, Any]:
-    authorize(ctx.principal, "room.moderate", ctx.merchant_id)
-    words = clean_blocked_words(parse(BlockedWords, data).words)
-    await _update_room(ctx, "room.blocked_words", {"words": words}, blocked_words=words)
-    return {"blocked_words": words}
+class Moderation:
+    """The moderation commands, the ban check at the door and the caller's own standing."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self.sessions = sessions
+
+    async def check_not_banned(self, room_id: int, principal: Principal, client_hash: str) -> None:
+        """Raise `banned` if the account, or (for a guest) its address, is banned from the room."""
+        who = RoomRestriction.user_id == principal.user_id
+        if principal.is_guest:
+            who = or_(who, RoomRestriction.client_hash == client_hash)
+        async with self.sessions() as session:
+            banned = await session.scalar(
+                select(RoomRestriction.user_id)
+                .where(RoomRestriction.room_id == room_id, RoomRestriction.kind == BAN)
+                .where(_active(datetime.now(UTC)), who)
+                .limit(1)
+            )
+        if banned is not None:
+            raise AppError("banned", "you are banned from this room")
+
+    async def remember_banned_address(self, room_id: int, conn: Connection) -> None:
+        """Attach the address hash of a banned guest's connection to its ban (on whichever node
+        held the connection)."""
+        if not conn.principal.is_guest:
+            return
+        async with self.sessions.begin() as session:
+            await session.execute(
+                update(RoomRestriction)
+                .where(RoomRestriction.room_id == room_id, RoomRestriction.user_id == conn.user_id)
+                .where(RoomRestriction.kind == BAN, RoomRestriction.client_hash.is_(None))
+                .values(client_hash=conn.client_hash)
+            )
+
+    async def _restrict(self, ctx: CommandContext, kind: str, body: Restrict) -> datetime | None:
+        now = datetime.now(UTC)
+        expires = now + timedelta(seconds=body.seconds) if body.seconds else None
+        async with self.sessions.begin() as session:
+            await _target(session, ctx, body.user_id)
+            values = {
+                "room_id": ctx.room_id,
+                "user_id": body.user_id,
+                "kind": kind,
+                "expires_at": expires,
+                "reason": body.reason,
+                "created_by": ctx.principal.user_id,
+                "created_at": now,
+            }
+            statement = insert(RoomRestriction).values(**values)
+            await session.execute(
+                statement.on_conflict_do_update(
+                    index_elements=["room_id", "user_id", "kind"],
+                    set_={
+                        k: statement.excluded[k] for k in ("expires_at", "reason", "created_by", "created_at")
+                    },
+                )
+            )
+            await audit(
+                session,
+                ctx.principal,
+                f"user.{kind}",
+                merchant_id=ctx.merchant_id,
+                room_id=ctx.room_id,
+                target_type="user",
+                target_id=body.user_id,
+                details={"seconds": body.seconds, "reason": body.reason},
+            )
+        return expires
+
+    async def _lift(self, ctx: CommandContext, kind: str, body: Lift) -> bool:
+        async with self.sessions.begin() as session:
+            result = await session.execute(
+                delete(RoomRestriction).where(
+                    RoomRestriction.room_id == ctx.room_id,
+                    RoomRestriction.user_id == body.user_id,
+                    RoomRestriction.kind == kind,
+                )
+            )
+            await audit(
+                session,
+                ctx.principal,
+                f"user.un{kind}",
+                merchant_id=ctx.merchant_id,
+                room_id=ctx.room_id,
+                target_type="user",
+                target_id=body.user_id,
+            )
+        return bool(result.rowcount)
+
+    async def delete_message(self, ctx: CommandContext, data: dict[str, Any]) -> dict[str, Any]:
+        authorize(ctx.principal, "chat.delete", ctx.merchant_id)
+        body = parse(DeleteMessage, data)
+        async with self.sessions.begin() as session:
+            deleted = await session.scalar(
+                update(ChatMessage)
+                .where(ChatMessage.id == body.message_id, ChatMessage.room_id == ctx.room_id)
+                .where(ChatMessage.deleted_at.is_(None))
+                .values(deleted_at=datetime.now(UTC), deleted_by=ctx.principal.user_id)
+                .returning(ChatMessage.id)
+            )
+            if deleted is None:
+                raise AppError("not_found", f"no message {body.message_id} to delete in this room")
+            await audit(
+                session,
+                ctx.principal,
+                "chat.delete",
+                merchant_id=ctx.merchant_id,
+                room_id=ctx.room_id,
+                target_type="chat_message",
+                target_id=body.message_id,
+            )
+        await ctx.hub.publish(
+            ctx.room_id, event_types.CHAT_DELETED, {"message_id": body.message_id}, kind="moderation"
+        )
+        return {"message_id": body.message_id}
+
+    async def mute(self, ctx: CommandContext, data: dict[str, Any]) -> dict[str, Any]:
+        authorize(ctx.principal, "user.mute", ctx.merchant_id)
+        body = parse(Restrict, data)
+        until = await self._restrict(ctx, MUTE, body)
+        event = {"user_id": body.user_id, "until": iso(until)}
+        await ctx.hub.publish(ctx.room_id, event_types.USER_MUTED, event, kind="moderation")
+        return event
+
+    async def unmute(self, ctx: CommandContext, data: dict[str, Any]) -> dict[str, Any]:
+        authorize(ctx.principal, "user.mute", ctx.merchant_id)
+        body = parse(Lift, data)
+        lifted = await self._lift(ctx, MUTE, body)
+        await ctx.hub.publish(
+            ctx.room_id, event_types.USER_UNMUTED, {"user_id": body.user_id}, kind="moderation"
+        )
+        return {"user_id": body.user_id, "lifted": lifted}
+
+    async def ban(self, ctx: CommandContext, data: dict[str, Any]) -> dict[str, Any]:
+        """Ban and disconnect: every node closes the user's sockets when it sees `user.banned`."""
+        authorize(ctx.principal, "user.ban", ctx.merchant_id)
+        body = parse(Restrict, data)
+        until = await self._restrict(ctx, BAN, body)
+        event = {"user_id": body.user_id, "until": iso(until)}
+        await ctx.hub.publish(ctx.room_id, event_types.USER_BANNED, event, kind="moderation")
+        return event
+
+    async def unban(self, ctx: CommandContext, data: dict[str, Any]) -> dict[str, Any]:
+        authorize(ctx.principal, "user.ban", ctx.merchant_id)
+        body = parse(Lift, data)
+        lifted = await self._lift(ctx, BAN, body)
+        await ctx.hub.publish(
+            ctx.room_id, event_types.USER_UNBANNED, {"user_id": body.user_id}, kind="moderation"
+        )
+        return {"user_id": body.user_id, "lifted": lifted}
+
+    async def _update_room(
+        self, ctx: CommandContext, action: str, details: dict[str, Any], **values: Any
+    ) -> int:
+        async with self.sessions.begin() as session:
+            slow_mode = await session.scalar(
+                update(Room).where(Room.id == ctx.room_id).values(**values).returning(Room.slow_mode_seconds)
+            )
+            await audit(
+                session,
+                ctx.principal,
+                action,
+                merchant_id=ctx.merchant_id,
+                room_id=ctx.room_id,
+                target_type="room",
+                target_id=ctx.room_id,
+                details=details,
+            )
+        ctx.hub.forget_room_info(ctx.room_id)
+        # every other node drops its cached room settings when it sees this event
+        await ctx.hub.publish(
+            ctx.room_id, event_types.ROOM_SETTINGS, {"slow_mode_seconds": slow_mode}, kind="moderation"
+        )
+        return int(slow_mode or 0)
+
+    async def set_slow_mode(self, ctx: CommandContext, data: dict[str, Any]) -> dict[str, Any]:
+        authorize(ctx.principal, "room.moderate", ctx.merchant_id)
+        body = parse(SlowMode, data)
+        seconds = await self._update_room(
+            ctx, "room.slow_mode", {"seconds": body.seconds}, slow_mode_seconds=body.seconds
+        )
+        return {"slow_mode_seconds": seconds}
+
+    async def set_blocked_words(self, ctx: CommandContext, data: dict[str, Any]) -> dict[str, Any]:
+        authorize(ctx.principal, "room.moderate", ctx.merchant_id)
+        words = clean_blocked_words(parse(BlockedWords, data).words)
+        await self._update_room(ctx, "room.blocked_words", {"words": words}, blocked_words=words)
+        return {"blocked_words": words}
+
+    async def you(self, room_id: int, principal: Principal) -> dict[str, Any]:
+        """The caller's own standing in the room, for the snapshot."""
+        async with self.sessions() as session:
+            until = await muted_until(session, room_id, principal.user_id)
+        return {
+            "user_id": principal.user_id,
+            "display_name": principal.display_name,
+            "role": principal.role.value,
+            "is_guest": principal.is_guest,
+            "muted_until": iso(until),
+        }
 
 
-async def you(room_id: int, principal: Principal, app: web.Application) -> dict[str, Any]:
-    """The caller's own standing in the room, for the snapshot."""
-    async with app[SESSION_FACTORY]() as session:
-        until = await muted_until(session, room_id, principal.user_id)
-    return {
-        "user_id": principal.user_id,
-        "display_name": principal.display_name,
-        "role": principal.role.value,
-        "is_guest": principal.is_guest,
-        "muted_until": _iso(until),
-    }
-
-
-def register(hub: Hub) -> None:
-    hub.command("chat.delete", delete_message)
-    hub.command("user.mute", mute)
-    hub.command("user.unmute", unmute)
-    hub.command("user.ban", ban)
-    hub.command("user.unban", unban)
-    hub.command("room.slow_mode", set_slow_mode)
-    hub.command("room.blocked_words", set_blocked_words)
-    hub.snapshot_provider("you", lambda room_id, principal: you(room_id, principal, hub.app))
-    hub.on_local_ban(lambda room_id, conn: remember_banned_address(hub.app, room_id, conn))
+def register(hub: Hub, sessions: async_sessionmaker[AsyncSession]) -> Moderation:
+    moderation = Moderation(sessions)
+    hub.command("chat.delete", moderation.delete_message)
+    hub.command("user.mute", moderation.mute)
+    hub.command("user.unmute", moderation.unmute)
+    hub.command("user.ban", moderation.ban)
+    hub.command("user.unban", moderation.unban)
+    hub.command("room.slow_mode", moderation.set_slow_mode)
+    hub.command("room.blocked_words", moderation.set_blocked_words)
+    hub.snapshot_provider("you", moderation.you)
+    hub.on_local_ban(moderation.remember_banned_address)
+    return moderation

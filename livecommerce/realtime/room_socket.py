@@ -12,19 +12,19 @@ import time
 
 from aiohttp import WSMsgType, web
 
-from livecommerce.appkeys import SESSION_FACTORY, SETTINGS
 from livecommerce.auth import Principal
+from livecommerce.config import Settings
 from livecommerce.errors import AppError
 from livecommerce.http import int_param, query_int
-from livecommerce.http.identity import REVOCATIONS, authenticate, token_of, trusted_origin
+from livecommerce.http.identity import Identity, token_of
 from livecommerce.http.throttle import TokenBucket
-from livecommerce.realtime import moderation, protocol
+from livecommerce.realtime import event_types, protocol
 from livecommerce.realtime.connection import Connection
-from livecommerce.realtime.hub import HUB, Hub
+from livecommerce.realtime.hub import Hub
+from livecommerce.realtime.moderation import Moderation
 from livecommerce.realtime.resume import Resume, plan_resume
 
 log = logging.getLogger(__name__)
-routes = web.RouteTableDef()
 
 # Per connection: commands per second and burst; past FLOOD_REJECTIONS refused commands in a
 # row the connection is closed with CLOSE_FLOOD.
@@ -46,27 +46,37 @@ def _version(request: web.Request) -> None:
         raise AppError("invalid", f"protocol version {raw!r} is not supported; this server speaks v=1")
 
 
-async def _admit(request: web.Request, hub: Hub) -> tuple[Principal, int, int | None, str]:
-    """Everything checked before a client may join: version, identity, room, bans."""
+async def _admit(
+    request: web.Request, hub: Hub, identity: Identity, secret_key: str, moderation: Moderation
+) -> tuple[Principal, int, int | None, str]:
+    """Everything checked before a client may join: version, origin, identity, room, bans."""
     _version(request)
-    if not trusted_origin(request):  # another site's page would join with the viewer's cookie
+    if not identity.trusted_origin(request):  # another site's page would join with the viewer's cookie
         raise AppError("forbidden", "pages of another site may not open this room socket")
     since = query_int(request, "since")
     token = token_of(request, from_query=True)  # a browser cannot set headers on a WebSocket
     if not token:
         raise AppError("unauthorized", "send a session or guest token (?token=, cookie or Bearer)")
-    principal = await authenticate(request, token)
+    principal = await identity.authenticate(token)
     room_id = int_param(request, "room_id")
     await hub.room_info(room_id)
-    fingerprint = client_hash(request.app[SETTINGS].secret_key, request.remote)
-    await moderation.check_not_banned(hub.app, room_id, principal, fingerprint)
+    fingerprint = client_hash(secret_key, request.remote)
+    await moderation.check_not_banned(room_id, principal, fingerprint)
     return principal, room_id, since, fingerprint
 
 
-@routes.get("/ws/rooms/{room_id}")
-async def room_socket(request: web.Request) -> web.StreamResponse:
-    hub = request.app[HUB]
-    settings = request.app[SETTINGS]
+def route(hub: Hub, identity: Identity, settings: Settings, moderation: Moderation) -> web.RouteDef:
+    """The endpoint, bound to the services it admits clients with and serves them from."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return await room_socket(request, hub, identity, settings, moderation)
+
+    return web.get("/ws/rooms/{room_id}", handler)
+
+
+async def room_socket(
+    request: web.Request, hub: Hub, identity: Identity, settings: Settings, moderation: Moderation
+) -> web.StreamResponse:
     ws = web.WebSocketResponse(
         protocols=(protocol.SUBPROTOCOL,),
         # aiohttp refuses a frame as long as its limit; the exact limit is checked when reading
@@ -76,7 +86,9 @@ async def room_socket(request: web.Request) -> web.StreamResponse:
     if not ws.can_prepare(request).ok:
         raise AppError("bad_request", "this endpoint speaks WebSocket: send an Upgrade request")
     try:
-        admitted: tuple[Principal, int, int | None, str] | AppError = await _admit(request, hub)
+        admitted: tuple[Principal, int, int | None, str] | AppError = await _admit(
+            request, hub, identity, settings.secret_key, moderation
+        )
     except AppError as exc:
         admitted = exc
     await ws.prepare(request)
@@ -100,7 +112,7 @@ async def room_socket(request: web.Request) -> web.StreamResponse:
     await hub.attach(conn)
     try:
         await _join(hub, conn, since)
-        await _read_commands(request.app, hub, conn, ws)
+        await _read_commands(hub, conn, ws, identity, settings.ws_max_frame_bytes)
     finally:
         await hub.detach(conn)
     return ws
@@ -117,7 +129,7 @@ async def _join(hub: Hub, conn: Connection, since: int | None) -> None:
                 "latest": view.latest,
                 "replayed": len(view.events),
             }
-            conn.send(protocol.unsequenced_event("resumed", hello, time.time()))
+            conn.send(protocol.unsequenced_event(event_types.RESUMED, hello, time.time()))
             for start in range(0, len(view.events), REPLAY_BATCH):
                 chunk = view.events[start : start + REPLAY_BATCH]
                 conn.send(protocol.batch([payload for _, payload in chunk]))
@@ -125,12 +137,14 @@ async def _join(hub: Hub, conn: Connection, since: int | None) -> None:
             return
     seq = await hub.latest_seq(conn.room_id)
     snapshot = await hub.snapshot(conn.room_id, conn.principal, seq)
-    head, tail = protocol.event_parts("snapshot", snapshot, time.time())
+    head, tail = protocol.event_parts(event_types.SNAPSHOT, snapshot, time.time())
     conn.send(head + str(seq).encode() + tail)
     hub.go_live(conn, seq)
 
 
-async def _read_commands(app: web.Application, hub: Hub, conn: Connection, ws: web.WebSocketResponse) -> None:
+async def _read_commands(
+    hub: Hub, conn: Connection, ws: web.WebSocketResponse, identity: Identity, max_bytes: int
+) -> None:
     """Answer commands until the client leaves. Once the server has closed the connection, what
     the client still sends is read and dropped until its close arrives (or the grace ends), so
     the socket is never shut with unread data, which would reset it and lose the close code.
@@ -138,8 +152,6 @@ async def _read_commands(app: web.Application, hub: Hub, conn: Connection, ws: w
     Each command first checks that the connection's token was not revoked since the join
     (logout, a disabled account); a revoked one ends the connection with 4401.
     """
-    max_bytes = app[SETTINGS].ws_max_frame_bytes
-    revocations, factory = app[REVOCATIONS], app[SESSION_FACTORY]
     flood = TokenBucket(COMMANDS_PER_SECOND, COMMAND_BURST)
     refused = 0
     async for message in ws:
@@ -168,7 +180,7 @@ async def _read_commands(app: web.Application, hub: Hub, conn: Connection, ws: w
             continue
         refused = 0
         try:
-            await revocations.check(factory, conn.principal)
+            await identity.confirm(conn.principal)
         except AppError as exc:
             conn.send(protocol.error(command.id, exc))
             conn.close(protocol.close_code_for(exc), exc.code)

@@ -1,1 +1,22 @@
-"""HTTP surface: middleware, JSON helpers, accounts API, health and metrics, and the pages."""
+"""HTTP surface: health and metrics, the accounts API and the pages. `install(...)` adds them;
+the request metrics middleware (`metrics.HttpMetrics`) is set up with the app itself."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from livecommerce.config import Settings
+from livecommerce.db.engine import Database
+from livecommerce.http.identity import Identity
+from livecommerce.web import pages
+from livecommerce.web.accounts_api import AccountsApi
+from livecommerce.web.health import Health
+
+
+def install(
+    app: web.Application, settings: Settings, db: Database, metrics: CollectorRegistry, identity: Identity
+) -> None:
+    app.router.add_routes(Health(settings, db.engine, metrics).routes())
+    app.router.add_routes(AccountsApi(identity, db.session_factory, settings).routes())
+    pages.install(app, settings, db.session_factory)

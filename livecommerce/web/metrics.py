@@ -7,49 +7,49 @@ import ipaddress
 import time
 
 from aiohttp import web
-from prometheus_client import Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from livecommerce.appkeys import METRICS, SETTINGS
+from livecommerce.config import Settings
 from livecommerce.errors import AppError
 from livecommerce.http import Handler
 
-REQUESTS = web.AppKey("http_requests", Counter)
-LATENCY = web.AppKey("http_latency", Histogram)
+
+class HttpMetrics:
+    """The middleware that counts and times every answer, labelled by route pattern."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.requests = Counter(
+            "livecommerce_http_requests",
+            "HTTP requests answered",
+            ["method", "route", "status"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "livecommerce_http_request_seconds",
+            "Time to answer an HTTP request",
+            ["route"],
+            registry=registry,
+        )
+
+    @web.middleware
+    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        started = time.perf_counter()
+        # label by route pattern, not path, so ids in URLs do not explode the series
+        resource = request.match_info.route.resource
+        route = resource.canonical if resource is not None else "unmatched"
+        response = await handler(request)
+        if not isinstance(response, web.WebSocketResponse):
+            self.latency.labels(route).observe(time.perf_counter() - started)
+        self.requests.labels(request.method, route, str(response.status)).inc()
+        return response
 
 
-def setup(app: web.Application) -> None:
-    registry = app[METRICS]
-    app[REQUESTS] = Counter(
-        "livecommerce_http_requests",
-        "HTTP requests answered",
-        ["method", "route", "status"],
-        registry=registry,
-    )
-    app[LATENCY] = Histogram(
-        "livecommerce_http_request_seconds", "Time to answer an HTTP request", ["route"], registry=registry
-    )
-
-
-@web.middleware
-async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    started = time.perf_counter()
-    # label by route pattern, not path, so ids in URLs do not explode the series
-    resource = request.match_info.route.resource
-    route = resource.canonical if resource is not None else "unmatched"
-    response = await handler(request)
-    if not isinstance(response, web.WebSocketResponse):
-        request.app[LATENCY].labels(route).observe(time.perf_counter() - started)
-    request.app[REQUESTS].labels(request.method, route, str(response.status)).inc()
-    return response
-
-
-def require_scraper(request: web.Request) -> None:
+def require_scraper(request: web.Request, settings: Settings) -> None:
     """Refuse `/metrics` unless the caller sends METRICS_TOKEN or connects from METRICS_ALLOW.
 
     A request relayed by a proxy (it carries a forwarding header) never counts as coming from
     the proxy's own address, so a proxy on loopback does not make the metrics public.
     """
-    settings = request.app[SETTINGS]
     header = request.headers.get("Authorization", "")
     if settings.metrics_token and header.startswith("Bearer "):
         if hmac.compare_digest(

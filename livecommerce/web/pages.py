@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from livecommerce.appkeys import SESSION_FACTORY, SETTINGS
+from livecommerce.config import Settings
 from livecommerce.db.models import Room
 from livecommerce.errors import AppError
 from livecommerce.http import int_param
 from livecommerce.resources import web_root
 
 _SLOT = re.compile(r"\{\{(\w+)\}\}")
-
-routes = web.RouteTableDef()
 
 
 def _page(name: str) -> str:
@@ -34,16 +34,17 @@ def _fill(template: str, values: dict[str, str]) -> str:
     return _SLOT.sub(lambda match: html.escape(values[match.group(1)], quote=True), template)
 
 
-async def _room_page(request: web.Request, name: str) -> web.Response:
+async def _room_page(
+    request: web.Request, name: str, sessions: async_sessionmaker[AsyncSession], settings: Settings
+) -> web.Response:
     try:
         room_id = int_param(request, "room_id")
     except AppError:
         raise web.HTTPNotFound() from None
-    async with request.app[SESSION_FACTORY]() as session:
+    async with sessions() as session:
         room = await session.scalar(select(Room).where(Room.id == room_id))
     if room is None:
         return _html(_fill(_page("missing"), {"room_id": str(room_id)}), status=404)
-    settings = request.app[SETTINGS]
     values = {
         "room_id": str(room.id),
         "room_title": room.title,
@@ -52,25 +53,9 @@ async def _room_page(request: web.Request, name: str) -> web.Response:
     return _html(_fill(_page(name), values))
 
 
-@routes.get("/studio/{room_id}")
-async def studio(request: web.Request) -> web.Response:
-    return await _room_page(request, "studio")
-
-
-@routes.get("/watch/{room_id}")
-async def watch(request: web.Request) -> web.Response:
-    return await _room_page(request, "watch")
-
-
-@routes.get("/console/{room_id}")
-async def console(request: web.Request) -> web.Response:
-    return await _room_page(request, "console")
-
-
-@routes.get("/")
-async def index(request: web.Request) -> web.Response:
+async def _index(request: web.Request, sessions: async_sessionmaker[AsyncSession]) -> web.Response:
     """Every room with links to its three pages."""
-    async with request.app[SESSION_FACTORY]() as session:
+    async with sessions() as session:
         rooms = (await session.scalars(select(Room).order_by(Room.id))).all()
     items = []
     for room in rooms:
@@ -85,7 +70,19 @@ async def index(request: web.Request) -> web.Response:
     return _html(_page("index").replace("<!--rooms-->", listing))
 
 
-def setup(app: web.Application) -> None:
+def install(app: web.Application, settings: Settings, sessions: async_sessionmaker[AsyncSession]) -> None:
     """Add the page routes and serve `web/` under `/static/`."""
-    app.add_routes(routes)
+
+    def room_page(name: str) -> Callable[[web.Request], Awaitable[web.Response]]:
+        async def page(request: web.Request) -> web.Response:
+            return await _room_page(request, name, sessions, settings)
+
+        return page
+
+    async def index(request: web.Request) -> web.Response:
+        return await _index(request, sessions)
+
+    for name in ("studio", "watch", "console"):
+        app.router.add_get(f"/{name}/{{room_id}}", room_page(name))
+    app.router.add_get("/", index)
     app.router.add_static("/static/", web_root(), append_version=False)

@@ -21,9 +21,8 @@ from helpers import LiveServer, World, wait_for
 from playwright.async_api import Page, expect
 from sqlalchemy import select, update
 
-from livecommerce.appkeys import SESSION_FACTORY
+from livecommerce.appkeys import HUB, SESSION_FACTORY
 from livecommerce.db.models import Draw, DrawWinner, Order, OrderKind, Sku, StreamSession
-from livecommerce.realtime.hub import HUB
 from livecommerce.realtime.viewer_samples import record_viewers
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]

@@ -14,11 +14,9 @@ from aiortc.codecs.vpx import Vp8Encoder
 from helpers import wait_for
 from sqlalchemy import select
 
-from livecommerce.appkeys import SESSION_FACTORY
+from livecommerce.appkeys import HUB, MEDIA, SESSION_FACTORY
 from livecommerce.db.models import Room, RoomStatus, StreamSession
 from livecommerce.media import testpattern
-from livecommerce.media.node import MEDIA
-from livecommerce.realtime.hub import HUB
 
 pytestmark = [pytest.mark.media, pytest.mark.timeout(180)]
 

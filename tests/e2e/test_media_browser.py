@@ -12,7 +12,7 @@ from browser_fixtures import TIMEOUT_MS, browser, server, video_plays
 from helpers import ROOT, wait_for
 from playwright.async_api import Browser
 
-from livecommerce.media.node import MEDIA
+from livecommerce.appkeys import MEDIA
 
 pytestmark = [pytest.mark.browser, pytest.mark.media, pytest.mark.asyncio(loop_scope="module")]
 __all__ = ["browser", "server"]

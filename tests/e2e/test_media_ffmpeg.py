@@ -20,8 +20,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from helpers import wait_for
 
+from livecommerce.appkeys import MEDIA
 from livecommerce.media import testpattern
-from livecommerce.media.node import MEDIA
 
 pytestmark = [pytest.mark.media, pytest.mark.timeout(180)]
 

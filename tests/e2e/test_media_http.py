@@ -8,8 +8,8 @@ import pytest
 from aiortc import RTCPeerConnection, RTCRtpSender
 from helpers import wait_for
 
+from livecommerce.appkeys import MEDIA
 from livecommerce.media import ice, testpattern
-from livecommerce.media.node import MEDIA
 
 pytestmark = [pytest.mark.media, pytest.mark.timeout(120)]
 

@@ -17,10 +17,10 @@ from aiortc.rtp import RtcpPacket, RtcpSrPacket
 from helpers import wait_for
 from test_media import HEIGHT, MEDIA_TIMEOUT, WIDTH, start_publisher, urls
 
+from livecommerce.appkeys import MEDIA
 from livecommerce.media import testpattern
 from livecommerce.media.aiortc_internals import on_datagrams
 from livecommerce.media.forwarder import Fanout
-from livecommerce.media.node import MEDIA
 from livecommerce.media.rtp_leg import LegParameters, RtpLeg
 
 VP8 = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90_000, payloadType=96)

@@ -13,9 +13,9 @@ import aiohttp
 import websockets
 from room_client import RoomClient
 
+from livecommerce.appkeys import HUB
 from livecommerce.errors import AppError
 from livecommerce.realtime import protocol
-from livecommerce.realtime.hub import HUB
 
 HUGE = 2**63  # one past PostgreSQL's bigint; JSON parsers still read it as an integer
 ID_FIELDS = ("sale_id", "sku_id", "room_id", "order_id", "product_id", "draw_id", "message_id", "user_id")

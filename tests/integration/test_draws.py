@@ -11,21 +11,20 @@ from datetime import UTC, datetime, timedelta
 import aiohttp
 import orjson
 import pytest
-from aiohttp import web
 from helpers import ROOT, wait_for
 from prometheus_client import CollectorRegistry
 from room_client import RoomClient
 from sqlalchemy import update
 
 from livecommerce import accounts
-from livecommerce.appkeys import SESSION_FACTORY
-from livecommerce.db.engine import make_engine, make_sessionmaker
+from livecommerce.appkeys import HUB, SESSION_FACTORY
+from livecommerce.db.engine import Database
 from livecommerce.db.models import Draw, DrawWinner, Order, OrderKind, OrderStatus, Role, Sku, StreamSession
 from livecommerce.draws.service import DrawService, StartDraw, draw_record, mentions_keyword
 from livecommerce.draws.verification import verify
 from livecommerce.errors import AppError
 from livecommerce.http import parse
-from livecommerce.realtime.hub import HUB, Hub
+from livecommerce.realtime.hub import Hub
 
 SHIPPING = {
     "name": "Ann Lee",
@@ -485,13 +484,11 @@ async def test_verify_draw_command_checks_the_database_and_a_server(server, sett
 async def test_racing_closers_close_a_due_draw_exactly_once(settings):
     """Several nodes' closers (and a staff close) find the same due draw: one closes it, the
     others do nothing, and the room hears `draw.closed` once."""
-    engine = make_engine(settings.database_url, pool_size=5)
-    app = web.Application()
-    app[SESSION_FACTORY] = make_sessionmaker(engine)
-    hub = Hub(app, settings, CollectorRegistry())
+    db = Database.create(settings.database_url, pool_size=5)
+    hub = Hub(settings, db, CollectorRegistry())
     await hub.start()
     try:
-        async with app[SESSION_FACTORY].begin() as session:
+        async with db.session_factory.begin() as session:
             merchant = await accounts.create_merchant(session, name="Shop", slug="race-shop")
             room = await accounts.create_room(session, merchant_id=merchant.id, title="Live")
             anchor = await accounts.create_user(
@@ -503,12 +500,12 @@ async def test_racing_closers_close_a_due_draw_exactly_once(settings):
                 merchant_id=merchant.id,
             )
             viewers = [await accounts.create_guest(session, f"V{i}") for i in range(6)]
-        racers = [DrawService(app[SESSION_FACTORY], hub, 0) for _ in range(4)]
+        racers = [DrawService(db.session_factory, hub, 0) for _ in range(4)]
         spec = parse(StartDraw, keyword_draw(winners_count=2))
         started = await racers[0].start(accounts.principal_of(anchor), room.id, spec)
         for viewer in viewers:
             await racers[1].enter(accounts.principal_of(viewer), room.id)
-        async with app[SESSION_FACTORY].begin() as session:
+        async with db.session_factory.begin() as session:
             await session.execute(
                 update(Draw).where(Draw.id == started["id"]).values(closes_at=datetime.now(UTC))
             )
@@ -526,10 +523,10 @@ async def test_racing_closers_close_a_due_draw_exactly_once(settings):
         history = await hub.history_after(room.id, 0)
         types = [orjson.loads(payload)["type"] for _, payload in history.events]
         assert types.count("draw.closed") == 1, types
-        async with app[SESSION_FACTORY]() as session:
+        async with db.session_factory() as session:
             record = await draw_record(session, started["id"])
         assert record["entrant_count"] == 6 and len(record["winners"]) == 2
         assert verify(record).ok
     finally:
         await hub.stop()
-        await engine.dispose()
+        await db.close()

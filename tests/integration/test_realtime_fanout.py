@@ -9,9 +9,8 @@ import websockets
 from helpers import start_server, wait_for
 from room_client import RoomClient
 
-from livecommerce.appkeys import METRICS
+from livecommerce.appkeys import HUB, METRICS
 from livecommerce.realtime import protocol
-from livecommerce.realtime.hub import HUB
 
 
 def _sample(server, name: str, labels: dict[str, str]) -> float:

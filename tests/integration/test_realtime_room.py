@@ -9,10 +9,9 @@ from helpers import wait_for
 from room_client import RoomClient
 from sqlalchemy import select
 
-from livecommerce.appkeys import SESSION_FACTORY
+from livecommerce.appkeys import HUB, SESSION_FACTORY
 from livecommerce.db.models import AuditLog, ChatMessage
 from livecommerce.errors import AppError
-from livecommerce.realtime.hub import HUB
 
 
 async def test_join_sends_versioned_snapshot(server):
