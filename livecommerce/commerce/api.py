@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from livecommerce.appkeys import ENGINE, SESSION_FACTORY
 from livecommerce.auth import Principal, audit, authorize
-from livecommerce.commerce import dashboard, inventory, sales
+from livecommerce.commerce import dashboard, ledger, sales
 from livecommerce.commerce.appkeys import COMMERCE_EVENTS, ORDERS, PAYMENTS
 from livecommerce.commerce.catalog import product_card
 from livecommerce.commerce.orders import recent_orders
@@ -270,7 +270,7 @@ async def change_stock(request: web.Request) -> web.Response:
     async with request.app[SESSION_FACTORY].begin() as session:
         conn = await session.connection()
         merchant_id = await _authorize_on(conn, who, "inventory.manage", "skus", sku_id)
-        stock = await inventory.receive(conn, sku_id, body.delta)
+        stock = await ledger.receive(conn, sku_id, body.delta)
         await audit(
             session,
             who,

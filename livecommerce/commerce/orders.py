@@ -31,6 +31,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from livecommerce.auth import Principal, audit, authorize, may
+from livecommerce.commerce import ledger
 from livecommerce.commerce.batching import Outcome, SaleSnapshot, Tap, TapBatcher, decide_batch
 from livecommerce.commerce.events import CommerceEvents
 from livecommerce.commerce.sales import SaleDirectory, SaleRef, read_sale, sale_view
@@ -174,12 +175,6 @@ INSERT_ANSWERS = text(
     "CAST(:keys AS text[]), CAST(:qs AS int[]), CAST(:outcomes AS text[]), CAST(:orders AS bigint[])) "
     "AS t(user_id, key, q, outcome, order_id)"
 )
-ADD_HELD_UNITS = text(
-    "INSERT INTO sale_buyers (sale_id, user_id, units) "
-    "SELECT :sale, t.user_id, t.n FROM unnest(CAST(:users AS bigint[]), CAST(:units AS int[])) AS t(user_id, n) "
-    "ON CONFLICT (sale_id, user_id) DO UPDATE SET units = sale_buyers.units + excluded.units "
-    "WHERE sale_buyers.units + excluded.units <= :limit"
-)
 BATCH_TAPS = (
     "unnest(CAST(:users AS bigint[]), CAST(:keys AS text[]), CAST(:qs AS int[]), CAST(:outcomes AS text[])) "
     "AS t(user_id, key, q, outcome)"
@@ -193,14 +188,8 @@ WRITE_BATCH = text(
     "answers AS (INSERT INTO order_attempts (user_id, idempotency_key, sale_id, quantity, outcome, order_id) "
     f"SELECT t.user_id, t.key, :sale, t.q, t.outcome, ins.id FROM {BATCH_TAPS} "
     "LEFT JOIN ins ON ins.user_id = t.user_id AND ins.idempotency_key = t.key RETURNING 1), "
-    "held AS (INSERT INTO sale_buyers (sale_id, user_id, units) SELECT :sale, h.user_id, h.n "
-    "FROM unnest(CAST(:held_users AS bigint[]), CAST(:held_units AS int[])) AS h(user_id, n) "
-    "ON CONFLICT (sale_id, user_id) DO UPDATE SET units = sale_buyers.units + excluded.units "
-    "WHERE sale_buyers.units + excluded.units <= :limit RETURNING 1), "
-    "take AS (UPDATE flash_sales SET available = available - :n, stock_version = stock_version + 1, "
-    "state = CASE WHEN available = :n THEN 'sold_out'::sale_state ELSE state END "
-    "WHERE id = :sale AND :n > 0 AND state = 'live' AND available >= :n AND now() < ends_at "
-    "AND sale_price_minor = :price AND per_user_limit = :limit RETURNING available) "
+    f"held AS ({ledger.ADD_HELD}), "
+    f"take AS ({ledger.TAKE_FROM_SALE}) "
     "SELECT c.available_after, o.idempotency_key AS tap_key, "
     f"{ORDER_COLUMNS} FROM (SELECT livecommerce_require((SELECT count(*) FROM answers) = :answer_rows "
     "AND (SELECT count(*) FROM held) = :held_rows AND (SELECT count(*) FROM take) = :take_rows, "
@@ -295,9 +284,12 @@ async def reserve_batch(
                         "keys": [fresh[i].key for i in firsts],
                         "qs": [fresh[i].quantity for i in firsts],
                         "outcomes": [plan.outcomes[i].value for i in firsts],
-                        "held_users": buyers,
-                        "held_units": [plan.added_units[user] for user in buyers],
+                        "buyers": buyers,
+                        "buyer_units": [plan.added_units[user] for user in buyers],
                         "limit": sale.sale_limit,
+                        "for_taps": True,
+                        "expect_price": sale.sale_price,
+                        "expect_limit": sale.sale_limit,
                         "n": plan.taken,
                         "answer_rows": len(firsts),
                         "held_rows": len(buyers),
@@ -329,17 +321,7 @@ async def reserve_one(conn: AsyncConnection, sale_id: int, tap: Tap, ttl_s: int)
     prior = (await conn.execute(PRIOR_ANSWERS, {"users": [tap.user_id], "keys": [tap.key]})).one_or_none()
     if prior is not None:
         return BatchResult([_replay(prior, sale_id, tap)], 0, False, 0)
-    taken = (
-        await conn.execute(
-            text(
-                "UPDATE flash_sales SET available = available - :n, stock_version = stock_version + 1, "
-                "state = CASE WHEN available = :n THEN 'sold_out'::sale_state ELSE state END "
-                "WHERE id = :id AND state = 'live' AND available >= :n AND now() < ends_at AND now() >= starts_at "
-                "RETURNING room_id, merchant_id, sku_id, sale_price_minor, currency, per_user_limit, available"
-            ),
-            {"id": sale_id, "n": tap.quantity},
-        )
-    ).one_or_none()
+    taken = await ledger.take_from_sale(conn, sale_id, tap.quantity, for_taps=True)
     outcome = Outcome.RESERVED
     if taken is None:
         sale = (await conn.execute(SALE_FOR_UPDATE, {"id": sale_id})).one()
@@ -351,30 +333,13 @@ async def reserve_one(conn: AsyncConnection, sale_id: int, tap: Tap, ttl_s: int)
             outcome = Outcome.SOLD_OUT
     elif (
         tap.quantity > taken.per_user_limit
-        or (
-            await conn.execute(
-                ADD_HELD_UNITS,
-                {
-                    "sale": sale_id,
-                    "users": [tap.user_id],
-                    "units": [tap.quantity],
-                    "limit": taken.per_user_limit,
-                },
-            )
-        ).rowcount
-        != 1
+        or await ledger.add_held(conn, sale_id, {tap.user_id: tap.quantity}, taken.per_user_limit) != 1
     ):
         outcome = Outcome.LIMIT_EXCEEDED
     if outcome is not Outcome.RESERVED:
         if taken is not None:
             # give the units back in this same transaction: the net change is nothing
-            await conn.execute(
-                text(
-                    "UPDATE flash_sales SET available = available + :n, state = 'live', "
-                    "stock_version = stock_version + 1 WHERE id = :id"
-                ),
-                {"id": sale_id, "n": tap.quantity},
-            )
+            await ledger.put_back(conn, {sale_id: tap.quantity}, allocate=False)
         await _record_answer(conn, sale_id, tap, outcome, None)
         return BatchResult([Answer(outcome)], 0, False, 0)
     row = (
@@ -444,70 +409,6 @@ async def recent_orders(
         {"user": user_id, "room": room_id, "status": status, "limit": limit},
     )
     return [order_view(row) for row in rows]
-
-
-RETURN_TO_SALES = text(
-    "UPDATE flash_sales f SET available = f.available + r.n, stock_version = f.stock_version + 1, "
-    "state = CASE WHEN f.state = 'sold_out' THEN 'live'::sale_state ELSE f.state END "
-    "FROM unnest(CAST(:sales AS bigint[]), CAST(:units AS int[])) AS r(sale_id, n) "
-    "WHERE f.id = r.sale_id RETURNING f.id, f.room_id, f.sku_id, f.state, f.available, r.n"
-)
-RETURN_HELD_UNITS = text(
-    "UPDATE sale_buyers b SET units = b.units - r.n "
-    "FROM unnest(CAST(:sales AS bigint[]), CAST(:users AS bigint[]), CAST(:units AS int[])) AS r(sale_id, user_id, n) "
-    "WHERE b.sale_id = r.sale_id AND b.user_id = r.user_id"
-)
-
-
-@dataclass(slots=True)
-class Returned:
-    """Sales that got units back: their ids, and those that reopened from sold out."""
-
-    sale_ids: list[int]
-    reopened: list[tuple[int, int]]
-
-
-async def return_units(conn: AsyncConnection, orders: list[Row[Any]]) -> Returned:
-    """Units of closed unpaid orders go back to their sale (or to the SKU once the sale ended).
-
-    `orders` rows carry sale_id, sku_id, user_id and quantity; they were just closed in this
-    transaction. Sales are updated in id order, the same lock order as every other path.
-    """
-    per_sale: dict[int, int] = {}
-    per_buyer: dict[tuple[int, int], int] = {}
-    loose: dict[int, int] = {}
-    for order in orders:
-        if order.sale_id is None:
-            loose[order.sku_id] = loose.get(order.sku_id, 0) + order.quantity
-            continue
-        per_sale[order.sale_id] = per_sale.get(order.sale_id, 0) + order.quantity
-        buyer = (order.sale_id, order.user_id)
-        per_buyer[buyer] = per_buyer.get(buyer, 0) + order.quantity
-    returned = Returned([], [])
-    if per_sale:
-        sales = sorted(per_sale)
-        rows = await conn.execute(RETURN_TO_SALES, {"sales": sales, "units": [per_sale[s] for s in sales]})
-        for row in rows:
-            returned.sale_ids.append(row.id)
-            if row.state == SaleState.ENDED:
-                loose[row.sku_id] = loose.get(row.sku_id, 0) + row.n
-            elif row.available == row.n:
-                returned.reopened.append((row.room_id, row.id))
-        buyers = sorted(per_buyer)
-        await conn.execute(
-            RETURN_HELD_UNITS,
-            {
-                "sales": [b[0] for b in buyers],
-                "users": [b[1] for b in buyers],
-                "units": [per_buyer[b] for b in buyers],
-            },
-        )
-    for sku_id in sorted(loose):
-        await conn.execute(
-            text("UPDATE skus SET reserved = reserved - :q WHERE id = :id"),
-            {"id": sku_id, "q": loose[sku_id]},
-        )
-    return returned
 
 
 class OrderMetrics:
@@ -721,7 +622,7 @@ class OrderService:
 @dataclass(slots=True)
 class Closed:
     orders: list[dict[str, Any]]
-    returned: Returned
+    returned: ledger.Returned
 
 
 async def close_orders(conn: AsyncConnection, status: str, order_ids: list[int]) -> Closed:
@@ -736,5 +637,5 @@ async def close_orders(conn: AsyncConnection, status: str, order_ids: list[int])
             {"status": status, "ids": order_ids},
         )
     )
-    returned = await return_units(conn, rows)
+    returned = await ledger.return_units(conn, rows)
     return Closed([order_view(row) for row in rows], returned)

@@ -25,7 +25,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from livecommerce.auth import Principal, audit, authorize
-from livecommerce.commerce import inventory
+from livecommerce.commerce import ledger
 from livecommerce.commerce.orders import ORDER_COLUMNS, OrderService, close_orders, order_view
 from livecommerce.config import Settings
 from livecommerce.errors import AppError
@@ -56,26 +56,13 @@ class Applied:
 
 async def _retake_units(conn: AsyncConnection, order: Any) -> bool:
     """A late payment's units: from its sale if still open and stocked, else from free stock."""
-    if order.sale_id is not None:
-        taken = await conn.execute(
-            text(
-                "UPDATE flash_sales SET available = available - :q, stock_version = stock_version + 1, "
-                "state = CASE WHEN available = :q THEN 'sold_out'::sale_state ELSE state END "
-                "WHERE id = :id AND state <> 'ended' AND available >= :q"
-            ),
-            {"id": order.sale_id, "q": order.quantity},
-        )
-        if taken.rowcount == 1:
-            await conn.execute(
-                text(
-                    "INSERT INTO sale_buyers (sale_id, user_id, units) VALUES (:sale, :user, :q) "
-                    "ON CONFLICT (sale_id, user_id) DO UPDATE SET units = sale_buyers.units + excluded.units"
-                ),
-                {"sale": order.sale_id, "user": order.user_id, "q": order.quantity},
-            )
-            await inventory.sell(conn, order.sku_id, order.quantity)
-            return True
-    return await inventory.sell_free(conn, order.sku_id, order.quantity)
+    if order.sale_id is not None and (
+        await ledger.take_from_sale(conn, order.sale_id, order.quantity, for_taps=False) is not None
+    ):
+        await ledger.add_held(conn, order.sale_id, {order.user_id: order.quantity}, limit=None)
+        await ledger.sell(conn, order.sku_id, order.quantity)
+        return True
+    return await ledger.sell_free(conn, order.sku_id, order.quantity)
 
 
 async def mark_paid(conn: AsyncConnection, order_id: int, payment_id: int) -> Applied:
@@ -87,7 +74,7 @@ async def mark_paid(conn: AsyncConnection, order_id: int, payment_id: int) -> Ap
     if status in ("paid", "refunded"):
         return Applied([])
     if status == "reserved":
-        await inventory.sell(conn, order.sku_id, order.quantity)
+        await ledger.sell(conn, order.sku_id, order.quantity)
     elif not await _retake_units(conn, order):
         await conn.execute(
             text("UPDATE payments SET status = 'refund_due', updated_at = now() WHERE id = :id"),
