@@ -17,7 +17,7 @@ from livecommerce.auth import Principal, audit, authorize
 from livecommerce.commerce import dashboard, ledger, sales
 from livecommerce.commerce.appkeys import COMMERCE_EVENTS, ORDERS, PAYMENTS
 from livecommerce.commerce.catalog import product_card
-from livecommerce.commerce.orders import recent_orders
+from livecommerce.commerce.order_views import recent_orders
 from livecommerce.db.models import Room, Sku
 from livecommerce.errors import AppError
 from livecommerce.http import int_param, json_response, principal, read_json

@@ -7,7 +7,8 @@ from typing import Any
 from livecommerce.appkeys import ENGINE
 from livecommerce.auth import Principal, may
 from livecommerce.commerce.appkeys import ORDERS
-from livecommerce.commerce.orders import Answer, recent_orders
+from livecommerce.commerce.order_views import recent_orders
+from livecommerce.commerce.reservation import Answer
 from livecommerce.commerce.sales import sales_in_room
 from livecommerce.errors import AppError
 from livecommerce.realtime.hub import CommandContext, Hub, Reply
@@ -29,7 +30,7 @@ def place(ctx: CommandContext, data: dict[str, Any], reply: Reply) -> None:
     typed error, once the tap's batch has committed."""
 
     def deliver(answer: Answer | BaseException) -> None:
-        reply(answer if isinstance(answer, BaseException) else answer.result())
+        reply(answer if isinstance(answer, BaseException) else answer.error() or answer.to_dict())
 
     ctx.app[ORDERS].place_soon(
         ctx.principal,

@@ -26,7 +26,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 
 from livecommerce.auth import Principal, audit, authorize
 from livecommerce.commerce import ledger
-from livecommerce.commerce.orders import ORDER_COLUMNS, OrderService, close_orders, order_view
+from livecommerce.commerce.closing import close_orders
+from livecommerce.commerce.order_views import ORDER_COLUMNS, read_order
+from livecommerce.commerce.orders import OrderService
 from livecommerce.config import Settings
 from livecommerce.errors import AppError
 
@@ -89,7 +91,7 @@ async def mark_paid(conn: AsyncConnection, order_id: int, payment_id: int) -> Ap
         text("UPDATE payments SET status = 'succeeded', updated_at = now() WHERE id = :id"),
         {"id": payment_id},
     )
-    return Applied([await _order(conn, order_id)])
+    return Applied([await read_order(conn, order_id)])
 
 
 async def mark_refunded(conn: AsyncConnection, payment_id: int, amount_refunded: int) -> Applied:
@@ -118,17 +120,7 @@ async def mark_refunded(conn: AsyncConnection, payment_id: int, amount_refunded:
         await conn.execute(
             text("UPDATE orders SET status = 'refunded', closed_at = now() WHERE id = :id"), {"id": order.id}
         )
-    return Applied([await _order(conn, order.id)])
-
-
-async def _order(conn: AsyncConnection, order_id: int) -> dict[str, Any]:
-    row = (
-        await conn.execute(
-            text(f"SELECT {ORDER_COLUMNS} FROM orders o JOIN users u ON u.id = o.user_id WHERE o.id = :id"),
-            {"id": order_id},
-        )
-    ).one()
-    return order_view(row)
+    return Applied([await read_order(conn, order.id)])
 
 
 class Payments:
@@ -245,7 +237,7 @@ class Payments:
             if owner != who.user_id or payment is None or payment.provider != TEST_PROVIDER:
                 raise AppError("not_found", "no test payment started for this order")
             applied = await mark_paid(conn, order_id, payment.id)
-            order = await _order(conn, order_id)
+            order = await read_order(conn, order_id)
         if order["status"] != "paid":
             raise AppError("not_payable", f"the order is {order['status']}")
         self._announce(applied)
@@ -386,7 +378,7 @@ class Payments:
                     "provider": payment.provider,
                 },
             )
-            view = await _order(conn, order_id)
+            view = await read_order(conn, order_id)
         self._announce(applied)
         return view
 

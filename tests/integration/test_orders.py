@@ -18,7 +18,8 @@ from livecommerce.appkeys import ENGINE
 from livecommerce.commerce.appkeys import ORDERS
 from livecommerce.commerce.batching import Outcome, Tap
 from livecommerce.commerce.expiry import sweep_once
-from livecommerce.commerce.orders import WRITE_BATCH, SaleChanged, autocommit, reserve_batch
+from livecommerce.commerce.orders import autocommit
+from livecommerce.commerce.reservation import WRITE_BATCH, SaleChanged, reserve_batch
 
 
 def check_balanced(book, allocated: int, limit: int) -> None:
