@@ -1,4 +1,4 @@
-"""Merchants, users, rooms and stream keys: creation, sign-in and guest identities."""
+"""Merchants, users, rooms and stream keys: creation, lookups, sign-in and guest identities."""
 
 from __future__ import annotations
 
@@ -107,6 +107,15 @@ async def create_room(
     except IntegrityError:
         raise AppError("already_exists", f"a room with slug {slug!r} exists") from None
     return room
+
+
+async def find_room(session: AsyncSession, room_id: int) -> Room | None:
+    return await session.get(Room, room_id)
+
+
+async def all_rooms(session: AsyncSession) -> list[Room]:
+    """Every room, oldest first."""
+    return list((await session.scalars(select(Room).order_by(Room.id))).all())
 
 
 async def create_stream_key(

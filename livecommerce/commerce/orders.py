@@ -18,6 +18,7 @@ from livecommerce.commerce.closing import Closed, cancel_order
 from livecommerce.commerce.events import CommerceEvents
 from livecommerce.commerce.order_metrics import OrderMetrics
 from livecommerce.commerce.order_views import recent_orders
+from livecommerce.commerce.ownership import authorize_on
 from livecommerce.commerce.reservation import Answer, BatchResult, SaleChanged, reserve_batch, reserve_one
 from livecommerce.commerce.sales import SaleDirectory, SaleRef, read_sale, sale_view
 from livecommerce.errors import AppError
@@ -26,6 +27,8 @@ from livecommerce.realtime.event_types import SALE_LIVE, SALE_SOLD_OUT
 MAX_QUANTITY = 100
 KEY_PATTERN = re.compile(r"[A-Za-z0-9._:-]{8,100}")
 KEY_CONFLICT_RETRIES = 3
+ROOM_ORDERS_LIMIT = 500
+ORDER_STATUSES = ("reserved", "paid", "expired", "cancelled", "refunded")
 OPTIMISTIC_TRIES = 2  # then the batch is decided under the sale's row lock, which always succeeds
 
 
@@ -222,6 +225,19 @@ class OrderService:
     async def own_orders(self, user_id: int, room_id: int | None = None) -> list[dict[str, Any]]:
         async with self._engine.connect() as conn:
             return await recent_orders(conn, user_id=user_id, room_id=room_id, limit=100)
+
+    async def in_room(self, who: Principal, room_id: int, status: str | None) -> list[dict[str, Any]]:
+        """The room's latest orders (narrowed to a status), for the merchant's staff."""
+        if status not in (None, *ORDER_STATUSES):
+            raise AppError("invalid", "status: reserved, paid, expired, cancelled or refunded")
+        async with self._engine.connect() as conn:
+            await authorize_on(conn, who, "sales.read", "rooms", room_id)
+            return await recent_orders(conn, room_id=room_id, status=status, limit=ROOM_ORDERS_LIMIT)
+
+    async def latest_in_room(self, room_id: int, limit: int) -> list[dict[str, Any]]:
+        """The room's latest orders, for a caller that has checked the reader may see them."""
+        async with self._engine.connect() as conn:
+            return await recent_orders(conn, room_id=room_id, limit=limit)
 
     async def close(self) -> None:
         await self.batcher.close()

@@ -24,6 +24,7 @@ from livecommerce.commerce import ledger
 from livecommerce.commerce.events import CommerceEvents
 from livecommerce.commerce.lookups import SharedLookup
 from livecommerce.errors import AppError
+from livecommerce.realtime.event_types import sale_state_event
 
 log = logging.getLogger(__name__)
 
@@ -301,7 +302,7 @@ class SaleClock:
                 async with self._engine.begin() as conn:
                     changed = await clock_tick(conn)
                 for view in changed:
-                    self._events.sale(view["room_id"], f"sale.{view['state']}", view)
+                    self._events.sale(view["room_id"], sale_state_event(view["state"]), view)
             except Exception:
                 log.exception("sale clock tick failed")
             await asyncio.sleep(CLOCK_INTERVAL_S)

@@ -6,10 +6,9 @@ import html
 import re
 
 from aiohttp import web
-from sqlalchemy import select
 
+from livecommerce import accounts
 from livecommerce.appkeys import SESSION_FACTORY, SETTINGS
-from livecommerce.db.models import Room
 from livecommerce.errors import AppError
 from livecommerce.http import int_param
 from livecommerce.resources import web_root
@@ -40,7 +39,7 @@ async def _room_page(request: web.Request, name: str) -> web.Response:
     except AppError:
         raise web.HTTPNotFound() from None
     async with request.app[SESSION_FACTORY]() as session:
-        room = await session.scalar(select(Room).where(Room.id == room_id))
+        room = await accounts.find_room(session, room_id)
     if room is None:
         return _html(_fill(_page("missing"), {"room_id": str(room_id)}), status=404)
     settings = request.app[SETTINGS]
@@ -71,7 +70,7 @@ async def console(request: web.Request) -> web.Response:
 async def index(request: web.Request) -> web.Response:
     """Every room with links to its three pages."""
     async with request.app[SESSION_FACTORY]() as session:
-        rooms = (await session.scalars(select(Room).order_by(Room.id))).all()
+        rooms = await accounts.all_rooms(session)
     items = []
     for room in rooms:
         links = " ".join(

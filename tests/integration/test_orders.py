@@ -14,8 +14,7 @@ from helpers import start_server, wait_for
 from room_client import RoomClient
 from sqlalchemy import text
 
-from livecommerce.appkeys import ENGINE
-from livecommerce.commerce.appkeys import ORDERS
+from livecommerce.appkeys import COMMERCE, ENGINE
 from livecommerce.commerce.batching import Outcome, Tap
 from livecommerce.commerce.expiry import sweep_once
 from livecommerce.commerce.orders import autocommit
@@ -353,7 +352,7 @@ async def test_an_optimistic_batch_whose_sale_changed_writes_nothing_and_is_deci
 
     # the service decides the same taps again on what the sale now is; nothing is oversold
     async with autocommit(engine) as lane:
-        answers = await server.app[ORDERS]._decide_batch(sale_id, taps, lane)
+        answers = await server.app[COMMERCE].orders._decide_batch(sale_id, taps, lane)
     book = await ledger(dsn_of(database_url), sale_id)
     reserved = sum(answer.outcome is Outcome.RESERVED for answer in answers)
     assert book.answers == len(answers) == 3

@@ -172,18 +172,19 @@ async def test_late_success_takes_the_units_again_or_is_refunded_automatically(s
         for order in (kept, lost):
             await _expire(database_url, order["order_id"])
         await wait_for(lambda: _both_expired(database_url, kept, lost), message="both reservations to expire")
-        # someone else buys one of the two returned units
+        # someone else, watching the room, buys one of the two returned units
         [(_, t3)] = await guests(http, shop.url, 1)
-        status, _ = await call(
-            http,
-            "POST",
-            f"{shop.url}/api/orders",
-            t3,
-            {"sale_id": sale["sale_id"], "idempotency_key": new_key()},
-        )
-        assert status == 200
         watcher = await RoomClient.connect(shop.room_ws(world.room_id, t3))
         try:
+            await watcher.event("snapshot")
+            status, _ = await call(
+                http,
+                "POST",
+                f"{shop.url}/api/orders",
+                t3,
+                {"sale_id": sale["sale_id"], "idempotency_key": new_key()},
+            )
+            assert status == 200
             await watcher.event("stock", sale_id=sale["sale_id"], available=1)  # the purchase above
             await stripe.deliver(http, url, stripe.event("payment_intent.succeeded", p1["payment_intent"]))
             assert await _status(database_url, kept["order_id"]) == "paid"  # a unit was still there
