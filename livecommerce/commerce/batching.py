@@ -79,6 +79,17 @@ class BatchPlan:
     added_units: dict[int, int] = field(default_factory=dict)
     """Units each buyer reserves in this batch (the per-viewer ledger's increments)."""
 
+    def in_lock_order(self, taps: Sequence[Tap]) -> tuple[list[int], list[int]]:
+        """The rows a batch writes, in the one order every batch takes their locks: the taps that
+        record an answer (first occurrences of their keys) by (user id, key), and the buyers whose
+        holdings grow by user id. Two batches sharing keys then never wait for each other in a
+        cycle (a deadlock); the later one waits, then finds the key answered."""
+        firsts = sorted(
+            (i for i, first in enumerate(self.first_of) if first == i),
+            key=lambda i: (taps[i].user_id, taps[i].key),
+        )
+        return firsts, sorted(self.added_units)
+
     def reserved(self) -> list[int]:
         """Indexes of the taps that reserve units (first occurrences only)."""
         return [

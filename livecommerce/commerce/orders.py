@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from livecommerce.auth import Principal, authorize
@@ -19,14 +19,21 @@ from livecommerce.commerce.events import CommerceEvents
 from livecommerce.commerce.order_metrics import OrderMetrics
 from livecommerce.commerce.order_views import recent_orders
 from livecommerce.commerce.ownership import authorize_on
-from livecommerce.commerce.reservation import Answer, BatchResult, SaleChanged, reserve_batch, reserve_one
+from livecommerce.commerce.reservation import (
+    Answer,
+    BatchResult,
+    SaleChanged,
+    contended,
+    reserve_batch,
+    reserve_one,
+)
 from livecommerce.commerce.sales import SaleDirectory, SaleRef, read_sale, sale_view
 from livecommerce.errors import AppError
 from livecommerce.realtime.event_types import SALE_LIVE, SALE_SOLD_OUT
 
 MAX_QUANTITY = 100
 KEY_PATTERN = re.compile(r"[A-Za-z0-9._:-]{8,100}")
-KEY_CONFLICT_RETRIES = 3
+CONTENDED_TRIES = 5
 ROOM_ORDERS_LIMIT = 500
 ORDER_STATUSES = ("reserved", "paid", "expired", "cancelled", "refunded")
 OPTIMISTIC_TRIES = 2  # then the batch is decided under the sale's row lock, which always succeeds
@@ -176,13 +183,14 @@ class OrderService:
 
     async def _in_transaction(self, work: Callable[[AsyncConnection], Awaitable[BatchResult]]) -> BatchResult:
         """Run `work` in a transaction; a key answered by another transaction meanwhile makes it
-        run again (and replay that answer)."""
-        for attempt in range(KEY_CONFLICT_RETRIES):
+        run again (and replay that answer), and so does losing a deadlock to another node."""
+        for attempt in range(CONTENDED_TRIES):
             try:
                 async with self._engine.begin() as conn:
                     return await work(conn)
-            except IntegrityError:
-                if attempt == KEY_CONFLICT_RETRIES - 1:
+            except (IntegrityError, SaleChanged, DBAPIError) as exc:
+                contention = isinstance(exc, (IntegrityError, SaleChanged)) or contended(exc)
+                if not contention or attempt == CONTENDED_TRIES - 1:
                     raise
         raise AssertionError("unreachable")
 

@@ -145,7 +145,17 @@ class SaleChanged(Exception):
     """The sale changed between a batch's read and its write; deciding again sees the change."""
 
 
-SERIALIZATION_FAILURE = "40001"  # the SQLSTATE `livecommerce_require` raises
+CONTENTION_SQLSTATES = frozenset(
+    {
+        "40001",  # serialization_failure: what `livecommerce_require` raises
+        "40P01",  # deadlock_detected: PostgreSQL chose this statement to break a cycle of waits
+    }
+)
+
+
+def contended(exc: DBAPIError) -> bool:
+    """True when the statement lost to concurrent writers and deciding again will succeed."""
+    return getattr(exc.orig, "sqlstate", None) in CONTENTION_SQLSTATES
 
 
 async def reserve_batch(
@@ -192,10 +202,9 @@ async def reserve_batch(
     )
     plan = decide_batch(snapshot, fresh, held)
     orders: dict[tuple[int, str], dict[str, Any]] = {}
-    firsts = [i for i, first in enumerate(plan.first_of) if first == i]
+    firsts, buyers = plan.in_lock_order(fresh)
     sold_out = False
     if firsts:
-        buyers = list(plan.added_units)
         try:
             written = list(
                 await conn.execute(
@@ -226,7 +235,7 @@ async def reserve_batch(
                 )
             )
         except DBAPIError as exc:
-            if getattr(exc.orig, "sqlstate", None) == SERIALIZATION_FAILURE:
+            if contended(exc):
                 raise SaleChanged from exc
             raise
         sold_out = written[0].available_after == 0

@@ -13,6 +13,7 @@ from commerce_client import call, dsn_of, guests, ledger, new_key, start_sale
 from helpers import start_server, wait_for
 from room_client import RoomClient
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 
 from livecommerce.appkeys import COMMERCE, ENGINE
 from livecommerce.commerce.batching import Outcome, Tap
@@ -359,3 +360,43 @@ async def test_an_optimistic_batch_whose_sale_changed_writes_nothing_and_is_deci
     assert book.taken == reserved and book.available == after.available - reserved
     assert all(units <= 1 for units in book.ledger_per_user.values())
     assert reserved == reserved_after
+
+
+async def test_batches_writing_overlapping_keys_wait_for_each_other_instead_of_deadlocking(server):
+    """Two nodes' batches share keys, taken in opposite arrival orders: each writes its rows in key
+    order, so the later one waits for the earlier one (and is decided again) instead of both
+    holding a key the other needs."""
+    world = await server.seed(stock=50)
+    async with aiohttp.ClientSession() as http:
+        sale = await start_sale(
+            http,
+            server.url,
+            world.tokens["operator"],
+            room_id=world.room_id,
+            sku_id=world.sku_id,
+            allocated=10,
+        )
+        buyers = sorted(user_id for user_id, _ in await guests(http, server.url, 2))
+    low, high = Tap(buyers[0], new_key(), 1), Tap(buyers[1], new_key(), 1)
+    engine = server.app[ENGINE]
+
+    async def waiting_on_locks() -> int:
+        async with engine.connect() as conn:
+            return await conn.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+            )
+
+    async with engine.connect() as first, engine.connect() as second:
+        await first.begin()
+        await second.begin()
+        await reserve_batch(first, sale["sale_id"], [low], 600, locked=False)  # holds low's key
+        # the other node's batch got the same taps in the opposite order
+        other = asyncio.create_task(reserve_batch(second, sale["sale_id"], [high, low], 600, locked=False))
+        await wait_for(waiting_on_locks, message="the other batch to wait for the first one's key")
+        await reserve_batch(first, sale["sale_id"], [high], 600, locked=False)
+        await first.commit()
+        with pytest.raises(IntegrityError):  # the service decides such a batch again
+            await other
