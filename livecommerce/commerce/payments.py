@@ -42,10 +42,12 @@ ORDER_FOR_UPDATE = text(
     f"SELECT {ORDER_COLUMNS}, o.merchant_id, o.sale_id FROM orders o JOIN users u ON u.id = o.user_id "
     "WHERE o.id = :id FOR UPDATE OF o"
 )
-PAYMENT_OF_ORDER = text(
+PAYMENT_OF_ORDER_SQL = (
     "SELECT id, provider, provider_ref, status, amount_minor, currency FROM payments "
     "WHERE order_id = :order ORDER BY id DESC LIMIT 1"
 )
+PAYMENT_OF_ORDER = text(PAYMENT_OF_ORDER_SQL)
+PAYMENT_OF_ORDER_FOR_UPDATE = text(PAYMENT_OF_ORDER_SQL + " FOR UPDATE")
 
 
 @dataclass(slots=True)
@@ -340,30 +342,39 @@ class Payments:
         self._announce(applied)
 
     async def refund(self, who: Principal, order_id: int, reason: str) -> dict[str, Any]:
-        """An operator refunds a paid order in full."""
-        async with self._engine.connect() as conn:
+        """An operator refunds a paid order in full, once: concurrent refunds of one order wait
+        for each other on its payment's row lock, and all but the first find it refunded."""
+        async with self._sessions.begin() as session:
+            conn = await session.connection()
+            merchant_id = await conn.scalar(
+                text("SELECT merchant_id FROM orders WHERE id = :id"), {"id": order_id}
+            )
+            if merchant_id is None:
+                raise AppError("not_found", "no such order")
+            authorize(who, "order.manage", merchant_id)
+            # held until the refund is recorded, across the provider's call: an operator's action,
+            # rare, and the one way to make the check and the refund one step
+            payment = (await conn.execute(PAYMENT_OF_ORDER_FOR_UPDATE, {"order": order_id})).one_or_none()
             order = (
                 await conn.execute(
                     text("SELECT merchant_id, status FROM orders WHERE id = :id"), {"id": order_id}
                 )
-            ).one_or_none()
-            payment = (await conn.execute(PAYMENT_OF_ORDER, {"order": order_id})).one_or_none()
-        if order is None:
-            raise AppError("not_found", "no such order")
-        authorize(who, "order.manage", order.merchant_id)
-        if order.status != "paid" or payment is None:
-            raise AppError("not_refundable", f"only paid orders can be refunded; this one is {order.status}")
-        if payment.provider == STRIPE_PROVIDER:
-            try:
-                await self.stripe.v1.refunds.create_async(
-                    {"payment_intent": payment.provider_ref, "metadata": {"order_id": str(order_id)}},
-                    {"idempotency_key": f"order-{order_id}-refund"},
+            ).one()
+            if order.status != "paid" or payment is None:
+                raise AppError(
+                    "not_refundable", f"only paid orders can be refunded; this one is {order.status}"
                 )
-            except stripe.StripeError as exc:
-                log.warning("refund of order %s failed: %s", order_id, exc)
-                raise AppError("payment_provider_error", "the payment provider refused the refund") from None
-        async with self._sessions.begin() as session:
-            conn = await session.connection()
+            if payment.provider == STRIPE_PROVIDER:
+                try:
+                    await self.stripe.v1.refunds.create_async(
+                        {"payment_intent": payment.provider_ref, "metadata": {"order_id": str(order_id)}},
+                        {"idempotency_key": f"order-{order_id}-refund"},
+                    )
+                except stripe.StripeError as exc:
+                    log.warning("refund of order %s failed: %s", order_id, exc)
+                    raise AppError(
+                        "payment_provider_error", "the payment provider refused the refund"
+                    ) from None
             applied = await mark_refunded(conn, payment.id, payment.amount_minor)
             await audit(
                 session,

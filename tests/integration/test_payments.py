@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -302,3 +303,58 @@ async def test_test_mode_confirms_locally_and_is_labelled(server, database_url):
         assert status == 200 and answer["order"]["status"] == "refunded"
     book = await ledger(dsn_of(database_url), sale["sale_id"])
     assert (book.on_hand, book.taken, book.available) == (4, 1, 4)
+
+
+async def _concurrent_refunds(http, server, database_url, world, order_id: int, count: int = 12) -> None:
+    """`count` refunds of one paid order at once: one is made (and audited), the rest are refused."""
+    answers = await asyncio.gather(
+        *(
+            call(
+                http,
+                "POST",
+                f"{server.url}/api/orders/{order_id}/refund",
+                world.tokens["operator"],
+                {"reason": f"try {i}"},
+            )
+            for i in range(count)
+        )
+    )
+    statuses = sorted(status for status, _ in answers)
+    assert statuses == [200] + [409] * (count - 1), answers
+    assert {body["error"]["code"] for status, body in answers if status == 409} == {"not_refundable"}
+    conn = await asyncpg.connect(dsn_of(database_url))
+    try:
+        audited = await conn.fetchval(
+            "SELECT count(*) FROM audit_log WHERE action = 'order.refund' AND target_id = $1", str(order_id)
+        )
+    finally:
+        await conn.close()
+    assert audited == 1
+    assert await _status(database_url, order_id) == "refunded"
+
+
+async def test_concurrent_refunds_of_one_order_refund_it_once(server, database_url):
+    world = await server.seed(stock=5)
+    async with aiohttp.ClientSession() as http:
+        _, [(order, token)] = await _reserve(http, server, world)
+        await call(http, "POST", f"{server.url}/api/orders/{order['order_id']}/pay", token)
+        status, _ = await call(
+            http, "POST", f"{server.url}/api/orders/{order['order_id']}/test-confirm", token
+        )
+        assert status == 200
+        await _concurrent_refunds(http, server, database_url, world, order["order_id"])
+
+
+async def test_concurrent_stripe_refunds_of_one_order_refund_it_once(shop, stripe, database_url):
+    world = await shop.seed(stock=5)
+    async with aiohttp.ClientSession() as http:
+        _, [(order, token)] = await _reserve(http, shop, world)
+        _, started = await call(http, "POST", f"{shop.url}/api/orders/{order['order_id']}/pay", token)
+        await stripe.deliver(
+            http,
+            f"{shop.url}/api/payments/stripe/webhook",
+            stripe.event("payment_intent.succeeded", started["payment_intent"]),
+        )
+        assert await _status(database_url, order["order_id"]) == "paid"
+        await _concurrent_refunds(http, shop, database_url, world, order["order_id"])
+    assert len(stripe.refunds) == 1
