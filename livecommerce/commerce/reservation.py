@@ -107,6 +107,8 @@ BATCH_TAPS = (
     "unnest(CAST(:users AS bigint[]), CAST(:keys AS text[]), CAST(:qs AS int[]), CAST(:outcomes AS text[])) "
     "AS t(user_id, key, q, outcome)"
 )
+# Locks are taken in the order every path takes them: the sale row first (`take` is read first),
+# then the buyers' holdings and the answers, each in key order (`BatchPlan.in_lock_order`).
 WRITE_BATCH = text(
     "WITH ins AS (INSERT INTO orders (merchant_id, room_id, sale_id, sku_id, user_id, kind, status, quantity, "
     "unit_price_minor, amount_minor, currency, idempotency_key, reserved_until) "
@@ -119,8 +121,8 @@ WRITE_BATCH = text(
     f"held AS ({ledger.ADD_HELD}), "
     f"take AS ({ledger.TAKE_FROM_SALE}) "
     "SELECT c.available_after, o.idempotency_key AS tap_key, "
-    f"{ORDER_COLUMNS} FROM (SELECT livecommerce_require((SELECT count(*) FROM answers) = :answer_rows "
-    "AND (SELECT count(*) FROM held) = :held_rows AND (SELECT count(*) FROM take) = :take_rows, "
+    f"{ORDER_COLUMNS} FROM (SELECT livecommerce_require((SELECT count(*) FROM take) = :take_rows "
+    "AND (SELECT count(*) FROM held) = :held_rows AND (SELECT count(*) FROM answers) = :answer_rows, "
     "'the sale changed while the batch was decided') AS ok, (SELECT available FROM take) AS available_after) c "
     "LEFT JOIN ins o ON true LEFT JOIN users u ON u.id = o.user_id"
 )
