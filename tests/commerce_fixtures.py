@@ -42,10 +42,16 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 
 @pytest.fixture
 def sale_floor(http: aiohttp.ClientSession) -> OpenSale:
-    """`await sale_floor(server, stock=…, allocated=…, per_user_limit=…, buyers=…)`."""
+    """`await sale_floor(server, stock=…, allocated=…, per_user_limit=…, price=…, buyers=…)`."""
 
     async def open_sale(
-        server: LiveServer, *, stock: int, allocated: int, per_user_limit: int = 1, buyers: int = 0
+        server: LiveServer,
+        *,
+        stock: int,
+        allocated: int,
+        per_user_limit: int = 1,
+        price: int = 990,
+        buyers: int = 0,
     ) -> SaleFloor:
         world = await server.seed(stock=stock)
         sale = await start_sale(
@@ -56,6 +62,7 @@ def sale_floor(http: aiohttp.ClientSession) -> OpenSale:
             sku_id=world.sku_id,
             allocated=allocated,
             per_user_limit=per_user_limit,
+            price=price,
         )
         return SaleFloor(server, world, sale, await guests(http, server.url, buyers) if buyers else [])
 
