@@ -266,9 +266,7 @@ async def test_console_dashboard_follows_the_chosen_stream_with_viewers_and_csv(
         )
         current = StreamSession(room_id=world.room_id, node_id="n1", started_at=now - timedelta(minutes=10))
         session.add_all([earlier, current])
-    await record_viewers(
-        server.app[SESSION_FACTORY], {world.room_id: 50}, now - timedelta(hours=2, minutes=30)
-    )
+    await record_viewers(server.app[SESSION_FACTORY], {world.room_id: 50}, now - timedelta(hours=2, minutes=30))
     await record_viewers(server.app[SESSION_FACTORY], {world.room_id: 8}, now - timedelta(minutes=2))
 
     console = await people.staff(f"/console/{world.room_id}", world.logins["operator"], DESKTOP)
