@@ -1,4 +1,4 @@
-"""Merchants, users, rooms and stream keys: creation, sign-in and guest identities."""
+"""Merchants, users, rooms and stream keys: creation, lookups, sign-in and guest identities."""
 
 from __future__ import annotations
 
@@ -104,12 +104,12 @@ async def sign_in(session: AsyncSession, login: str, password: str) -> User:
     return user
 
 
-async def token_state(session: AsyncSession, user_id: int) -> tuple[int, bool] | None:
-    """The user's current token version and whether the account is disabled; None if gone."""
-    row = (
-        await session.execute(select(User.token_version, User.disabled).where(User.id == user_id))
-    ).one_or_none()
-    return None if row is None else (row.token_version, row.disabled)
+async def token_states(session: AsyncSession, user_ids: list[int]) -> dict[int, tuple[int, bool]]:
+    """Each user's current token version and whether the account is disabled (absent if gone)."""
+    rows = await session.execute(
+        select(User.id, User.token_version, User.disabled).where(User.id.in_(user_ids))
+    )
+    return {row.id: (row.token_version, row.disabled) for row in rows}
 
 
 async def revoke_tokens(session: AsyncSession, user_id: int) -> None:
@@ -134,6 +134,15 @@ async def create_room(
     except IntegrityError:
         raise AppError("already_exists", f"a room with slug {slug!r} exists") from None
     return room
+
+
+async def find_room(session: AsyncSession, room_id: int) -> Room | None:
+    return await session.get(Room, room_id)
+
+
+async def all_rooms(session: AsyncSession) -> list[Room]:
+    """Every room, oldest first."""
+    return list((await session.scalars(select(Room).order_by(Room.id))).all())
 
 
 async def create_stream_key(

@@ -13,7 +13,8 @@ from livecommerce.auth import Tokens
 from livecommerce.config import Settings
 from livecommerce.db.engine import Database
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the planes sit above this module: their types only, for type checkers
+    from livecommerce.commerce import Commerce
     from livecommerce.draws.service import DrawService
     from livecommerce.media.node import MediaNode
     from livecommerce.realtime.hub import Hub
@@ -24,7 +25,7 @@ ENGINE = web.AppKey("engine", AsyncEngine)
 SESSION_FACTORY = web.AppKey("sessions", async_sessionmaker[AsyncSession])
 TOKENS = web.AppKey("tokens", Tokens)
 METRICS = web.AppKey("metrics", CollectorRegistry)
-# the planes' types are above this layer: named for type checkers only
 HUB: web.AppKey[Hub] = web.AppKey("hub")
+COMMERCE: web.AppKey[Commerce] = web.AppKey("commerce")
 MEDIA: web.AppKey[MediaNode] = web.AppKey("media")
 DRAWS: web.AppKey[DrawService] = web.AppKey("draws")

@@ -1,1 +1,104 @@
-"""Commerce plane: catalog, inventory, flash sales, orders, payments and prize orders."""
+"""Commerce plane: catalog, inventory, flash sales, orders, payments and prize orders.
+
+`install` builds the plane's services, adds its HTTP routes and room commands, and runs its
+background loops (the sale clock, reservation expiry, refund retries) while the app runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from livecommerce.commerce import commands
+from livecommerce.commerce.api import CommerceApi
+from livecommerce.commerce.cards import Cards
+from livecommerce.commerce.catalog import Catalog
+from livecommerce.commerce.dashboard import Dashboard
+from livecommerce.commerce.events import CommerceEvents
+from livecommerce.commerce.expiry import ExpirySweeper
+from livecommerce.commerce.inventory import Inventory
+from livecommerce.commerce.order_metrics import OrderMetrics
+from livecommerce.commerce.orders import OrderService
+from livecommerce.commerce.payments import Payments
+from livecommerce.commerce.sale_service import SaleService
+from livecommerce.commerce.sales import SaleClock, SaleDirectory
+from livecommerce.config import Settings
+from livecommerce.db.engine import Database
+from livecommerce.realtime.hub import Hub
+
+
+@dataclass(frozen=True, slots=True)
+class Commerce:
+    """The plane's services, as `install` built them."""
+
+    events: CommerceEvents
+    orders: OrderService
+    payments: Payments
+    catalog: Catalog
+    inventory: Inventory
+    sales: SaleService
+    dashboard: Dashboard
+
+
+def install(
+    app: web.Application, settings: Settings, db: Database, hub: Hub, metrics: CollectorRegistry
+) -> Commerce:
+    """Build the services on `db`, publishing into rooms through `hub`; nothing connects until used."""
+    engine, sessions = db.engine, db.session_factory
+    events = CommerceEvents(engine, hub.publish)
+    directory = SaleDirectory(engine)
+    orders = OrderService(
+        engine,
+        sessions,
+        directory,
+        events,
+        ttl_s=settings.reservation_ttl_seconds,
+        batching=settings.order_batching,
+        window_s=settings.order_batch_window_ms / 1000,
+        metrics=OrderMetrics(metrics),
+    )
+    commerce = Commerce(
+        events=events,
+        orders=orders,
+        payments=Payments(settings, engine, sessions, orders),
+        catalog=Catalog(sessions, events),
+        inventory=Inventory(engine, sessions),
+        sales=SaleService(engine, sessions, directory, events),
+        dashboard=Dashboard(engine),
+    )
+    app.add_routes(
+        CommerceApi(
+            commerce.orders,
+            commerce.payments,
+            commerce.catalog,
+            commerce.inventory,
+            commerce.sales,
+            commerce.dashboard,
+        ).routes()
+    )
+    commands.register(hub, orders, commerce.sales)
+    Cards(sessions, events).register(hub)
+
+    async def running(app: web.Application) -> AsyncIterator[None]:
+        loops = [
+            asyncio.create_task(SaleClock(engine, events).run(), name="sale-clock"),
+            asyncio.create_task(ExpirySweeper(engine, orders).run(), name="reservation-expiry"),
+            asyncio.create_task(commerce.payments.run_refunds(), name="refund-retry"),
+        ]
+        yield
+        for task in loops:
+            task.cancel()
+        for task in loops:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await orders.close()
+        await events.close()
+        await commerce.payments.close()
+
+    app.cleanup_ctx.append(running)
+    return commerce

@@ -79,6 +79,17 @@ class BatchPlan:
     added_units: dict[int, int] = field(default_factory=dict)
     """Units each buyer reserves in this batch (the per-viewer ledger's increments)."""
 
+    def in_lock_order(self, taps: Sequence[Tap]) -> tuple[list[int], list[int]]:
+        """The rows a batch writes, in the one order every batch takes their locks: the taps that
+        record an answer (first occurrences of their keys) by (user id, key), and the buyers whose
+        holdings grow by user id. Two batches sharing keys then never wait for each other in a
+        cycle (a deadlock); the later one waits, then finds the key answered."""
+        firsts = sorted(
+            (i for i, first in enumerate(self.first_of) if first == i),
+            key=lambda i: (taps[i].user_id, taps[i].key),
+        )
+        return firsts, sorted(self.added_units)
+
     def reserved(self) -> list[int]:
         """Indexes of the taps that reserve units (first occurrences only)."""
         return [
@@ -126,14 +137,14 @@ def decide_batch(sale: SaleSnapshot, taps: Sequence[Tap], held: Mapping[int, int
 DecideFn = Callable[[int, list[Tap], Any], Awaitable[list[Any]]]
 """`decide(sale_id, taps, lane)`: one atomic decision on the lane, one answer per tap, in order."""
 OpenLane = Callable[[], AbstractAsyncContextManager[Any]]
-Deliver = Callable[[Any], None]
-"""Takes a tap's answer, or the exception its batch failed with."""
+OnAnswer = Callable[[Any], None]
+"""Takes a tap's answer, or the exception its batch failed with (the tap's one callback)."""
 
 
 @dataclass(slots=True)
 class _Queue:
     taps: list[Tap] = field(default_factory=list)
-    deliveries: list[Deliver] = field(default_factory=list)
+    on_answers: list[OnAnswer] = field(default_factory=list)
     runner: asyncio.Task[None] | None = None
 
 
@@ -166,14 +177,14 @@ class TapBatcher:
         self.batches = 0
         self.taps = 0
 
-    def enqueue(self, sale_id: int, tap: Tap, deliver: Deliver) -> None:
-        """Add a tap to its sale's next batch; `deliver` gets its answer (the storm's hot path:
+    def enqueue(self, sale_id: int, tap: Tap, on_answer: OnAnswer) -> None:
+        """Add a tap to its sale's next batch; `on_answer` gets its answer (the storm's hot path:
         no task or future per tap)."""
         queue = self._queues.get(sale_id)
         if queue is None:
             queue = self._queues[sale_id] = _Queue()
         queue.taps.append(tap)
-        queue.deliveries.append(deliver)
+        queue.on_answers.append(on_answer)
         if queue.runner is None:
             queue.runner = asyncio.create_task(self._run(sale_id, queue))
 
@@ -200,19 +211,19 @@ class TapBatcher:
                 try:
                     lane = await stack.enter_async_context(self._open_lane())
                 except Exception as exc:  # no connection: the next batch fails, as a failed decide would
-                    taps, deliveries = self._next_batch(queue)
-                    _deliver_all(deliveries, [exc] * len(taps))
+                    taps, on_answers = self._next_batch(queue)
+                    _answer_all(on_answers, [exc] * len(taps))
                     return
                 while queue.taps:
-                    taps, deliveries = self._next_batch(queue)
+                    taps, on_answers = self._next_batch(queue)
                     try:
                         answers = await self._decide(sale_id, taps, lane)
                     except Exception as exc:
-                        _deliver_all(deliveries, [exc] * len(taps))
+                        _answer_all(on_answers, [exc] * len(taps))
                         break
                     # Answer after the next batch has started: its first round trip to the
                     # database overlaps with writing these answers.
-                    asyncio.get_running_loop().call_soon(_deliver_all, deliveries, answers)
+                    asyncio.get_running_loop().call_soon(_answer_all, on_answers, answers)
         finally:
             queue.runner = None
             if not queue.taps:
@@ -220,12 +231,12 @@ class TapBatcher:
             else:
                 queue.runner = asyncio.create_task(self._run(sale_id, queue))
 
-    def _next_batch(self, queue: _Queue) -> tuple[list[Tap], list[Deliver]]:
-        taps, deliveries = queue.taps[: self._max_batch], queue.deliveries[: self._max_batch]
-        del queue.taps[: self._max_batch], queue.deliveries[: self._max_batch]
+    def _next_batch(self, queue: _Queue) -> tuple[list[Tap], list[OnAnswer]]:
+        taps, on_answers = queue.taps[: self._max_batch], queue.on_answers[: self._max_batch]
+        del queue.taps[: self._max_batch], queue.on_answers[: self._max_batch]
         self.batches += 1
         self.taps += len(taps)
-        return taps, deliveries
+        return taps, on_answers
 
     async def close(self) -> None:
         for queue in list(self._queues.values()):
@@ -233,9 +244,9 @@ class TapBatcher:
                 await asyncio.gather(queue.runner, return_exceptions=True)
 
 
-def _deliver_all(deliveries: list[Deliver], answers: list[Any]) -> None:
-    for deliver, answer in zip(deliveries, answers, strict=True):
+def _answer_all(on_answers: list[OnAnswer], answers: list[Any]) -> None:
+    for on_answer, answer in zip(on_answers, answers, strict=True):
         try:
-            deliver(answer)
+            on_answer(answer)
         except Exception:
             log.exception("delivering a tap's answer failed")

@@ -7,13 +7,15 @@ from typing import Any
 
 from pydantic import BaseModel
 from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from livecommerce.appkeys import SESSION_FACTORY
 from livecommerce.auth import Principal, audit, authorize
 from livecommerce.commerce.catalog import product_card
+from livecommerce.commerce.events import CommerceEvents
 from livecommerce.db.models import Product, Room
 from livecommerce.errors import AppError
 from livecommerce.http import Id, parse
+from livecommerce.realtime.event_types import CARD_PINNED, CARD_UNPINNED
 from livecommerce.realtime.hub import CommandContext, Hub
 
 
@@ -21,58 +23,65 @@ class PinCard(BaseModel):
     product_id: Id
 
 
-async def pin(ctx: CommandContext, data: dict[str, Any]) -> dict[str, Any]:
-    authorize(ctx.principal, "card.pin", ctx.merchant_id)
-    body = parse(PinCard, data)
-    async with ctx.app[SESSION_FACTORY].begin() as session:
-        merchant_id = await session.scalar(select(Product.merchant_id).where(Product.id == body.product_id))
-        if merchant_id != ctx.merchant_id:
-            raise AppError("not_found", f"product {body.product_id} is not in this shop")
-        await session.execute(
-            update(Room)
-            .where(Room.id == ctx.room_id)
-            .values(pinned_product_id=body.product_id, pinned_at=datetime.now(UTC))
-        )
-        await audit(
-            session,
-            ctx.principal,
-            "card.pin",
-            merchant_id=ctx.merchant_id,
-            room_id=ctx.room_id,
-            target_type="product",
-            target_id=body.product_id,
-        )
-        card = await product_card(session, body.product_id)
-    await ctx.hub.publish(ctx.room_id, "card.pinned", {"card": card})
-    return {"card": card}
+class Cards:
+    """Pins and unpins a room's product card (audited) and announces it to the room."""
 
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], events: CommerceEvents) -> None:
+        self._sessions = sessions
+        self._events = events
 
-async def unpin(ctx: CommandContext, data: dict[str, Any]) -> dict[str, Any]:
-    authorize(ctx.principal, "card.pin", ctx.merchant_id)
-    async with ctx.app[SESSION_FACTORY].begin() as session:
-        previous = await session.scalar(select(Room.pinned_product_id).where(Room.id == ctx.room_id))
-        await session.execute(
-            update(Room).where(Room.id == ctx.room_id).values(pinned_product_id=None, pinned_at=None)
-        )
-        await audit(
-            session,
-            ctx.principal,
-            "card.unpin",
-            merchant_id=ctx.merchant_id,
-            room_id=ctx.room_id,
-            target_type="product",
-            target_id=previous or "",
-        )
-    await ctx.hub.publish(ctx.room_id, "card.unpinned", {"product_id": previous})
-    return {"product_id": previous}
+    async def pin(self, ctx: CommandContext, data: dict[str, Any]) -> dict[str, Any]:
+        authorize(ctx.principal, "card.pin", ctx.merchant_id)
+        body = parse(PinCard, data)
+        async with self._sessions.begin() as session:
+            merchant_id = await session.scalar(
+                select(Product.merchant_id).where(Product.id == body.product_id)
+            )
+            if merchant_id != ctx.merchant_id:
+                raise AppError("not_found", f"product {body.product_id} is not in this shop")
+            await session.execute(
+                update(Room)
+                .where(Room.id == ctx.room_id)
+                .values(pinned_product_id=body.product_id, pinned_at=datetime.now(UTC))
+            )
+            await audit(
+                session,
+                ctx.principal,
+                "card.pin",
+                merchant_id=ctx.merchant_id,
+                room_id=ctx.room_id,
+                target_type="product",
+                target_id=body.product_id,
+            )
+            card = await product_card(session, body.product_id)
+        await self._events.publish(ctx.room_id, CARD_PINNED, {"card": card})
+        return {"card": card}
 
+    async def unpin(self, ctx: CommandContext, data: dict[str, Any]) -> dict[str, Any]:
+        authorize(ctx.principal, "card.pin", ctx.merchant_id)
+        async with self._sessions.begin() as session:
+            previous = await session.scalar(select(Room.pinned_product_id).where(Room.id == ctx.room_id))
+            await session.execute(
+                update(Room).where(Room.id == ctx.room_id).values(pinned_product_id=None, pinned_at=None)
+            )
+            await audit(
+                session,
+                ctx.principal,
+                "card.unpin",
+                merchant_id=ctx.merchant_id,
+                room_id=ctx.room_id,
+                target_type="product",
+                target_id=previous or "",
+            )
+        await self._events.publish(ctx.room_id, CARD_UNPINNED, {"product_id": previous})
+        return {"product_id": previous}
 
-def register(hub: Hub) -> None:
-    async def pinned_card(room_id: int, principal: Principal) -> dict[str, Any] | None:
-        async with hub.app[SESSION_FACTORY]() as session:
+    async def pinned_card(self, room_id: int, principal: Principal) -> dict[str, Any] | None:
+        async with self._sessions() as session:
             product_id = await session.scalar(select(Room.pinned_product_id).where(Room.id == room_id))
             return await product_card(session, product_id) if product_id else None
 
-    hub.command("card.pin", pin)
-    hub.command("card.unpin", unpin)
-    hub.snapshot_provider("card", pinned_card)
+    def register(self, hub: Hub) -> None:
+        hub.command("card.pin", self.pin)
+        hub.command("card.unpin", self.unpin)
+        hub.snapshot_provider("card", self.pinned_card)

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from livecommerce.auth import Principal
+from livecommerce.commerce.ownership import authorize_on
 from livecommerce.errors import AppError
 
 PER_PRODUCT = text(
@@ -179,3 +181,36 @@ def series_csv(dashboard: dict[str, Any]) -> str:
     for row in rows:
         writer.writerow({key: row[key] for key in CSV_FIELDS})
     return out.getvalue()
+
+
+class Dashboard:
+    """The room's sales figures and stream sessions, for the merchant's staff."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def streams(self, who: Principal, room_id: int) -> list[dict[str, Any]]:
+        async with self._engine.connect() as conn:
+            await authorize_on(conn, who, "sales.read", "rooms", room_id)
+            return await room_streams(conn, room_id)
+
+    async def figures(
+        self,
+        who: Principal,
+        room_id: int,
+        *,
+        bucket_s: int,
+        stream: int | None,
+        since: datetime | None,
+        until: datetime | None,
+    ) -> dict[str, Any]:
+        """The figures of one stream of the room, or of a time window (by default the last day)."""
+        async with self._engine.connect() as conn:
+            await authorize_on(conn, who, "sales.read", "rooms", room_id)
+            if stream is not None:
+                since, until = await stream_window(conn, room_id, stream)
+            else:
+                now = datetime.now(UTC)
+                since = since or now - timedelta(days=1)
+                until = until or now + timedelta(seconds=1)
+            return await room_dashboard(conn, room_id, since=since, until=until, bucket_s=bucket_s)

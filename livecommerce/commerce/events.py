@@ -20,6 +20,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from livecommerce.commerce.lookups import SharedLookup
+from livecommerce.realtime.event_types import ORDER_FEED, ORDER_UPDATED, STOCK
 
 log = logging.getLogger(__name__)
 
@@ -95,17 +96,16 @@ STOCK_OF_SALE = text(
 class CommerceEvents:
     """Room events of the commerce plane, sent in the background so answers never wait on them."""
 
-    def __init__(self, engine: AsyncEngine, *, stock_interval: float = STOCK_INTERVAL_S) -> None:
+    def __init__(
+        self, engine: AsyncEngine, publish: Publish, *, stock_interval: float = STOCK_INTERVAL_S
+    ) -> None:
+        """`publish` is the room hub's publish."""
         self._engine = engine
-        self._publish: Publish | None = None
+        self._publish = publish
         self.throttle = StockThrottle(stock_interval)
         self._stock_sent = HighestVersion()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._staff: SharedLookup[int, list[int]] = SharedLookup(self._load_staff, ttl_s=STAFF_CACHE_S)
-
-    def attach(self, publish: Publish) -> None:
-        """Connect to the room hub's publish (done at start-up, once the hub exists)."""
-        self._publish = publish
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.create_task(coro)
@@ -118,8 +118,7 @@ class CommerceEvents:
             log.error("commerce event failed", exc_info=task.exception())
 
     async def publish(self, room_id: int, type_: str, data: Any, *, to_user: int | None = None) -> None:
-        if self._publish is not None:
-            await self._publish(room_id, type_, data, kind="commerce", to_user=to_user)
+        await self._publish(room_id, type_, data, kind="commerce", to_user=to_user)
 
     def sale(self, room_id: int, type_: str, view: dict[str, Any]) -> None:
         """`sale.scheduled|live|sold_out|ended|restocked|repriced` with the sale's view."""
@@ -135,11 +134,11 @@ class CommerceEvents:
 
     async def _announce_orders(self, orders: list[dict[str, Any]]) -> None:
         for order in orders:
-            await self.publish(order["room_id"], "order.updated", order, to_user=order["user_id"])
+            await self.publish(order["room_id"], ORDER_UPDATED, order, to_user=order["user_id"])
             # The feed is private to each of the merchant's staff accounts present in the room.
             feed = {key: order[key] for key in FEED_FIELDS}
             for user_id in await self._staff.get(order["room_id"]):
-                await self.publish(order["room_id"], "order.feed", feed, to_user=user_id)
+                await self.publish(order["room_id"], ORDER_FEED, feed, to_user=user_id)
 
     async def _load_staff(self, room_id: int) -> list[int]:
         async with self._engine.connect() as conn:
@@ -178,7 +177,7 @@ class CommerceEvents:
                 "state": row.state,
                 "version": row.stock_version,
             }
-            await self.publish(row.room_id, "stock", data)
+            await self.publish(row.room_id, STOCK, data)
 
     async def close(self) -> None:
         for task in list(self._tasks):

@@ -13,7 +13,8 @@ import logging
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from livecommerce.commerce.orders import Closed, OrderService, close_orders
+from livecommerce.commerce.closing import Closed, close_orders
+from livecommerce.commerce.orders import OrderService
 
 log = logging.getLogger(__name__)
 

@@ -26,8 +26,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from livecommerce.auth import Principal, audit, authorize
-from livecommerce.commerce import inventory
-from livecommerce.commerce.orders import ORDER_COLUMNS, OrderService, close_orders, order_view
+from livecommerce.commerce import ledger
+from livecommerce.commerce.closing import close_orders
+from livecommerce.commerce.order_views import ORDER_COLUMNS, read_order
+from livecommerce.commerce.orders import OrderService
 from livecommerce.config import Settings
 from livecommerce.errors import AppError
 from livecommerce.http import parse
@@ -44,10 +46,12 @@ ORDER_FOR_UPDATE = text(
     f"SELECT {ORDER_COLUMNS}, o.merchant_id, o.sale_id FROM orders o JOIN users u ON u.id = o.user_id "
     "WHERE o.id = :id FOR UPDATE OF o"
 )
-PAYMENT_OF_ORDER = text(
+PAYMENT_OF_ORDER_SQL = (
     "SELECT id, provider, provider_ref, status, amount_minor, currency FROM payments "
     "WHERE order_id = :order ORDER BY id DESC LIMIT 1"
 )
+PAYMENT_OF_ORDER = text(PAYMENT_OF_ORDER_SQL)
+PAYMENT_OF_ORDER_FOR_UPDATE = text(PAYMENT_OF_ORDER_SQL + " FOR UPDATE")
 
 
 class EventObject(BaseModel):
@@ -101,26 +105,13 @@ class Applied:
 
 async def _retake_units(conn: AsyncConnection, order: Any) -> bool:
     """A late payment's units: from its sale if still open and stocked, else from free stock."""
-    if order.sale_id is not None:
-        taken = await conn.execute(
-            text(
-                "UPDATE flash_sales SET available = available - :q, stock_version = stock_version + 1, "
-                "state = CASE WHEN available = :q THEN 'sold_out'::sale_state ELSE state END "
-                "WHERE id = :id AND state <> 'ended' AND available >= :q"
-            ),
-            {"id": order.sale_id, "q": order.quantity},
-        )
-        if taken.rowcount == 1:
-            await conn.execute(
-                text(
-                    "INSERT INTO sale_buyers (sale_id, user_id, units) VALUES (:sale, :user, :q) "
-                    "ON CONFLICT (sale_id, user_id) DO UPDATE SET units = sale_buyers.units + excluded.units"
-                ),
-                {"sale": order.sale_id, "user": order.user_id, "q": order.quantity},
-            )
-            await inventory.sell(conn, order.sku_id, order.quantity)
-            return True
-    return await inventory.sell_free(conn, order.sku_id, order.quantity)
+    if order.sale_id is not None and (
+        await ledger.take_from_sale(conn, order.sale_id, order.quantity, for_taps=False) is not None
+    ):
+        await ledger.add_held(conn, order.sale_id, {order.user_id: order.quantity}, limit=None)
+        await ledger.sell(conn, order.sku_id, order.quantity)
+        return True
+    return await ledger.sell_free(conn, order.sku_id, order.quantity)
 
 
 async def mark_paid(conn: AsyncConnection, order_id: int, payment_id: int) -> Applied:
@@ -132,7 +123,7 @@ async def mark_paid(conn: AsyncConnection, order_id: int, payment_id: int) -> Ap
     if status in ("paid", "refunded"):
         return Applied([])
     if status == "reserved":
-        await inventory.sell(conn, order.sku_id, order.quantity)
+        await ledger.sell(conn, order.sku_id, order.quantity)
     elif not await _retake_units(conn, order):
         await conn.execute(
             text("UPDATE payments SET status = 'refund_due', updated_at = now() WHERE id = :id"),
@@ -147,7 +138,7 @@ async def mark_paid(conn: AsyncConnection, order_id: int, payment_id: int) -> Ap
         text("UPDATE payments SET status = 'succeeded', updated_at = now() WHERE id = :id"),
         {"id": payment_id},
     )
-    return Applied([await _order(conn, order_id)])
+    return Applied([await read_order(conn, order_id)])
 
 
 async def mark_refunded(conn: AsyncConnection, payment_id: int, amount_refunded: int) -> Applied:
@@ -176,17 +167,7 @@ async def mark_refunded(conn: AsyncConnection, payment_id: int, amount_refunded:
         await conn.execute(
             text("UPDATE orders SET status = 'refunded', closed_at = now() WHERE id = :id"), {"id": order.id}
         )
-    return Applied([await _order(conn, order.id)])
-
-
-async def _order(conn: AsyncConnection, order_id: int) -> dict[str, Any]:
-    row = (
-        await conn.execute(
-            text(f"SELECT {ORDER_COLUMNS} FROM orders o JOIN users u ON u.id = o.user_id WHERE o.id = :id"),
-            {"id": order_id},
-        )
-    ).one()
-    return order_view(row)
+    return Applied([await read_order(conn, order.id)])
 
 
 class Payments:
@@ -303,7 +284,7 @@ class Payments:
             if owner != who.user_id or payment is None or payment.provider != TEST_PROVIDER:
                 raise AppError("not_found", "no test payment started for this order")
             applied = await mark_paid(conn, order_id, payment.id)
-            order = await _order(conn, order_id)
+            order = await read_order(conn, order_id)
         if order["status"] != "paid":
             raise AppError("not_payable", f"the order is {order['status']}")
         self._announce(applied)
@@ -404,30 +385,39 @@ class Payments:
         self._announce(applied)
 
     async def refund(self, who: Principal, order_id: int, reason: str) -> dict[str, Any]:
-        """An operator refunds a paid order in full."""
-        async with self._engine.connect() as conn:
+        """An operator refunds a paid order in full, once: concurrent refunds of one order wait
+        for each other on its payment's row lock, and all but the first find it refunded."""
+        async with self._sessions.begin() as session:
+            conn = await session.connection()
+            merchant_id = await conn.scalar(
+                text("SELECT merchant_id FROM orders WHERE id = :id"), {"id": order_id}
+            )
+            if merchant_id is None:
+                raise AppError("not_found", "no such order")
+            authorize(who, "order.manage", merchant_id)
+            # held until the refund is recorded, across the provider's call: an operator's action,
+            # rare, and the one way to make the check and the refund one step
+            payment = (await conn.execute(PAYMENT_OF_ORDER_FOR_UPDATE, {"order": order_id})).one_or_none()
             order = (
                 await conn.execute(
                     text("SELECT merchant_id, status FROM orders WHERE id = :id"), {"id": order_id}
                 )
-            ).one_or_none()
-            payment = (await conn.execute(PAYMENT_OF_ORDER, {"order": order_id})).one_or_none()
-        if order is None:
-            raise AppError("not_found", "no such order")
-        authorize(who, "order.manage", order.merchant_id)
-        if order.status != "paid" or payment is None:
-            raise AppError("not_refundable", f"only paid orders can be refunded; this one is {order.status}")
-        if payment.provider == STRIPE_PROVIDER:
-            try:
-                await self.stripe.v1.refunds.create_async(
-                    {"payment_intent": payment.provider_ref, "metadata": {"order_id": str(order_id)}},
-                    {"idempotency_key": f"order-{order_id}-refund"},
+            ).one()
+            if order.status != "paid" or payment is None:
+                raise AppError(
+                    "not_refundable", f"only paid orders can be refunded; this one is {order.status}"
                 )
-            except stripe.StripeError as exc:
-                log.warning("refund of order %s failed: %s", order_id, exc)
-                raise AppError("payment_provider_error", "the payment provider refused the refund") from None
-        async with self._sessions.begin() as session:
-            conn = await session.connection()
+            if payment.provider == STRIPE_PROVIDER:
+                try:
+                    await self.stripe.v1.refunds.create_async(
+                        {"payment_intent": payment.provider_ref, "metadata": {"order_id": str(order_id)}},
+                        {"idempotency_key": f"order-{order_id}-refund"},
+                    )
+                except stripe.StripeError as exc:
+                    log.warning("refund of order %s failed: %s", order_id, exc)
+                    raise AppError(
+                        "payment_provider_error", "the payment provider refused the refund"
+                    ) from None
             applied = await mark_refunded(conn, payment.id, payment.amount_minor)
             await audit(
                 session,
@@ -442,7 +432,7 @@ class Payments:
                     "provider": payment.provider,
                 },
             )
-            view = await _order(conn, order_id)
+            view = await read_order(conn, order_id)
         self._announce(applied)
         return view
 

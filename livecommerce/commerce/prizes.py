@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from livecommerce.commerce import inventory
+from livecommerce.commerce import ledger
 from livecommerce.db.models import Order, OrderKind, OrderStatus, Sku
 from livecommerce.errors import AppError
 
@@ -54,7 +54,7 @@ async def create_prize_order(
     if existing is not None:
         return existing
     sku = await session.get(Sku, sku_id)
-    if sku is None or not await inventory.sell_free(session, sku_id, 1):
+    if sku is None or not await ledger.sell_free(session, sku_id, 1):
         raise AppError("sold_out", "the prize is out of stock; the shop will contact you")
     order = Order(
         merchant_id=sku.merchant_id,

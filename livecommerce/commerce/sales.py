@@ -1,7 +1,7 @@
 """Flash sales: creation, live restock and reprice, ending, the clock that starts and ends them.
 
 States: scheduled → live → sold_out ⇄ live (units come back or are restocked) → ended. A sale
-holds its whole allocation on the SKU (see inventory) until it ends; ending gives the units
+holds its whole allocation on the SKU (see ledger) until it ends; ending gives the units
 still for sale back to the SKU. State changes are single conditional UPDATEs, so any number of
 nodes can run the clock and each change is made (and announced) exactly once.
 """
@@ -20,10 +20,11 @@ from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
-from livecommerce.commerce import inventory
+from livecommerce.commerce import ledger
 from livecommerce.commerce.events import CommerceEvents
 from livecommerce.commerce.lookups import SharedLookup
 from livecommerce.errors import AppError
+from livecommerce.realtime.event_types import sale_state_event
 
 log = logging.getLogger(__name__)
 
@@ -189,7 +190,7 @@ async def create_sale(
         raise AppError("not_found", "no such SKU or room")
     if sku.merchant_id != sku.room_merchant:
         raise AppError("invalid", "the SKU belongs to another merchant")
-    if not await inventory.hold(conn, sku_id, allocated):
+    if not await ledger.hold(conn, sku_id, allocated):
         raise AppError("insufficient_stock", f"the SKU has fewer than {allocated} free units")
     try:
         async with conn.begin_nested():
@@ -230,22 +231,13 @@ async def restock(
     Returns the sale's view and whether it reopened. The sale row is locked before the SKU,
     the same order every other path takes.
     """
-    row = (
-        await conn.execute(
-            text(
-                "UPDATE flash_sales SET allocated = allocated + :n, available = available + :n, "
-                "stock_version = stock_version + 1, "
-                "state = CASE WHEN state = 'sold_out' THEN 'live'::sale_state ELSE state END "
-                "WHERE id = :id AND state <> 'ended' RETURNING sku_id, available"
-            ),
-            {"id": sale_id, "n": units},
-        )
-    ).one_or_none()
-    if row is None:
+    rows = await ledger.put_back(conn, {sale_id: units}, allocate=True)
+    if not rows:
         raise AppError("ended", "the sale has ended; start a new one")
+    row = rows[0]
     if receive:
-        await inventory.receive(conn, row.sku_id, units)
-    if not await inventory.hold(conn, row.sku_id, units):
+        await ledger.receive(conn, row.sku_id, units)
+    if not await ledger.hold(conn, row.sku_id, units):
         raise AppError("insufficient_stock", f"the SKU has fewer than {units} free units")
     view = sale_view(await read_sale(conn, sale_id))  # type: ignore[arg-type]
     return view, view["state"] == "live" and row.available == units
@@ -254,10 +246,7 @@ async def restock(
 async def reprice(conn: AsyncConnection, sale_id: int, sale_price_minor: int) -> dict[str, Any]:
     """Change the price for taps from now on; reserved orders keep the price they were given."""
     result = await conn.execute(
-        text(
-            "UPDATE flash_sales SET sale_price_minor = :p, stock_version = stock_version + 1 "
-            "WHERE id = :id AND state <> 'ended'"
-        ),
+        text("UPDATE flash_sales SET sale_price_minor = :p WHERE id = :id AND state <> 'ended'"),
         {"id": sale_id, "p": sale_price_minor},
     )
     if result.rowcount != 1:
@@ -266,7 +255,7 @@ async def reprice(conn: AsyncConnection, sale_id: int, sale_price_minor: int) ->
 
 
 END_SALES = (
-    "UPDATE flash_sales SET state = 'ended', ended_at = now(), stock_version = stock_version + 1 "
+    "UPDATE flash_sales SET state = 'ended', ended_at = now() "
     "WHERE {where} AND state <> 'ended' "
     "RETURNING id, sku_id, available"
 )
@@ -275,7 +264,7 @@ END_SALES = (
 async def _ended(conn: AsyncConnection, rows: list[Row[Any]]) -> list[dict[str, Any]]:
     views = []
     for row in rows:
-        await inventory.release(conn, row.sku_id, row.available)
+        await ledger.release(conn, row.sku_id, row.available)
         views.append(sale_view(await read_sale(conn, row.id)))  # type: ignore[arg-type]
     return views
 
@@ -292,8 +281,7 @@ async def clock_tick(conn: AsyncConnection) -> list[dict[str, Any]]:
     """Start sales whose time has come and end those whose time is up; return what changed."""
     started = await conn.execute(
         text(
-            "UPDATE flash_sales SET state = 'live', stock_version = stock_version + 1 "
-            "WHERE state = 'scheduled' AND starts_at <= now() RETURNING id"
+            "UPDATE flash_sales SET state = 'live' WHERE state = 'scheduled' AND starts_at <= now() RETURNING id"
         )
     )
     views = [sale_view(await read_sale(conn, sale_id)) for (sale_id,) in list(started)]  # type: ignore[arg-type]
@@ -314,7 +302,7 @@ class SaleClock:
                 async with self._engine.begin() as conn:
                     changed = await clock_tick(conn)
                 for view in changed:
-                    self._events.sale(view["room_id"], f"sale.{view['state']}", view)
+                    self._events.sale(view["room_id"], sale_state_event(view["state"]), view)
             except Exception:
                 log.exception("sale clock tick failed")
             await asyncio.sleep(CLOCK_INTERVAL_S)

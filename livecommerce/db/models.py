@@ -228,8 +228,8 @@ class FlashSale(Base):
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = _created()
     ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    # raised by every UPDATE of the row, in that same statement: a newer view of the sale always
-    # carries a higher version, and rooms keep the highest they have seen
+    # raised by a trigger (migration 0002) in every statement that changes what clients see of
+    # the sale: a newer view always carries a higher version, and rooms keep the highest seen
     stock_version: Mapped[int] = mapped_column(BigInteger, server_default="0")
     __table_args__ = (
         CheckConstraint("available >= 0 AND available <= allocated", name="available_within_allocated"),

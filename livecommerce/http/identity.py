@@ -9,6 +9,7 @@ socket's handshake).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
@@ -26,30 +27,66 @@ _CALLER = web.RequestKey("caller", object)  # a Principal, the AppError its toke
 
 
 class Revocations:
-    """Which users' tokens are still good: their token version and disabled flag, cached briefly."""
+    """Which users' tokens are still good: their token version and disabled flag, cached briefly.
 
-    def __init__(self, ttl: float = REVOCATION_CACHE_SECONDS) -> None:
+    Lookups that arrive together share one query, with at most one in flight: a crowd whose
+    taps open a flash sale costs a round trip or two, not one per buyer.
+    """
+
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], ttl: float = REVOCATION_CACHE_SECONDS
+    ) -> None:
         self.ttl = ttl
+        self._sessions = sessions
         self._states: dict[int, tuple[float, tuple[int, bool] | None]] = {}
+        self._waiting: dict[int, asyncio.Future[tuple[int, bool] | None]] = {}
+        self._reader: asyncio.Task[None] | None = None
 
-    async def check(self, factory: async_sessionmaker[AsyncSession], principal: Principal) -> None:
+    async def check(self, principal: Principal) -> None:
         """Raise `invalid_token` when the principal's token was revoked or its account disabled."""
-        now = time.monotonic()
         cached = self._states.get(principal.user_id)
-        if cached is None or cached[0] < now:
-            async with factory() as session:
-                state = await accounts.token_state(session, principal.user_id)
-            if len(self._states) > 100_000:
-                self._states = {k: v for k, v in self._states.items() if v[0] >= now}
-            self._states[principal.user_id] = (now + self.ttl, state)
-        else:
+        if cached is not None and cached[0] >= time.monotonic():
             state = cached[1]
+        else:
+            state = await self._lookup(principal.user_id)
         if state is None or state[1] or state[0] != principal.token_version:
             raise AppError("invalid_token", "this session has ended; sign in again")
 
     def forget(self, user_id: int) -> None:
         """Drop the cached state after a change made on this node, so it counts here at once."""
         self._states.pop(user_id, None)
+
+    def _lookup(self, user_id: int) -> asyncio.Future[tuple[int, bool] | None]:
+        future = self._waiting.get(user_id)
+        if future is None:
+            future = self._waiting[user_id] = asyncio.get_running_loop().create_future()
+            if self._reader is None:
+                self._reader = asyncio.create_task(self._read_waiting(), name="token-states")
+        return future
+
+    async def _read_waiting(self) -> None:
+        try:
+            while self._waiting:
+                await asyncio.sleep(0)  # let the requests already read join this query
+                waiting, self._waiting = self._waiting, {}
+                try:
+                    async with self._sessions() as session:
+                        states = await accounts.token_states(session, list(waiting))
+                except Exception as exc:
+                    for future in waiting.values():
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                now = time.monotonic()
+                if len(self._states) > 100_000:
+                    self._states = {k: v for k, v in self._states.items() if v[0] >= now}
+                for user_id, future in waiting.items():
+                    state = states.get(user_id)
+                    self._states[user_id] = (now + self.ttl, state)
+                    if not future.done():
+                        future.set_result(state)
+        finally:
+            self._reader = None
 
 
 def bearer_token(request: web.Request) -> str | None:
@@ -78,7 +115,7 @@ class Identity:
         self.settings = settings
         self.tokens = tokens
         self.sessions = sessions
-        self.revocations = Revocations()
+        self.revocations = Revocations(sessions)
 
     def trusted_origin(self, request: web.Request) -> bool:
         """False when a browser says the request comes from a page of an origin this server does
@@ -100,7 +137,7 @@ class Identity:
 
     async def confirm(self, who: Principal) -> None:
         """Raise `invalid_token` if the principal's token was revoked since it was checked."""
-        await self.revocations.check(self.sessions, who)
+        await self.revocations.check(who)
 
     @web.middleware
     async def middleware(

@@ -7,11 +7,10 @@ import re
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from livecommerce import accounts
 from livecommerce.config import Settings
-from livecommerce.db.models import Room
 from livecommerce.errors import AppError
 from livecommerce.http import int_param
 from livecommerce.resources import web_root
@@ -42,7 +41,7 @@ async def _room_page(
     except AppError:
         raise web.HTTPNotFound() from None
     async with sessions() as session:
-        room = await session.scalar(select(Room).where(Room.id == room_id))
+        room = await accounts.find_room(session, room_id)
     if room is None:
         return _html(_fill(_page("missing"), {"room_id": str(room_id)}), status=404)
     values = {
@@ -56,7 +55,7 @@ async def _room_page(
 async def _index(request: web.Request, sessions: async_sessionmaker[AsyncSession]) -> web.Response:
     """Every room with links to its three pages."""
     async with sessions() as session:
-        rooms = (await session.scalars(select(Room).order_by(Room.id))).all()
+        rooms = await accounts.all_rooms(session)
     items = []
     for room in rooms:
         links = " ".join(

@@ -278,64 +278,49 @@ async def test_operator_api_is_role_checked_and_audited(server, database_url):
     assert {"sku.stock", "sale.create", "product.create", "sku.create"} <= actions
 
 
-async def test_restock_reopens_a_sold_out_sale_and_everyone_sees_it(server, database_url):
-    world = await server.seed(stock=10)
-    async with aiohttp.ClientSession() as http:
-        sale = await start_sale(
-            http,
-            server.url,
-            world.tokens["operator"],
-            room_id=world.room_id,
-            sku_id=world.sku_id,
-            allocated=1,
-            per_user_limit=5,
+async def test_restock_reopens_a_sold_out_sale_and_everyone_sees_it(server, database_url, http, sale_floor):
+    floor = await sale_floor(server, stock=10, allocated=1, per_user_limit=5, buyers=2)
+    world, sale, [(_, first), (_, second)] = floor.world, floor.sale, floor.buyers
+    watcher = await RoomClient.connect(server.room_ws(world.room_id, second))
+    try:
+        snapshot = await watcher.event("snapshot")
+        assert [s["sale_id"] for s in snapshot["data"]["sales"]] == [sale["sale_id"]]
+        order = {"sale_id": sale["sale_id"], "quantity": 1}
+        status, _ = await call(
+            http, "POST", f"{server.url}/api/orders", first, {**order, "idempotency_key": new_key()}
         )
-        [(_, first), (_, second)] = await guests(http, server.url, 2)
-        watcher = await RoomClient.connect(server.room_ws(world.room_id, second))
-        try:
-            snapshot = await watcher.event("snapshot")
-            assert [s["sale_id"] for s in snapshot["data"]["sales"]] == [sale["sale_id"]]
-            order = {"sale_id": sale["sale_id"], "quantity": 1}
-            status, _ = await call(
-                http, "POST", f"{server.url}/api/orders", first, {**order, "idempotency_key": new_key()}
-            )
-            assert status == 200
-            await watcher.event("sale.sold_out", sale_id=sale["sale_id"])
-            await watcher.event("stock", sale_id=sale["sale_id"], available=0, state="sold_out")
-            status, answer = await call(
-                http, "POST", f"{server.url}/api/orders", second, {**order, "idempotency_key": new_key()}
-            )
-            assert answer["error"]["code"] == "sold_out"
-            status, view = await call(
-                http,
-                "POST",
-                f"{server.url}/api/sales/{sale['sale_id']}/restock",
-                world.tokens["operator"],
-                {"units": 3, "receive": True},
-            )
-            assert (
-                status == 200
-                and view["state"] == "live"
-                and view["available"] == 3
-                and view["allocated"] == 4
-            )
-            await watcher.event("sale.live", sale_id=sale["sale_id"])
-            await watcher.event("stock", sale_id=sale["sale_id"], available=3, state="live")
-            status, view = await call(
-                http,
-                "POST",
-                f"{server.url}/api/sales/{sale['sale_id']}/price",
-                world.tokens["operator"],
-                {"sale_price_minor": 777},
-            )
-            assert view["sale_price_minor"] == 777
-            await watcher.event("sale.repriced", sale_price_minor=777)
-            status, answer = await call(
-                http, "POST", f"{server.url}/api/orders", second, {**order, "idempotency_key": new_key()}
-            )
-            assert answer["order"]["amount_minor"] == 777
-        finally:
-            await watcher.close()
+        assert status == 200
+        await watcher.event("sale.sold_out", sale_id=sale["sale_id"])
+        await watcher.event("stock", sale_id=sale["sale_id"], available=0, state="sold_out")
+        status, answer = await call(
+            http, "POST", f"{server.url}/api/orders", second, {**order, "idempotency_key": new_key()}
+        )
+        assert answer["error"]["code"] == "sold_out"
+        status, view = await call(
+            http,
+            "POST",
+            f"{server.url}/api/sales/{sale['sale_id']}/restock",
+            world.tokens["operator"],
+            {"units": 3, "receive": True},
+        )
+        assert status == 200 and view["state"] == "live" and view["available"] == 3 and view["allocated"] == 4
+        await watcher.event("sale.live", sale_id=sale["sale_id"])
+        await watcher.event("stock", sale_id=sale["sale_id"], available=3, state="live")
+        status, view = await call(
+            http,
+            "POST",
+            f"{server.url}/api/sales/{sale['sale_id']}/price",
+            world.tokens["operator"],
+            {"sale_price_minor": 777},
+        )
+        assert view["sale_price_minor"] == 777
+        await watcher.event("sale.repriced", sale_price_minor=777)
+        status, answer = await call(
+            http, "POST", f"{server.url}/api/orders", second, {**order, "idempotency_key": new_key()}
+        )
+        assert answer["order"]["amount_minor"] == 777
+    finally:
+        await watcher.close()
     book = await ledger(dsn_of(database_url), sale["sale_id"])
     assert (book.allocated, book.available, book.taken) == (4, 2, 2)
     assert (book.on_hand, book.sku_reserved) == (13, 4)
@@ -509,86 +494,59 @@ async def test_product_card_shows_the_running_sale(server):
     assert sku["sale"]["available"] == 4 and 0 < sku["sale"]["ends_in_s"] <= 600
 
 
-async def test_dashboard_counts_paid_orders_and_exports_csv(server):
-    world = await server.seed(stock=10)
-    async with aiohttp.ClientSession() as http:
-        sale = await start_sale(
+async def test_dashboard_counts_paid_orders_and_exports_csv(server, http, sale_floor):
+    floor = await sale_floor(server, stock=10, allocated=5, per_user_limit=3, price=300, buyers=3)
+    world, sale, buyers = floor.world, floor.sale, floor.buyers
+    for index, (_, token) in enumerate(buyers):
+        status, answer = await call(
             http,
-            server.url,
-            world.tokens["operator"],
-            room_id=world.room_id,
-            sku_id=world.sku_id,
-            allocated=5,
-            per_user_limit=3,
-            price=300,
+            "POST",
+            f"{server.url}/api/orders",
+            token,
+            {"sale_id": sale["sale_id"], "quantity": index + 1, "idempotency_key": new_key()},
         )
-        buyers = await guests(http, server.url, 3)
-        for index, (_, token) in enumerate(buyers):
-            status, answer = await call(
+        if answer.get("outcome") == "reserved" and index < 2:
+            order_id = answer["order"]["order_id"]
+            status, _ = await call(http, "POST", f"{server.url}/api/orders/{order_id}/pay", token)
+            status, _ = await call(http, "POST", f"{server.url}/api/orders/{order_id}/test-confirm", token)
+            assert status == 200
+    url = f"{server.url}/api/rooms/{world.room_id}/dashboard"
+    status, data = await call(http, "GET", url, buyers[0][1])
+    assert status == 403
+    status, data = await call(http, "GET", url, world.tokens["anchor"])
+    assert status == 200
+    assert data["totals"] == {"taps": 3, "orders": 2, "paid_orders": 2, "units": 3, "gmv_minor": 900}
+    [product] = data["products"]
+    assert product["tappers"] == 3 and product["buyers"] == 2 and product["tap_conversion"] == round(2 / 3, 4)
+    assert data["peak_viewers"] == 0 and data["viewers"] == [] and product["viewer_conversion"] is None
+    status, csv_text = await call(http, "GET", url + "?format=csv&bucket_s=3600", world.tokens["anchor"])
+    lines = csv_text.strip().splitlines()
+    assert lines[0] == "bucket_start,product_id,orders,paid_orders,units,gmv_minor,viewers"
+    assert lines[1].endswith(f",{world.product_id},2,2,3,900,0")
+
+
+async def test_stock_events_are_coalesced_and_end_on_the_true_value(server, database_url, http, sale_floor):
+    floor = await sale_floor(server, stock=200, allocated=150, buyers=120)
+    world, sale, buyers = floor.world, floor.sale, floor.buyers
+    watcher = await RoomClient.connect(server.room_ws(world.room_id, buyers[0][1]))
+    try:
+        await watcher.event("snapshot")
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        for _, token in buyers:  # one tap after another: every tap changes the stock
+            await call(
                 http,
                 "POST",
                 f"{server.url}/api/orders",
                 token,
-                {"sale_id": sale["sale_id"], "quantity": index + 1, "idempotency_key": new_key()},
+                {"sale_id": sale["sale_id"], "idempotency_key": new_key()},
             )
-            if answer.get("outcome") == "reserved" and index < 2:
-                order_id = answer["order"]["order_id"]
-                status, _ = await call(http, "POST", f"{server.url}/api/orders/{order_id}/pay", token)
-                status, _ = await call(
-                    http, "POST", f"{server.url}/api/orders/{order_id}/test-confirm", token
-                )
-                assert status == 200
-        url = f"{server.url}/api/rooms/{world.room_id}/dashboard"
-        status, data = await call(http, "GET", url, buyers[0][1])
-        assert status == 403
-        status, data = await call(http, "GET", url, world.tokens["anchor"])
-        assert status == 200
-        assert data["totals"] == {"taps": 3, "orders": 2, "paid_orders": 2, "units": 3, "gmv_minor": 900}
-        [product] = data["products"]
-        assert (
-            product["tappers"] == 3
-            and product["buyers"] == 2
-            and product["tap_conversion"] == round(2 / 3, 4)
-        )
-        assert data["peak_viewers"] == 0 and data["viewers"] == [] and product["viewer_conversion"] is None
-        status, csv_text = await call(http, "GET", url + "?format=csv&bucket_s=3600", world.tokens["anchor"])
-        lines = csv_text.strip().splitlines()
-        assert lines[0] == "bucket_start,product_id,orders,paid_orders,units,gmv_minor,viewers"
-        assert lines[1].endswith(f",{world.product_id},2,2,3,900,0")
-
-
-async def test_stock_events_are_coalesced_and_end_on_the_true_value(server, database_url):
-    world = await server.seed(stock=200)
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100)) as http:
-        sale = await start_sale(
-            http,
-            server.url,
-            world.tokens["operator"],
-            room_id=world.room_id,
-            sku_id=world.sku_id,
-            allocated=150,
-            per_user_limit=1,
-        )
-        buyers = await guests(http, server.url, 120)
-        watcher = await RoomClient.connect(server.room_ws(world.room_id, buyers[0][1]))
-        try:
-            await watcher.event("snapshot")
-            loop = asyncio.get_running_loop()
-            started = loop.time()
-            for _, token in buyers:  # one tap after another: every tap changes the stock
-                await call(
-                    http,
-                    "POST",
-                    f"{server.url}/api/orders",
-                    token,
-                    {"sale_id": sale["sale_id"], "idempotency_key": new_key()},
-                )
-            await watcher.event("stock", sale_id=sale["sale_id"], available=30)
-            elapsed = loop.time() - started
-            stock = watcher.events("stock")
-            assert len(stock) <= elapsed / STOCK_INTERVAL_S + 2
-            assert stock[-1]["data"]["available"] == 30
-        finally:
-            await watcher.close()
+        await watcher.event("stock", sale_id=sale["sale_id"], available=30)
+        elapsed = loop.time() - started
+        stock = watcher.events("stock")
+        assert len(stock) <= elapsed / STOCK_INTERVAL_S + 2
+        assert stock[-1]["data"]["available"] == 30
+    finally:
+        await watcher.close()
     book = await ledger(dsn_of(database_url), sale["sale_id"])
     assert book.available == 30

@@ -6,19 +6,19 @@ import asyncio
 import random
 from collections import Counter
 
-import aiohttp
 import asyncpg
 import pytest
-from commerce_client import call, dsn_of, guests, ledger, new_key, start_sale
+from commerce_client import call, dsn_of, ledger, new_key
 from helpers import start_server, wait_for
 from room_client import RoomClient
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 
-from livecommerce.appkeys import ENGINE
-from livecommerce.commerce.appkeys import ORDERS
+from livecommerce.appkeys import COMMERCE, ENGINE
 from livecommerce.commerce.batching import Outcome, Tap
 from livecommerce.commerce.expiry import sweep_once
-from livecommerce.commerce.orders import WRITE_BATCH, SaleChanged, autocommit, reserve_batch
+from livecommerce.commerce.orders import autocommit
+from livecommerce.commerce.reservation import WRITE_BATCH, SaleChanged, reserve_batch
 
 
 def check_balanced(book, allocated: int, limit: int) -> None:
@@ -32,63 +32,55 @@ def check_balanced(book, allocated: int, limit: int) -> None:
 
 
 @pytest.mark.parametrize("batching", [True, False], ids=["batched", "row_lock"])
-async def test_hundreds_of_buyers_on_one_sku_never_oversell(settings, database_url, batching):
+async def test_hundreds_of_buyers_on_one_sku_never_oversell(
+    settings, database_url, http, sale_floor, batching
+):
     """300 buyers, 3 taps each (two keys, one of them sent twice), half over HTTP, half over WS."""
     server = await start_server(settings.model_copy(update={"order_batching": batching}))
     try:
-        world = await server.seed(stock=500)
-        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200)) as http:
-            sale = await start_sale(
-                http,
-                server.url,
-                world.tokens["operator"],
-                room_id=world.room_id,
-                sku_id=world.sku_id,
-                allocated=100,
-                per_user_limit=2,
-            )
-            buyers = await guests(http, server.url, 300)
-            sockets = await asyncio.gather(
-                *(RoomClient.connect(server.room_ws(world.room_id, token)) for _, token in buyers[150:])
-            )
-            try:
-                await asyncio.gather(*(client.event("snapshot", timeout=60) for client in sockets))
-                body = {"sale_id": sale["sale_id"], "quantity": 1}
+        floor = await sale_floor(server, stock=500, allocated=100, per_user_limit=2, buyers=300)
+        world, sale, buyers = floor.world, floor.sale, floor.buyers
+        sockets = await asyncio.gather(
+            *(RoomClient.connect(server.room_ws(world.room_id, token)) for _, token in buyers[150:])
+        )
+        try:
+            await asyncio.gather(*(client.event("snapshot", timeout=60) for client in sockets))
+            body = {"sale_id": sale["sale_id"], "quantity": 1}
 
-                async def over_http(token: str, key: str) -> dict:
-                    status, answer = await call(
-                        http, "POST", f"{server.url}/api/orders", token, {**body, "idempotency_key": key}
-                    )
-                    assert status in (200, 409), answer
-                    return answer if status == 200 else {"outcome": answer["error"]["code"], "order": None}
+            async def over_http(token: str, key: str) -> dict:
+                status, answer = await call(
+                    http, "POST", f"{server.url}/api/orders", token, {**body, "idempotency_key": key}
+                )
+                assert status in (200, 409), answer
+                return answer if status == 200 else {"outcome": answer["error"]["code"], "order": None}
 
-                async def over_ws(client: RoomClient, key: str) -> dict:
-                    reply = await client.send(
-                        "order.place",
-                        {**body, "idempotency_key": key},
-                    )
-                    if reply["type"] == "ack":
-                        return reply["data"]
-                    return {"outcome": reply["error"]["code"], "order": None}
+            async def over_ws(client: RoomClient, key: str) -> dict:
+                reply = await client.send(
+                    "order.place",
+                    {**body, "idempotency_key": key},
+                )
+                if reply["type"] == "ack":
+                    return reply["data"]
+                return {"outcome": reply["error"]["code"], "order": None}
 
-                keys = [(new_key(), new_key()) for _ in buyers]
-                taps = []
-                for index, (first, second) in enumerate(keys):
-                    token = buyers[index][1]
-                    send = (
-                        (lambda key, t=token: over_http(t, key))
-                        if index < 150
-                        else (lambda key, c=sockets[index - 150]: over_ws(c, key))
-                    )
-                    taps += [
-                        (index, first, send(first)),
-                        (index, second, send(second)),
-                        (index, first, send(first)),
-                    ]
-                random.shuffle(taps)
-                answers = await asyncio.gather(*(coro for _, _, coro in taps))
-            finally:
-                await asyncio.gather(*(client.close() for client in sockets))
+            keys = [(new_key(), new_key()) for _ in buyers]
+            taps = []
+            for index, (first, second) in enumerate(keys):
+                token = buyers[index][1]
+                send = (
+                    (lambda key, t=token: over_http(t, key))
+                    if index < 150
+                    else (lambda key, c=sockets[index - 150]: over_ws(c, key))
+                )
+                taps += [
+                    (index, first, send(first)),
+                    (index, second, send(second)),
+                    (index, first, send(first)),
+                ]
+            random.shuffle(taps)
+            answers = await asyncio.gather(*(coro for _, _, coro in taps))
+        finally:
+            await asyncio.gather(*(client.close() for client in sockets))
         by_key: dict[str, list[dict]] = {}
         for (_, key, _), answer in zip(taps, answers, strict=True):
             by_key.setdefault(key, []).append(answer)
@@ -115,62 +107,52 @@ async def test_hundreds_of_buyers_on_one_sku_never_oversell(settings, database_u
         await server.runner.cleanup()
 
 
-async def test_expiry_cancel_and_restock_interleave_with_buying(server, database_url):
-    world = await server.seed(stock=100)
+async def test_expiry_cancel_and_restock_interleave_with_buying(server, database_url, http, sale_floor):
+    floor = await sale_floor(server, stock=100, allocated=20, buyers=120)
+    world, sale, buyers = floor.world, floor.sale, floor.buyers
     dsn = dsn_of(database_url)
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100)) as http:
-        sale = await start_sale(
-            http,
-            server.url,
-            world.tokens["operator"],
-            room_id=world.room_id,
-            sku_id=world.sku_id,
-            allocated=20,
-            per_user_limit=1,
-        )
-        buyers = await guests(http, server.url, 120)
-        cancelled = 0
+    cancelled = 0
 
-        async def buy_and_maybe_cancel(token: str) -> None:
-            nonlocal cancelled
-            for _ in range(3):
-                status, answer = await call(
-                    http,
-                    "POST",
-                    f"{server.url}/api/orders",
-                    token,
-                    {"sale_id": sale["sale_id"], "idempotency_key": new_key()},
+    async def buy_and_maybe_cancel(token: str) -> None:
+        nonlocal cancelled
+        for _ in range(3):
+            status, answer = await call(
+                http,
+                "POST",
+                f"{server.url}/api/orders",
+                token,
+                {"sale_id": sale["sale_id"], "idempotency_key": new_key()},
+            )
+            if status == 200 and random.random() < 0.3:
+                order_id = answer["order"]["order_id"]
+                status, _ = await call(http, "POST", f"{server.url}/api/orders/{order_id}/cancel", token)
+                cancelled += status == 200
+
+    async def expire_some() -> None:
+        conn = await asyncpg.connect(dsn)
+        try:
+            for _ in range(15):
+                await conn.execute(
+                    "UPDATE orders SET reserved_until = now() - interval '1 second' WHERE id IN "
+                    "(SELECT id FROM orders WHERE status = 'reserved' ORDER BY random() LIMIT 3)"
                 )
-                if status == 200 and random.random() < 0.3:
-                    order_id = answer["order"]["order_id"]
-                    status, _ = await call(http, "POST", f"{server.url}/api/orders/{order_id}/cancel", token)
-                    cancelled += status == 200
+                await asyncio.sleep(0.05)
+        finally:
+            await conn.close()
 
-        async def expire_some() -> None:
-            conn = await asyncpg.connect(dsn)
-            try:
-                for _ in range(15):
-                    await conn.execute(
-                        "UPDATE orders SET reserved_until = now() - interval '1 second' WHERE id IN "
-                        "(SELECT id FROM orders WHERE status = 'reserved' ORDER BY random() LIMIT 3)"
-                    )
-                    await asyncio.sleep(0.05)
-            finally:
-                await conn.close()
+    async def restock() -> None:
+        for _ in range(2):
+            await asyncio.sleep(0.1)
+            status, _ = await call(
+                http,
+                "POST",
+                f"{server.url}/api/sales/{sale['sale_id']}/restock",
+                world.tokens["operator"],
+                {"units": 10},
+            )
+            assert status == 200
 
-        async def restock() -> None:
-            for _ in range(2):
-                await asyncio.sleep(0.1)
-                status, _ = await call(
-                    http,
-                    "POST",
-                    f"{server.url}/api/sales/{sale['sale_id']}/restock",
-                    world.tokens["operator"],
-                    {"units": 10},
-                )
-                assert status == 200
-
-        await asyncio.gather(*(buy_and_maybe_cancel(token) for _, token in buyers), expire_some(), restock())
+    await asyncio.gather(*(buy_and_maybe_cancel(token) for _, token in buyers), expire_some(), restock())
 
     async def nothing_due() -> bool:
         conn = await asyncpg.connect(dsn)
@@ -194,32 +176,22 @@ async def test_expiry_cancel_and_restock_interleave_with_buying(server, database
     assert statuses.get("expired", 0) > 0
 
 
-async def test_several_sweepers_expire_each_order_once(server, database_url):
+async def test_several_sweepers_expire_each_order_once(server, database_url, http, sale_floor):
     """Sweepers on several nodes: SKIP LOCKED splits the work, each order's units come back once."""
-    world = await server.seed(stock=300)
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100)) as http:
-        sale = await start_sale(
-            http,
-            server.url,
-            world.tokens["operator"],
-            room_id=world.room_id,
-            sku_id=world.sku_id,
-            allocated=200,
-            per_user_limit=2,
-        )
-        buyers = await guests(http, server.url, 100)
-        await asyncio.gather(
-            *(
-                call(
-                    http,
-                    "POST",
-                    f"{server.url}/api/orders",
-                    token,
-                    {"sale_id": sale["sale_id"], "quantity": 2, "idempotency_key": new_key()},
-                )
-                for _, token in buyers
+    floor = await sale_floor(server, stock=300, allocated=200, per_user_limit=2, buyers=100)
+    sale, buyers = floor.sale, floor.buyers
+    await asyncio.gather(
+        *(
+            call(
+                http,
+                "POST",
+                f"{server.url}/api/orders",
+                token,
+                {"sale_id": sale["sale_id"], "quantity": 2, "idempotency_key": new_key()},
             )
+            for _, token in buyers
         )
+    )
     book = await ledger(dsn_of(database_url), sale["sale_id"])
     assert book.reserved_orders == 100 and book.available == 0
     engine = server.app[ENGINE]
@@ -243,44 +215,34 @@ async def test_several_sweepers_expire_each_order_once(server, database_url):
     assert book.ledger_per_user == {}
 
 
-async def test_two_nodes_deciding_the_same_sale_stay_exact(server, settings, database_url):
+async def test_two_nodes_deciding_the_same_sale_stay_exact(server, settings, database_url, http, sale_floor):
     """Two server processes' batches contend on one sale; a key sent to both is decided once."""
     other = await start_server(settings)
     try:
-        world = await server.seed(stock=200)
-        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200)) as http:
-            sale = await start_sale(
+        floor = await sale_floor(server, stock=200, allocated=60, buyers=150)
+        sale, buyers = floor.sale, floor.buyers
+
+        async def tap(node: str, token: str, key: str) -> tuple[str, dict]:
+            status, answer = await call(
                 http,
-                server.url,
-                world.tokens["operator"],
-                room_id=world.room_id,
-                sku_id=world.sku_id,
-                allocated=60,
-                per_user_limit=1,
+                "POST",
+                f"{node}/api/orders",
+                token,
+                {"sale_id": sale["sale_id"], "idempotency_key": key},
             )
-            buyers = await guests(http, server.url, 150)
+            assert status in (200, 409), answer
+            return key, answer
 
-            async def tap(node: str, token: str, key: str) -> tuple[str, dict]:
-                status, answer = await call(
-                    http,
-                    "POST",
-                    f"{node}/api/orders",
-                    token,
-                    {"sale_id": sale["sale_id"], "idempotency_key": key},
-                )
-                assert status in (200, 409), answer
-                return key, answer
-
-            taps = []
-            for _, token in buyers:
-                shared = new_key()
-                taps += [
-                    tap(server.url, token, shared),
-                    tap(other.url, token, shared),
-                    tap(other.url, token, new_key()),
-                ]
-            random.shuffle(taps)
-            answers = await asyncio.gather(*taps)
+        taps = []
+        for _, token in buyers:
+            shared = new_key()
+            taps += [
+                tap(server.url, token, shared),
+                tap(other.url, token, shared),
+                tap(other.url, token, new_key()),
+            ]
+        random.shuffle(taps)
+        answers = await asyncio.gather(*taps)
         by_key: dict[str, list[dict]] = {}
         for key, answer in answers:
             by_key.setdefault(key, []).append(answer)
@@ -320,21 +282,10 @@ class ChangeBeforeWrite:
     ids=["stock", "price", "ended", "holdings"],
 )
 async def test_an_optimistic_batch_whose_sale_changed_writes_nothing_and_is_decided_again(
-    server, database_url, competing, reserved_after
+    server, database_url, sale_floor, competing, reserved_after
 ):
-    world = await server.seed(stock=50)
-    async with aiohttp.ClientSession() as http:
-        sale = await start_sale(
-            http,
-            server.url,
-            world.tokens["operator"],
-            room_id=world.room_id,
-            sku_id=world.sku_id,
-            allocated=3,
-            per_user_limit=1,
-        )
-        buyers = await guests(http, server.url, 3)
-    sale_id = sale["sale_id"]
+    floor = await sale_floor(server, stock=50, allocated=3, buyers=3)
+    sale_id, buyers = floor.sale_id, floor.buyers
     taps = [Tap(user_id, new_key(), 1) for user_id, _ in buyers]
     engine = server.app[ENGINE]
     before = await ledger(dsn_of(database_url), sale_id)
@@ -352,10 +303,44 @@ async def test_an_optimistic_batch_whose_sale_changed_writes_nothing_and_is_deci
 
     # the service decides the same taps again on what the sale now is; nothing is oversold
     async with autocommit(engine) as lane:
-        answers = await server.app[ORDERS]._decide_batch(sale_id, taps, lane)
+        answers = await server.app[COMMERCE].orders._decide_batch(sale_id, taps, lane)
     book = await ledger(dsn_of(database_url), sale_id)
     reserved = sum(answer.outcome is Outcome.RESERVED for answer in answers)
     assert book.answers == len(answers) == 3
     assert book.taken == reserved and book.available == after.available - reserved
     assert all(units <= 1 for units in book.ledger_per_user.values())
     assert reserved == reserved_after
+
+
+async def test_batches_writing_overlapping_keys_wait_for_each_other_instead_of_deadlocking(
+    server, sale_floor
+):
+    """Two nodes' batches share keys, taken in opposite arrival orders: each takes its locks in one
+    order (the sale row, then its rows in key order), so the later one waits for the earlier one
+    (and is decided again) instead of both holding a row the other needs."""
+    floor = await sale_floor(server, stock=50, allocated=10, buyers=2)
+    sale = floor.sale
+    buyers = sorted(user_id for user_id, _ in floor.buyers)
+    low, high = Tap(buyers[0], new_key(), 1), Tap(buyers[1], new_key(), 1)
+    engine = server.app[ENGINE]
+
+    async def waiting_on_locks() -> int:
+        async with engine.connect() as conn:
+            return await conn.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+            )
+
+    async with engine.connect() as first, engine.connect() as second:
+        await first.begin()
+        await second.begin()
+        await reserve_batch(first, sale["sale_id"], [low], 600, locked=False)  # holds low's key
+        # the other node's batch got the same taps in the opposite order
+        other = asyncio.create_task(reserve_batch(second, sale["sale_id"], [high, low], 600, locked=False))
+        await wait_for(waiting_on_locks, message="the other batch to wait for the first one's key")
+        await reserve_batch(first, sale["sale_id"], [high], 600, locked=False)
+        await first.commit()
+        with pytest.raises((SaleChanged, IntegrityError)):  # the service decides such a batch again
+            await other

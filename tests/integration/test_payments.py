@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -172,18 +173,19 @@ async def test_late_success_takes_the_units_again_or_is_refunded_automatically(s
         for order in (kept, lost):
             await _expire(database_url, order["order_id"])
         await wait_for(lambda: _both_expired(database_url, kept, lost), message="both reservations to expire")
-        # someone else buys one of the two returned units
+        # someone else, watching the room, buys one of the two returned units
         [(_, t3)] = await guests(http, shop.url, 1)
-        status, _ = await call(
-            http,
-            "POST",
-            f"{shop.url}/api/orders",
-            t3,
-            {"sale_id": sale["sale_id"], "idempotency_key": new_key()},
-        )
-        assert status == 200
         watcher = await RoomClient.connect(shop.room_ws(world.room_id, t3))
         try:
+            await watcher.event("snapshot")
+            status, _ = await call(
+                http,
+                "POST",
+                f"{shop.url}/api/orders",
+                t3,
+                {"sale_id": sale["sale_id"], "idempotency_key": new_key()},
+            )
+            assert status == 200
             await watcher.event("stock", sale_id=sale["sale_id"], available=1)  # the purchase above
             await stripe.deliver(http, url, stripe.event("payment_intent.succeeded", p1["payment_intent"]))
             assert await _status(database_url, kept["order_id"]) == "paid"  # a unit was still there
@@ -340,3 +342,58 @@ async def test_signed_but_malformed_webhooks_are_refused_once_without_a_tracebac
         assert await stripe.deliver(http, url, good) == (200, {"received": True})
     assert await _status(database_url, order["order_id"]) == "paid"
     assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"
+
+
+async def _concurrent_refunds(http, server, database_url, world, order_id: int, count: int = 12) -> None:
+    """`count` refunds of one paid order at once: one is made (and audited), the rest are refused."""
+    answers = await asyncio.gather(
+        *(
+            call(
+                http,
+                "POST",
+                f"{server.url}/api/orders/{order_id}/refund",
+                world.tokens["operator"],
+                {"reason": f"try {i}"},
+            )
+            for i in range(count)
+        )
+    )
+    statuses = sorted(status for status, _ in answers)
+    assert statuses == [200] + [409] * (count - 1), answers
+    assert {body["error"]["code"] for status, body in answers if status == 409} == {"not_refundable"}
+    conn = await asyncpg.connect(dsn_of(database_url))
+    try:
+        audited = await conn.fetchval(
+            "SELECT count(*) FROM audit_log WHERE action = 'order.refund' AND target_id = $1", str(order_id)
+        )
+    finally:
+        await conn.close()
+    assert audited == 1
+    assert await _status(database_url, order_id) == "refunded"
+
+
+async def test_concurrent_refunds_of_one_order_refund_it_once(server, database_url):
+    world = await server.seed(stock=5)
+    async with aiohttp.ClientSession() as http:
+        _, [(order, token)] = await _reserve(http, server, world)
+        await call(http, "POST", f"{server.url}/api/orders/{order['order_id']}/pay", token)
+        status, _ = await call(
+            http, "POST", f"{server.url}/api/orders/{order['order_id']}/test-confirm", token
+        )
+        assert status == 200
+        await _concurrent_refunds(http, server, database_url, world, order["order_id"])
+
+
+async def test_concurrent_stripe_refunds_of_one_order_refund_it_once(shop, stripe, database_url):
+    world = await shop.seed(stock=5)
+    async with aiohttp.ClientSession() as http:
+        _, [(order, token)] = await _reserve(http, shop, world)
+        _, started = await call(http, "POST", f"{shop.url}/api/orders/{order['order_id']}/pay", token)
+        await stripe.deliver(
+            http,
+            f"{shop.url}/api/payments/stripe/webhook",
+            stripe.event("payment_intent.succeeded", started["payment_intent"]),
+        )
+        assert await _status(database_url, order["order_id"]) == "paid"
+        await _concurrent_refunds(http, shop, database_url, world, order["order_id"])
+    assert len(stripe.refunds) == 1

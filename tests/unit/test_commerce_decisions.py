@@ -54,6 +54,32 @@ def test_repeated_key_in_one_batch_shares_the_first_answer_and_reserves_once():
     assert plan.reserved() == [0, 1]
 
 
+def test_a_batch_writes_its_rows_in_key_order_whatever_order_the_taps_arrived_in():
+    """Every batch takes its row locks in one order, so batches sharing keys cannot deadlock."""
+    taps = [
+        Tap(9, "key-zz-001", 1),
+        Tap(3, "key-bb-001", 1),
+        Tap(9, "key-aa-001", 1),
+        Tap(3, "key-bb-001", 1),  # repeated: recorded once, by its first occurrence
+        Tap(5, "key-cc-001", 9),  # over the limit: recorded, holds nothing
+    ]
+    plan = decide_batch(snapshot(limit=2), taps, {})
+    answers, buyers = plan.in_lock_order(taps)
+    assert [(taps[i].user_id, taps[i].key) for i in answers] == [
+        (3, "key-bb-001"),
+        (5, "key-cc-001"),
+        (9, "key-aa-001"),
+        (9, "key-zz-001"),
+    ]
+    assert buyers == [3, 9]
+    shuffled = [taps[i] for i in (4, 2, 1, 0)]
+    again, buyers_again = decide_batch(snapshot(limit=2), shuffled, {}).in_lock_order(shuffled)
+    assert [(shuffled[i].user_id, shuffled[i].key) for i in again] == [
+        (taps[i].user_id, taps[i].key) for i in answers
+    ]
+    assert buyers_again == buyers
+
+
 def test_repeated_key_asking_for_another_quantity_in_one_batch_is_refused_and_reserves_nothing():
     taps = [Tap(7, "same-key-1", 1), Tap(7, "same-key-1", 2), Tap(7, "same-key-1", 1)]
     plan = decide_batch(snapshot(limit=5), taps, {})

@@ -1,0 +1,79 @@
+"""Orders as buyers and staff see them: the one view of an order row, and order listings."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+ORDER_COLUMNS = (
+    "o.id, o.room_id, o.sale_id, o.sku_id, o.user_id, o.status, o.quantity, o.unit_price_minor, "
+    "o.amount_minor, o.currency, o.reserved_until, o.created_at, o.paid_at, o.closed_at, u.display_name AS buyer"
+)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def order_view(row: Row[Any]) -> dict[str, Any]:
+    return {
+        "order_id": row.id,
+        "room_id": row.room_id,
+        "sale_id": row.sale_id,
+        "sku_id": row.sku_id,
+        "user_id": row.user_id,
+        "buyer": row.buyer,
+        "status": str(row.status),
+        "quantity": row.quantity,
+        "unit_price_minor": row.unit_price_minor,
+        "amount_minor": row.amount_minor,
+        "currency": row.currency,
+        "reserved_until": _iso(row.reserved_until),
+        "created_at": _iso(row.created_at),
+        "paid_at": _iso(row.paid_at),
+        "closed_at": _iso(row.closed_at),
+    }
+
+
+async def recent_orders(
+    conn: AsyncConnection,
+    *,
+    limit: int,
+    user_id: int | None = None,
+    room_id: int | None = None,
+    status: str | None = None,
+) -> list[dict[str, Any]]:
+    """Orders newest first, narrowed to a buyer, a room and a status where given."""
+    conditions = [
+        condition
+        for condition, value in (
+            ("o.user_id = :user", user_id),
+            ("o.room_id = :room", room_id),
+            ("o.status = CAST(:status AS order_status)", status),
+        )
+        if value is not None
+    ]
+    where = f"WHERE {' AND '.join(conditions)} " if conditions else ""
+    rows = await conn.execute(
+        text(
+            f"SELECT {ORDER_COLUMNS} FROM orders o JOIN users u ON u.id = o.user_id {where}"
+            "ORDER BY o.id DESC LIMIT :limit"
+        ),
+        {"user": user_id, "room": room_id, "status": status, "limit": limit},
+    )
+    return [order_view(row) for row in rows]
+
+
+async def read_order(conn: AsyncConnection, order_id: int) -> dict[str, Any]:
+    """The view of one order that exists."""
+    row = (
+        await conn.execute(
+            text(f"SELECT {ORDER_COLUMNS} FROM orders o JOIN users u ON u.id = o.user_id WHERE o.id = :id"),
+            {"id": order_id},
+        )
+    ).one()
+    return order_view(row)
