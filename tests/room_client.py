@@ -65,11 +65,13 @@ class RoomClient:
     def events(self, type_: str) -> list[dict[str, Any]]:
         return [m for m in self.messages if m.get("type") == type_]
 
-    async def send(self, type_: str, data: dict[str, Any] | None = None) -> dict[str, Any]:
+    async def send(
+        self, type_: str, data: dict[str, Any] | None = None, timeout: float = 15.0
+    ) -> dict[str, Any]:
         """Send a command and return its ack or error message."""
         command_id = next(_ids)
         await self.ws.send(orjson.dumps({"id": command_id, "type": type_, "data": data or {}}).decode())
-        return await self.wait(lambda m: m.get("id") == command_id and m["type"] in ("ack", "error"))
+        return await self.wait(lambda m: m.get("id") == command_id and m["type"] in ("ack", "error"), timeout)
 
     async def ok(self, type_: str, data: dict[str, Any] | None = None) -> dict[str, Any]:
         reply = await self.send(type_, data)
