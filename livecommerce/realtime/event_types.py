@@ -14,6 +14,7 @@ USER_BANNED: Final = "user.banned"
 USER_UNBANNED: Final = "user.unbanned"
 ROOM_SETTINGS: Final = "room.settings"
 PRESENCE: Final = "presence"
+LIKES: Final = "likes"
 
 CARD_PINNED: Final = "card.pinned"
 CARD_UNPINNED: Final = "card.unpinned"

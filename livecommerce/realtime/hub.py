@@ -1,7 +1,7 @@
 """The room hub: publishes room events through the broker and fans them out to this node's sockets.
 
 Other planes use only `HUB`, `Hub.publish`, `Hub.command`, `Hub.snapshot_provider`,
-`Hub.on_chat` and `Hub.watchers` (see docs/architecture.md).
+`Hub.on_chat`, `Hub.on_tick` and `Hub.watchers` (see docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -66,6 +66,7 @@ DeferredHandler = Callable[[CommandContext, dict[str, Any], Reply], None]
 SnapshotProvider = Callable[[int, Principal], Awaitable[Any]]
 ChatObserver = Callable[[int, Principal, str], Awaitable[None]]
 BanObserver = Callable[[int, Connection], Awaitable[None]]
+TickObserver = Callable[[], Awaitable[None]]
 
 
 @dataclass(slots=True)
@@ -117,6 +118,7 @@ class Hub:
         self._snapshot_providers: dict[str, SnapshotProvider] = {}
         self._chat_observers: list[ChatObserver] = []
         self._ban_observers: list[BanObserver] = []
+        self._tick_observers: list[TickObserver] = []
         self._background: set[asyncio.Task[None]] = set()
         # presence writes go to the broker in the order joins and leaves happened
         self._presence_order = asyncio.Lock()
@@ -203,6 +205,10 @@ class Hub:
         """`async fn(room_id, connection)` for each connection this node closes for a ban."""
         self._ban_observers.append(fn)
 
+    def on_tick(self, fn: TickObserver) -> None:
+        """`async fn()` once per tick (`REALTIME_TICK_MS`): work that coalesces per tick (likes)."""
+        self._tick_observers.append(fn)
+
     async def watchers(self, room_id: int) -> dict[int, float]:
         """User id -> when that user joined the room (epoch seconds), across every node."""
         return await self.broker.room_members(room_id)
@@ -230,6 +236,11 @@ class Hub:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
+        for observer in self._tick_observers:  # a last round: what was pending is not lost
+            try:
+                await observer()
+            except Exception:
+                log.exception("tick observer %r failed at shutdown", observer)
         await self.broker.close()
 
     # -- rooms and connections -----------------------------------------------------------------
@@ -451,6 +462,8 @@ class Hub:
                     if room.batch.dropped:
                         self.metrics.chat_dropped.inc(room.batch.dropped)
                         room.batch.dropped = 0
+                for observer in self._tick_observers:
+                    await observer()
                 now = time.monotonic()
                 if now >= next_presence:
                     next_presence = now + self.presence_interval

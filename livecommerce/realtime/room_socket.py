@@ -18,7 +18,7 @@ from livecommerce.errors import AppError
 from livecommerce.http import int_param, query_int
 from livecommerce.http.identity import REVOCATIONS, authenticate, token_of, trusted_origin
 from livecommerce.http.throttle import TokenBucket
-from livecommerce.realtime import moderation, protocol
+from livecommerce.realtime import moderation, names, protocol
 from livecommerce.realtime.connection import Connection
 from livecommerce.realtime.hub import HUB, Hub
 from livecommerce.realtime.resume import Resume, plan_resume
@@ -60,6 +60,7 @@ async def _admit(request: web.Request, hub: Hub) -> tuple[Principal, int, int | 
     await hub.room_info(room_id)
     fingerprint = client_hash(request.app[SETTINGS].secret_key, request.remote)
     await moderation.check_not_banned(hub.app, room_id, principal, fingerprint)
+    principal = await names.take_room_name(hub.broker, room_id, principal)
     return principal, room_id, since, fingerprint
 
 

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from livecommerce.appkeys import METRICS, SETTINGS
-from livecommerce.realtime import chat, moderation, rooms
+from livecommerce.realtime import chat, follows, likes, moderation, rooms
 from livecommerce.realtime.hub import HUB, Hub
 from livecommerce.realtime.room_socket import routes
 
@@ -18,7 +18,10 @@ def setup(app: web.Application) -> None:
     rooms.register(hub)
     chat.register(hub, app[SETTINGS])
     moderation.register(hub)
+    likes.register(hub)
+    follows.register(hub)
     app.add_routes(routes)
+    app.add_routes(follows.routes)
 
     async def broker_running(app: web.Application) -> AsyncIterator[None]:
         await hub.start()
