@@ -49,8 +49,8 @@ def blocked_word_in(text: str, blocked_words: tuple[str, ...]) -> str | None:
 
 
 def badge_of(role: Role, merchant_id: int | None, room_merchant_id: int) -> str | None:
-    """"anchor" for the room merchant's anchor, "staff" for every other staff role, None for
-    viewers and guests (the only people who can be muted or banned)."""
+    """The chat badge: `anchor` for the room merchant's anchor, `staff` for every other staff
+    role, None for viewers and guests (the only people who can be muted or banned)."""
     if role is Role.VIEWER:
         return None
     if role is Role.ANCHOR and merchant_id == room_merchant_id:

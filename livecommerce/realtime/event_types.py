@@ -15,6 +15,7 @@ USER_UNBANNED: Final = "user.unbanned"
 ROOM_SETTINGS: Final = "room.settings"
 PRESENCE: Final = "presence"
 LIKES: Final = "likes"
+FOLLOWERS: Final = "followers"
 
 CARD_PINNED: Final = "card.pinned"
 CARD_UNPINNED: Final = "card.unpinned"

@@ -1,4 +1,5 @@
-"""Following a room: signed-in viewers follow or unfollow it; the count is in the join snapshot.
+"""Following a room: signed-in viewers follow or unfollow it; the count is in the join snapshot
+and each change sends the room an unsequenced `followers` event with the new count.
 
 `POST /api/rooms/{room_id}/follow` and `DELETE` of the same path, both idempotent. Guests may
 not follow: a follow is remembered with an account, so they are asked to sign in.
@@ -6,6 +7,7 @@ not follow: a follow is remembered with an account, so they are asked to sign in
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from aiohttp import web
@@ -18,7 +20,8 @@ from livecommerce.auth import Principal
 from livecommerce.db.models import Room, RoomFollow
 from livecommerce.errors import AppError
 from livecommerce.http import int_param, json_response, principal
-from livecommerce.realtime.hub import Hub
+from livecommerce.realtime import event_types, protocol
+from livecommerce.realtime.hub import HUB, Hub
 
 routes = web.RouteTableDef()
 
@@ -52,6 +55,10 @@ async def _set_following(request: web.Request, follow: bool) -> web.Response:
                 delete(RoomFollow).where(RoomFollow.room_id == room_id, RoomFollow.user_id == who.user_id)
             )
         state = await follow_state(session, room_id, who.user_id)
+    payload = protocol.unsequenced_event(
+        event_types.FOLLOWERS, {"followers": state["followers"]}, time.time()
+    )
+    await request.app[HUB].broker.publish_volatile(room_id, "followers", event_types.FOLLOWERS, payload)
     return json_response({"room_id": room_id, **state})
 
 

@@ -151,6 +151,7 @@ async def test_signed_in_viewers_follow_and_unfollow_and_guests_are_asked_to_sig
     token = await viewer_token(server)
     _, guest_token = await server.guest("Gus")
     url = f"{server.url}/api/rooms/{world.room_id}/follow"
+    watcher, _ = await joined(server, world.room_id, guest_token)
 
     async def call(method: str, bearer: str | None, target: str = url) -> tuple[int, dict]:
         headers = {"Authorization": f"Bearer {bearer}"} if bearer else {}
@@ -160,6 +161,8 @@ async def test_signed_in_viewers_follow_and_unfollow_and_guests_are_asked_to_sig
     assert await call("POST", token) == (200, {"room_id": world.room_id, "followers": 1, "following": True})
     assert (await call("POST", token))[1]["followers"] == 1  # following twice is one follow
     assert (await call("POST", world.tokens["anchor"]))[1]["followers"] == 2
+    followers_event = await watcher.event("followers", followers=2)
+    assert followers_event["seq"] is None
     _, snapshot = await joined(server, world.room_id, token)
     assert snapshot["follow"] == {"followers": 2, "following": True}
     status, body = await call("POST", guest_token)
@@ -175,3 +178,5 @@ async def test_signed_in_viewers_follow_and_unfollow_and_guests_are_asked_to_sig
         {"room_id": world.room_id, "followers": 1, "following": False},
     )
     assert (await call("DELETE", token))[1]["followers"] == 1
+    await watcher.event("followers", followers=1)
+    await watcher.close()

@@ -1,0 +1,40 @@
+"""End to end in headless Chromium: likes, role badges and following on the watch page."""
+
+from __future__ import annotations
+
+import pytest
+from browser_fixtures import PASSWORD, People, browser, people, server
+from helpers import LiveServer
+from playwright.async_api import expect
+
+pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
+__all__ = ["browser", "people", "server"]
+
+
+async def test_viewer_likes_and_the_anchor_sees_the_total_and_staff_wear_badges(
+    server: LiveServer, people: People
+) -> None:
+    world = await server.seed()
+    studio = await people.staff(f"/studio/{world.room_id}", world.logins["anchor"])
+    watch = await people.open(f"/watch/{world.room_id}")
+    await expect(watch.locator("#me-name")).not_to_have_text("…")
+    like = watch.get_by_role("button", name="Like")
+    for _ in range(3):
+        await like.click()
+    await expect(watch.locator("#hearts .heart").first).to_be_attached()
+    await expect(watch.locator("#like-count")).to_have_text("3")
+    await expect(studio.locator("#ticker-likes")).to_have_text("3")
+
+    await studio.get_by_label("Message").fill("Welcome everyone")
+    await studio.get_by_label("Message").press("Enter")
+    line = watch.locator("#chat-list li", has_text="Welcome everyone")
+    await expect(line.locator(".role")).to_have_text("Anchor")
+
+    await watch.get_by_role("button", name="Follow").click()
+    await expect(watch.get_by_role("heading", name="Sign in to follow this room")).to_be_visible()
+    form = watch.locator("#follow-signin-form")
+    await form.get_by_label("Login").fill(world.logins["operator"])
+    await form.get_by_label("Password").fill(PASSWORD)
+    await form.get_by_role("button", name="Sign in and follow").click()
+    await expect(watch.get_by_role("button", name="Following")).to_have_attribute("aria-pressed", "true")
+    await expect(studio.locator("#ticker-followers")).to_have_text("1")
