@@ -6,6 +6,7 @@ import pytest
 from browser_fixtures import PASSWORD, People, browser, people, server
 from helpers import LiveServer
 from playwright.async_api import expect
+from test_pages_phone_and_languages import page_checks
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
 __all__ = ["browser", "people", "server"]
@@ -32,9 +33,12 @@ async def test_viewer_likes_and_the_anchor_sees_the_total_and_staff_wear_badges(
 
     await watch.get_by_role("button", name="Follow").click()
     await expect(watch.get_by_role("heading", name="Sign in to follow this room")).to_be_visible()
+    await page_checks(watch)
     form = watch.locator("#follow-signin-form")
     await form.get_by_label("Login").fill(world.logins["operator"])
     await form.get_by_label("Password").fill(PASSWORD)
     await form.get_by_role("button", name="Sign in and follow").click()
     await expect(watch.get_by_role("button", name="Following")).to_have_attribute("aria-pressed", "true")
     await expect(studio.locator("#ticker-followers")).to_have_text("1")
+    await page_checks(watch)
+    await page_checks(studio)
