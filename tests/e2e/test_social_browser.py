@@ -42,3 +42,15 @@ async def test_viewer_likes_and_the_anchor_sees_the_total_and_staff_wear_badges(
     await expect(studio.locator("#ticker-followers")).to_have_text("1")
     await page_checks(watch)
     await page_checks(studio)
+
+
+async def test_a_second_guest_taking_a_name_in_use_chats_under_a_numbered_one(
+    server: LiveServer, people: People
+) -> None:
+    world = await server.seed()
+    pages = [await people.open(f"/watch/{world.room_id}") for _ in range(2)]
+    for page, shown in zip(pages, ("Ann", "Ann 2"), strict=True):
+        await page.get_by_role("button", name="change name").click()
+        await page.get_by_label("Your name").fill("Ann")
+        await page.get_by_role("button", name="Save").click()
+        await expect(page.locator("#me-name")).to_have_text(shown)

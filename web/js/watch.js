@@ -583,6 +583,8 @@ function onSnapshot(snapshot) {
   drawChanged(snapshot.draw ? timedDraw(snapshot.draw, draw) : null);
   if (snapshot.likes) likes.seen(snapshot.likes.total);
   if (snapshot.follow) follow = snapshot.follow;
+  // the name this room shows: a guest whose name is taken here is "Ann 2"
+  if (snapshot.you) $("#me-name").textContent = snapshot.you.display_name;
   renderAll();
 }
 
