@@ -147,7 +147,7 @@ def _parser() -> argparse.ArgumentParser:
 
     migrate = sub.add_parser("migrate", help="apply database migrations (DATABASE_URL or embedded)")
     migrate.add_argument("--data-dir", type=Path)
-    migrate.add_argument("--revision", default="head")
+    migrate.add_argument("--revision", default="heads")
 
     merchant = sub.add_parser("create-merchant", help="create a merchant")
     merchant.add_argument("--name", required=True)
