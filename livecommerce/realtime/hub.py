@@ -236,11 +236,7 @@ class Hub:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
-        for observer in self._tick_observers:  # a last round: what was pending is not lost
-            try:
-                await observer()
-            except Exception:
-                log.exception("tick observer %r failed at shutdown", observer)
+        await self._run_tick_observers()  # a last round: what was pending is not lost
         await self.broker.close()
 
     # -- rooms and connections -----------------------------------------------------------------
@@ -462,14 +458,21 @@ class Hub:
                     if room.batch.dropped:
                         self.metrics.chat_dropped.inc(room.batch.dropped)
                         room.batch.dropped = 0
-                for observer in self._tick_observers:
-                    await observer()
+                await self._run_tick_observers()
                 now = time.monotonic()
                 if now >= next_presence:
                     next_presence = now + self.presence_interval
                     await self._presence_round()
             except Exception:
                 log.exception("realtime tick failed")
+
+    async def _run_tick_observers(self) -> None:
+        """Each tick observer in turn; one that fails is logged and does not stop the others."""
+        for observer in self._tick_observers:
+            try:
+                await observer()
+            except Exception:
+                log.exception("tick observer %r failed", observer)
 
     async def _presence_round(self) -> None:
         """Keep this node's presence alive and send changed viewer counts to local sockets.
