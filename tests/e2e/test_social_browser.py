@@ -1,9 +1,11 @@
-"""End to end in headless Chromium: likes, role badges and following on the watch page."""
+"""End to end in headless Chromium: likes, role badges, unique guest names and following."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
-from browser_fixtures import PASSWORD, People, browser, people, server
+from browser_fixtures import DESKTOP, PASSWORD, People, browser, people, server
 from helpers import LiveServer
 from playwright.async_api import expect
 from test_pages_phone_and_languages import page_checks
@@ -30,6 +32,15 @@ async def test_viewer_likes_and_the_anchor_sees_the_total_and_staff_wear_badges(
     await studio.get_by_label("Message").press("Enter")
     line = watch.locator("#chat-list li", has_text="Welcome everyone")
     await expect(line.locator(".role")).to_have_text("Anchor")
+    await watch.get_by_label("Message").fill("Hello from a guest")
+    await watch.get_by_label("Message").press("Enter")
+    console = await people.staff(f"/console/{world.room_id}", world.logins["moderator"], DESKTOP)
+    from_guest = console.locator("#chat-list li", has_text="Hello from a guest")
+    await expect(from_guest.get_by_role("button", name=re.compile("^Mute 10 min"))).to_be_visible()
+    from_anchor = console.locator("#chat-list li", has_text="Welcome everyone")
+    await expect(from_anchor.locator(".role")).to_have_text("Anchor")
+    # staff cannot be muted or banned, so the console does not offer it
+    await expect(from_anchor.get_by_role("button", name=re.compile("^(Mute|Ban)"))).to_have_count(0)
 
     await watch.get_by_role("button", name="Follow").click()
     await expect(watch.get_by_role("heading", name="Sign in to follow this room")).to_be_visible()
