@@ -383,6 +383,16 @@ class ChatMessage(Base):
     __table_args__ = (Index("ix_chat_messages_room_id_id", "room_id", "id"),)
 
 
+class RoomFollow(Base):
+    """A signed-in account following a room (guests cannot follow)."""
+
+    __tablename__ = "room_follows"
+    room_id: Mapped[int] = mapped_column(ForeignKey("rooms.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    created_at: Mapped[datetime] = _created()
+    __table_args__ = (Index("ix_room_follows_user_id", "user_id"),)
+
+
 class RoomRestriction(Base):
     """A mute or ban of one account in one room; expires_at NULL means until lifted.
 

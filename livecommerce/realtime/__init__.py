@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry
 from livecommerce.config import Settings
 from livecommerce.db.engine import Database
 from livecommerce.http.identity import Identity
-from livecommerce.realtime import chat, moderation, room_socket
+from livecommerce.realtime import chat, follows, likes, moderation, room_socket
 from livecommerce.realtime.hub import Hub
 
 
@@ -23,7 +23,11 @@ def install(
     hub.snapshot_provider("room", hub.rooms.state)
     chat.register(hub, settings, db.session_factory)
     room_moderation = moderation.register(hub, db.session_factory)
-    app.router.add_routes([room_socket.route(hub, identity, settings, room_moderation)])
+    likes.register(hub)
+    room_follows = follows.register(hub, db.session_factory)
+    app.router.add_routes(
+        [room_socket.route(hub, identity, settings, room_moderation), *room_follows.routes()]
+    )
 
     async def broker_running(app: web.Application) -> AsyncIterator[None]:
         await hub.start()

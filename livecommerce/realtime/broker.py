@@ -1,4 +1,5 @@
-"""The seam between nodes: sequence numbers, resume history, event fan-out and presence.
+"""The seam between nodes: sequence numbers, resume history, event fan-out, presence, like
+counters and the display names taken in each room.
 
 `make_broker(settings)` picks the in-process broker, or the Redis one when REDIS_URL is set.
 Nothing outside this module and its two implementations knows which one is in use.
@@ -68,6 +69,24 @@ class Broker(ABC):
     @abstractmethod
     async def claim(self, key: str, seconds: float) -> bool:
         """True for the first caller of `key` within `seconds` across all nodes (slow mode)."""
+
+    @abstractmethod
+    async def publish_volatile(self, room_id: int, kind: str, type_: str, payload: bytes) -> None:
+        """Deliver an unsequenced event to the whole room on every node, kept in no history:
+        a running total whose next event supersedes it (likes)."""
+
+    @abstractmethod
+    async def add_likes(self, room_id: int, count: int) -> int:
+        """Add `count` to the room's like counter, exactly, across all nodes; return the new total."""
+
+    @abstractmethod
+    async def likes(self, room_id: int) -> int:
+        """The room's like total (0 before the first)."""
+
+    @abstractmethod
+    async def take_name(self, room_id: int, user_id: int, keys: list[str]) -> int:
+        """Index of the first name key not taken in the room by another user; the user now
+        holds it (in every node's view). -1 when every key is taken."""
 
 
 def make_broker(settings: Settings, presence_ttl: float) -> Broker:

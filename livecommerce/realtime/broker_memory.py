@@ -15,6 +15,8 @@ class MemoryBroker(Broker):
         self._histories: dict[int, RoomHistory] = {}
         self._members: dict[int, dict[int, float]] = {}
         self._claims: dict[str, float] = {}
+        self._likes: dict[int, int] = {}
+        self._names: dict[int, dict[str, int]] = {}
 
     def _history(self, room_id: int) -> RoomHistory:
         history = self._histories.get(room_id)
@@ -67,3 +69,20 @@ class MemoryBroker(Broker):
             self._claims = {k: until for k, until in self._claims.items() if until > now}
         self._claims[key] = now + seconds
         return True
+
+    async def publish_volatile(self, room_id: int, kind: str, type_: str, payload: bytes) -> None:
+        self._emit(BrokerMessage(room_id, kind, type_, None, None, payload))
+
+    async def add_likes(self, room_id: int, count: int) -> int:
+        total = self._likes[room_id] = self._likes.get(room_id, 0) + count
+        return total
+
+    async def likes(self, room_id: int) -> int:
+        return self._likes.get(room_id, 0)
+
+    async def take_name(self, room_id: int, user_id: int, keys: list[str]) -> int:
+        holders = self._names.setdefault(room_id, {})
+        for index, key in enumerate(keys):
+            if holders.setdefault(key, user_id) == user_id:
+                return index
+        return -1

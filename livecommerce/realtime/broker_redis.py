@@ -3,7 +3,8 @@
 Publishing is one Lua script (INCR, ZADD, trim, PUBLISH), so every node receives a room's
 events in sequence order and history never misses an event that was delivered. Presence is
 one hash per room and node with a TTL that the node refreshes: a crashed node's viewers
-vanish from counts when its keys expire.
+vanish from counts when its keys expire. Like totals are one counter per room (INCRBY), the
+display names taken in a room one hash per room.
 """
 
 from __future__ import annotations
@@ -39,6 +40,24 @@ local events = redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. ARGV[1], '+inf')
 return {latest, oldest[2] or '0', events}
 """
 
+TAKE_NAME = """
+for i = 3, #ARGV do
+  local holder = redis.call('HGET', KEYS[1], ARGV[i])
+  if not holder then
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[1])
+  end
+  if not holder or holder == ARGV[1] then
+    redis.call('EXPIRE', KEYS[1], ARGV[2])
+    return i - 3
+  end
+end
+return -1
+"""
+
+# A room's taken names are kept this long after the last join, so a name seen in the chat
+# is not handed to someone else while the stream is remembered.
+NAMES_TTL_SECONDS = 7 * 24 * 3600
+
 
 def _seq_key(room_id: int) -> str:
     return f"lc:room:{room_id}:seq"
@@ -50,6 +69,14 @@ def _history_key(room_id: int) -> str:
 
 def _nodes_key(room_id: int) -> str:
     return f"lc:room:{room_id}:nodes"
+
+
+def _likes_key(room_id: int) -> str:
+    return f"lc:room:{room_id}:likes"
+
+
+def _names_key(room_id: int) -> str:
+    return f"lc:room:{room_id}:names"
 
 
 def _presence_key(room_id: int, node_id: str) -> str:
@@ -70,6 +97,7 @@ class RedisBroker(Broker):
         self._redis = redis.from_url(url)
         self._publish_event = self._redis.register_script(PUBLISH_EVENT)
         self._history_after = self._redis.register_script(HISTORY_AFTER)
+        self._take_name = self._redis.register_script(TAKE_NAME)
         self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
         self._reader: asyncio.Task[None] | None = None
         self._local_rooms: set[int] = set()
@@ -178,3 +206,16 @@ class RedisBroker(Broker):
 
     async def claim(self, key: str, seconds: float) -> bool:
         return bool(await self._redis.set(f"lc:claim:{key}", b"1", nx=True, px=max(1, int(seconds * 1000))))
+
+    async def publish_volatile(self, room_id: int, kind: str, type_: str, payload: bytes) -> None:
+        await self._redis.publish(CHANNEL, broker_header(room_id, kind, type_, None) + b"0\n" + payload)
+
+    async def add_likes(self, room_id: int, count: int) -> int:
+        return int(await self._redis.incrby(_likes_key(room_id), count))
+
+    async def likes(self, room_id: int) -> int:
+        return int(await self._redis.get(_likes_key(room_id)) or 0)
+
+    async def take_name(self, room_id: int, user_id: int, keys: list[str]) -> int:
+        index = await self._take_name(keys=[_names_key(room_id)], args=[user_id, NAMES_TTL_SECONDS, *keys])
+        return int(index)

@@ -1,6 +1,7 @@
 """Room chat: checks (length, blocked words, rate, slow mode, mute), storage and broadcast.
 
-Text is stored and sent raw; pages escape it where they render it.
+Text is stored and sent raw; pages escape it where they render it. Each message carries the
+sender's badge as the server knows their role, never as their display name claims it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from livecommerce.auth import Principal, authorize
 from livecommerce.config import Settings
-from livecommerce.db.models import ChatMessage
+from livecommerce.db.models import ChatMessage, Role, User
 from livecommerce.errors import AppError
 from livecommerce.http import parse
 from livecommerce.http.throttle import BucketMap
@@ -47,11 +48,22 @@ def blocked_word_in(text: str, blocked_words: tuple[str, ...]) -> str | None:
     return None
 
 
-def message_event(message: ChatMessage) -> dict[str, Any]:
+def badge_of(role: Role, merchant_id: int | None, room_merchant_id: int) -> str | None:
+    """The chat badge: `anchor` for the room merchant's anchor, `staff` for every other staff
+    role, None for viewers and guests (the only people who can be muted or banned)."""
+    if role is Role.VIEWER:
+        return None
+    if role is Role.ANCHOR and merchant_id == room_merchant_id:
+        return "anchor"
+    return "staff"
+
+
+def message_event(message: ChatMessage, badge: str | None) -> dict[str, Any]:
     return {
         "id": message.id,
         "user_id": message.user_id,
         "display_name": message.display_name,
+        "badge": badge,
         "text": message.body,
         "at": message.created_at.isoformat(),
     }
@@ -92,22 +104,27 @@ class Chat:
             session.add(message)
             await session.flush()
             await session.refresh(message, ["created_at"])
-            event = message_event(message)
+            event = message_event(message, badge_of(principal.role, principal.merchant_id, ctx.merchant_id))
         await self.hub.publish(ctx.room_id, event_types.CHAT_MESSAGE, event, kind="chat")
         await self.hub.chat_accepted(ctx.room_id, principal, text)
         return {"message_id": event["id"]}
 
     async def recent(self, room_id: int, principal: Principal) -> list[dict[str, Any]]:
+        room_merchant_id = (await self.hub.room_info(room_id)).merchant_id
         async with self.sessions() as session:
             rows = (
-                await session.scalars(
-                    select(ChatMessage)
+                await session.execute(
+                    select(ChatMessage, User.role, User.merchant_id)
+                    .join(User, User.id == ChatMessage.user_id)
                     .where(ChatMessage.room_id == room_id, ChatMessage.deleted_at.is_(None))
                     .order_by(ChatMessage.id.desc())
                     .limit(RECENT_IN_SNAPSHOT)
                 )
             ).all()
-        return [message_event(m) for m in reversed(rows)]
+        return [
+            message_event(message, badge_of(role, merchant_id, room_merchant_id))
+            for message, role, merchant_id in reversed(rows)
+        ]
 
 
 def register(hub: Hub, settings: Settings, sessions: async_sessionmaker[AsyncSession]) -> None:

@@ -16,6 +16,8 @@ ROOM_SETTINGS: Final = "room.settings"
 PRESENCE: Final = "presence"
 SNAPSHOT: Final = "snapshot"
 RESUMED: Final = "resumed"
+LIKES: Final = "likes"
+FOLLOWERS: Final = "followers"
 
 CARD_PINNED: Final = "card.pinned"
 CARD_UNPINNED: Final = "card.unpinned"

@@ -5,7 +5,7 @@ tick; presence, viewer samples and room lookups are handed to `presence`, `viewe
 `rooms`.
 
 Other planes use only `Hub.publish`, `Hub.command`, `Hub.snapshot_provider`,
-`Hub.on_chat` and `Hub.watchers` (see docs/architecture.md).
+`Hub.on_chat`, `Hub.on_tick` and `Hub.watchers` (see docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -59,6 +59,7 @@ DeferredHandler = Callable[[CommandContext, dict[str, Any], Reply], None]
 SnapshotProvider = Callable[[int, Principal], Awaitable[Any]]
 ChatObserver = Callable[[int, Principal, str], Awaitable[None]]
 BanObserver = Callable[[int, Connection], Awaitable[None]]
+TickObserver = Callable[[], Awaitable[None]]
 
 
 @dataclass(slots=True)
@@ -112,6 +113,7 @@ class Hub:
         self._snapshot_providers: dict[str, SnapshotProvider] = {}
         self._chat_observers: list[ChatObserver] = []
         self._ban_observers: list[BanObserver] = []
+        self._tick_observers: list[TickObserver] = []
         self._background: set[asyncio.Task[None]] = set()
         self._rooms: dict[int, LocalRoom] = {}
         self._chat_per_tick = max(1, round(settings.chat_max_per_second * settings.realtime_tick_ms / 1000))
@@ -195,6 +197,10 @@ class Hub:
         """`async fn(room_id, connection)` for each connection this node closes for a ban."""
         self._ban_observers.append(fn)
 
+    def on_tick(self, fn: TickObserver) -> None:
+        """`async fn()` once per tick (`REALTIME_TICK_MS`): work that coalesces per tick (likes)."""
+        self._tick_observers.append(fn)
+
     async def watchers(self, room_id: int) -> dict[int, float]:
         """User id -> when that user joined the room (epoch seconds), across every node."""
         return await self.presence.members(room_id)
@@ -222,6 +228,7 @@ class Hub:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
+        await self._run_tick_observers()  # a last round: what was pending is not lost
         await self.broker.close()
 
     # -- rooms and connections -----------------------------------------------------------------
@@ -430,12 +437,21 @@ class Hub:
                     if room.batch.dropped:
                         self.metrics.chat_dropped.inc(room.batch.dropped)
                         room.batch.dropped = 0
+                await self._run_tick_observers()
                 now = time.monotonic()
                 if now >= next_presence:
                     next_presence = now + self.presence_interval
                     await self._presence_round()
             except Exception:
                 log.exception("realtime tick failed")
+
+    async def _run_tick_observers(self) -> None:
+        """Each tick observer in turn; one that fails is logged and does not stop the others."""
+        for observer in self._tick_observers:
+            try:
+                await observer()
+            except Exception:
+                log.exception("tick observer %r failed", observer)
 
     async def _presence_round(self) -> None:
         """Keep this node's presence alive and send changed viewer counts to local sockets.

@@ -18,7 +18,7 @@ from livecommerce.errors import AppError
 from livecommerce.http import int_param, query_int
 from livecommerce.http.identity import Identity, token_of
 from livecommerce.http.throttle import TokenBucket
-from livecommerce.realtime import event_types, protocol
+from livecommerce.realtime import event_types, names, protocol
 from livecommerce.realtime.connection import Connection
 from livecommerce.realtime.hub import Hub
 from livecommerce.realtime.moderation import Moderation
@@ -62,6 +62,7 @@ async def _admit(
     await hub.room_info(room_id)
     fingerprint = client_hash(secret_key, request.remote)
     await moderation.check_not_banned(room_id, principal, fingerprint)
+    principal = await names.take_room_name(hub.broker, room_id, principal)
     return principal, room_id, since, fingerprint
 
 

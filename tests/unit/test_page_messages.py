@@ -23,6 +23,7 @@ BUILT_KEYS = {
     "sale.state.": ("scheduled", "live", "sold_out", "ended"),
     "console.confirm_": ("cancel", "refund"),
     "buy.": ("sold_out", "limit_exceeded", "not_started", "ended"),
+    "chat.badge.": ("anchor", "staff"),
 }
 
 

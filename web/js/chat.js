@@ -1,6 +1,6 @@
 // The room chat as every page shows it: a list that follows new messages, and the send form.
 
-import { errorText } from "./i18n.js";
+import { errorText, t } from "./i18n.js";
 import { $, busy, h, say } from "./ui.js";
 
 const KEEP = 200;
@@ -27,8 +27,10 @@ export class ChatView {
   add(message) {
     if (this.list.querySelector(`[data-message-id="${message.id}"]`)) return;
     this.messages.set(message.id, message);
-    const item = h("li", { dataset: { messageId: message.id, userId: message.user_id } },
-      h("span", { class: "who", text: message.display_name }),
+    const item = h("li", { dataset: { messageId: message.id, userId: message.user_id } });
+    // the badge is the server's word on the sender's role, whatever their name says
+    if (message.badge) item.append(h("span", { class: `role ${message.badge}`, text: t(`chat.badge.${message.badge}`) }));
+    item.append(h("span", { class: "who", text: message.display_name }),
       h("span", { class: "text", text: message.text }));
     const tools = this.tools && this.tools(message);
     if (tools) item.append(h("span", { class: "tools" }, tools));

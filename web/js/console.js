@@ -240,10 +240,10 @@ async function roomCommand(type, data, result) {
   }
 }
 
-// Mute and Ban go on messages of other people, never on the moderator's own. (Chat events do
-// not say the sender's role, so other staff's messages still show them; the server refuses.)
+// Mute and Ban go only on messages of viewers and guests: a message with a role badge is
+// staff's, and staff cannot be muted or banned.
 function mayBeMuted(message) {
-  return message.user_id !== session.user.id;
+  return !message.badge && message.user_id !== session.user.id;
 }
 
 function moderationTools(message) {

@@ -395,8 +395,10 @@ $("#draw-form").addEventListener("submit", async (event) => {
 
 // ---- the room --------------------------------------------------------------------------------
 
-// the sales ticker: this room's figures, fetched again as orders come in
+// the sales ticker: this room's figures, fetched again as orders come in, and the room's likes
+// (a running total that only grows) and followers
 let figures = null;
+const audience = { likes: 0, followers: 0 };
 
 const refreshTicker = throttled(async () => {
   try {
@@ -408,6 +410,10 @@ const refreshTicker = throttled(async () => {
 }, 1500);
 
 function renderTicker() {
+  $("#ticker-likes").textContent = number(audience.likes);
+  $("#ticker-likes-word").textContent = t("studio.likes", { count: audience.likes });
+  $("#ticker-followers").textContent = number(audience.followers);
+  $("#ticker-followers-word").textContent = t("studio.followers", { count: audience.followers });
   if (!figures) return;
   const { orders, units, gmv_minor: revenue } = figures.totals;
   $("#ticker-orders").textContent = number(orders);
@@ -421,12 +427,20 @@ function onSnapshot(snapshot) {
   shop.loadSnapshot(snapshot);
   chat.load(snapshot.chat || []);
   drawChanged(snapshot.draw);
+  audience.likes = Math.max(audience.likes, snapshot.likes ? snapshot.likes.total : 0);
+  audience.followers = snapshot.follow ? snapshot.follow.followers : audience.followers;
   renderAll();
   refreshTicker();
 }
 
 function onEvent(type, data, message) {
   if (chatEvent(chat, type, data)) return;
+  if (type === "likes" || type === "followers") {
+    if (type === "likes") audience.likes = Math.max(audience.likes, data.total);
+    else audience.followers = data.followers;
+    renderTicker();
+    return;
+  }
   if (type === "stream.live" && !broadcast.since) broadcast.since = message.ts * 1000;
   if (shop.apply(type, data)) renderAll();
   else if (type === "draw.started" || type === "draw.closed") drawChanged(data);

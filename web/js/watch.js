@@ -1,12 +1,13 @@
 // The viewer's page, phone first: the stream full screen (WHEP, muted autoplay) with chat, the
-// pinned card, Buy, the bag and share over it; paying, prize draws, and a room socket that
+// pinned card, Buy, the bag, likes, follow and share over it; paying, prize draws, and a room socket that
 // resumes silently after the network comes back.
 
-import { api, idempotencyKey, joinAsGuest, loadSession } from "./api.js";
+import { api, idempotencyKey, joinAsGuest, loadSession, signIn } from "./api.js";
 import { ChatView, chatEvent, chatForm } from "./chat.js";
 import { prizeText, ruleText, showWinners, verifyInto } from "./draws.js";
 import { countdown, dateTime, everySecond, money, number, toMillis } from "./format.js";
 import { errorText, has, onLanguage, t } from "./i18n.js";
+import { Likes } from "./likes.js";
 import { RoomSocket } from "./room.js";
 import { Shop } from "./shop.js";
 import { $, busy, h, roomId, say, setupSheets, sheet, show } from "./ui.js";
@@ -23,6 +24,14 @@ const chat = new ChatView($("#chat-list"));
 const orders = new Map();
 let room = null;
 let me = null;
+const likes = new Likes({
+  button: $("#like"),
+  count: $("#like-count"),
+  hearts: $("#hearts"),
+  send: (type, data) => room.send(type, data),
+});
+// the room's followers and whether this viewer is one of them (guests never are)
+let follow = { followers: 0, following: false };
 // what the room socket is doing: "connecting", "connected", "reconnecting", "offline", "closed"
 const link = { status: "connecting", reason: "" };
 
@@ -47,6 +56,47 @@ function setupRename() {
       connect();
     } catch (error) {
       say($("#chat-status"), errorText(error), "error");
+    }
+  });
+}
+
+// ---- following the room: signed-in viewers only; a guest is asked to sign in first ----------
+
+function renderFollow() {
+  const button = $("#follow");
+  button.setAttribute("aria-pressed", String(follow.following));
+  button.textContent = follow.following ? t("watch.following") : t("watch.follow");
+  button.title = t("follow.followers", { count: follow.followers, number: number(follow.followers) });
+}
+
+async function setFollowing(following) {
+  follow = await api(`/api/rooms/${ROOM}/follow`, { method: following ? "POST" : "DELETE", token: me.token });
+  renderFollow();
+}
+
+function setupFollow() {
+  const panel = $("#follow-signin");
+  const form = $("#follow-signin-form");
+  $("#follow").addEventListener("click", async () => {
+    if (me.user.is_guest) {
+      sheet(panel, true);
+      return;
+    }
+    try {
+      await setFollowing(!follow.following);
+    } catch (error) {
+      say($("#chat-status"), errorText(error), "error");
+    }
+  });
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    try {
+      me = await busy(form, () => signIn(SCOPE, form.elements.login.value, form.elements.password.value));
+      await setFollowing(true);
+      sheet(panel, false);
+      connect();
+    } catch (error) {
+      say($("#follow-result"), errorText(error), "error");
     }
   });
 }
@@ -531,11 +581,24 @@ function onSnapshot(snapshot) {
   orders.clear();
   for (const order of snapshot.orders || []) orderChanged(order);
   drawChanged(snapshot.draw ? timedDraw(snapshot.draw, draw) : null);
+  if (snapshot.likes) likes.seen(snapshot.likes.total);
+  if (snapshot.follow) follow = snapshot.follow;
+  // the name this room shows: a guest whose name is taken here is "Ann 2"
+  if (snapshot.you) $("#me-name").textContent = snapshot.you.display_name;
   renderAll();
 }
 
 function onEvent(type, data) {
   if (chatEvent(chat, type, data)) return;
+  if (type === "likes") {
+    likes.seen(data.total);
+    return;
+  }
+  if (type === "followers") {
+    follow = { ...follow, followers: data.followers };
+    renderFollow();
+    return;
+  }
   if (shop.apply(type, data)) {
     renderAll();
     return;
@@ -553,6 +616,8 @@ function renderAll() {
   renderPay();
   renderDraw();
   renderOrders();
+  renderFollow();
+  likes.render();
   if (shop.live) startVideo();
   else stopVideo();
   renderStage();
@@ -566,10 +631,14 @@ function connect() {
 
 async function main() {
   setupSheets();
-  onLanguage(renderAll);
+  onLanguage(() => {
+    renderAll();
+    chat.redraw(); // the role badges are words too
+  });
   renderAll();
   chatForm($("#chat-form"), $("#chat-status"), { send: (type, data) => room.send(type, data) });
   setupRename();
+  setupFollow();
   everySecond(() => {
     watchForStall();
     renderOffer();
