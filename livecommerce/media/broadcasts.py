@@ -1,5 +1,6 @@
-"""Broadcasts: the database record of each stream session (start, end, key, node, codecs, end
-reason), the room's live/offline status, and the `stream.live` / `stream.ended` room events."""
+"""Broadcasts: the stream keys that may start one, the database record of each stream session
+(start, end, key, node, codecs, end reason), the room's live/offline status, and the
+`stream.live` / `stream.ended` room events. The media plane's one way to its tables."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import update
 
+from livecommerce.accounts import room_for_stream_key
 from livecommerce.appkeys import SESSION_FACTORY, SETTINGS
 from livecommerce.db.models import Room, RoomStatus, StreamSession
 from livecommerce.realtime.hub import HUB
@@ -25,6 +27,15 @@ class Broadcast:
     user_agent: str
     video_codec: str | None
     audio_codec: str | None
+
+
+async def stream_key_id(app: web.Application, key: str, room_id: int) -> int | None:
+    """The id of `key` if it is a valid (unrevoked) stream key of the room, else None."""
+    async with app[SESSION_FACTORY]() as session:
+        stream_key = await room_for_stream_key(session, key)
+    if stream_key is None or stream_key.room_id != room_id:
+        return None
+    return stream_key.id
 
 
 async def record_start(app: web.Application, broadcast: Broadcast) -> tuple[int, datetime]:

@@ -1,5 +1,6 @@
 """This node's media: the streams by room, the WHIP and WHEP session resources by id, and the
-node's viewer capacity."""
+node's viewer capacity. Starting one checks that the installed aiortc and aioice still have what
+aiortc_internals uses, so an incompatible upgrade fails at startup, not on the first broadcast."""
 
 from __future__ import annotations
 
@@ -10,11 +11,13 @@ from aiohttp import web
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
 from livecommerce.config import Settings
+from livecommerce.media import aiortc_internals
 from livecommerce.media.stream import Publisher, Stream, Viewer
 
 
 class MediaNode:
     def __init__(self, app: web.Application, settings: Settings) -> None:
+        aiortc_internals.check()
         self.app = app
         self.settings = settings
         self.streams: dict[int, Stream] = {}

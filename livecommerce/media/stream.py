@@ -23,9 +23,9 @@ from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
 from livecommerce.media import broadcasts
+from livecommerce.media.aiortc_internals import EncodedFrameReceiver
 from livecommerce.media.forwarder import Fanout
 from livecommerce.media.keyframes import KeyframeRelay
-from livecommerce.media.receiver import EncodedFrameReceiver
 from livecommerce.media.rtp_leg import RtpLeg
 from livecommerce.media.tasks import background
 

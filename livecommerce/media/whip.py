@@ -16,13 +16,12 @@ import logging
 
 from aiohttp import web
 
-from livecommerce.accounts import room_for_stream_key
-from livecommerce.appkeys import SESSION_FACTORY, SETTINGS
+from livecommerce.appkeys import SETTINGS
 from livecommerce.errors import AppError
 from livecommerce.http import int_param
 from livecommerce.media import broadcasts, offer, peer, signalling
+from livecommerce.media.aiortc_internals import negotiated_codecs, tap
 from livecommerce.media.node import MEDIA, MediaNode
-from livecommerce.media.receiver import tap
 from livecommerce.media.stream import Publisher, PublisherSink, Stream
 
 log = logging.getLogger(__name__)
@@ -36,9 +35,8 @@ async def post(request: web.Request) -> web.Response:
     key = signalling.bearer(request)
     if key is None:
         raise AppError("unauthorized", "send the room's stream key as `Authorization: Bearer <key>`")
-    async with request.app[SESSION_FACTORY]() as session:
-        stream_key = await room_for_stream_key(session, key)
-    if stream_key is None or stream_key.room_id != room_id:
+    key_id = await broadcasts.stream_key_id(request.app, key, room_id)
+    if key_id is None:
         raise AppError("invalid_stream_key", "this stream key is not valid for this room")
     text, kinds = offer.parse_offer(await request.read(), sending=True)
     takeover = request.query.get("takeover", "") in ("1", "true", "yes")
@@ -51,7 +49,7 @@ async def post(request: web.Request) -> web.Response:
                 "already_live",
                 "this room is live from another publisher; the key holder may take over with ?takeover=1",
             )
-        publisher = await _negotiate(request, text, kinds, stream, stream_key.id)
+        publisher = await _negotiate(request, text, kinds, stream, key_id)
         try:
             if stream is not None and not offer.same_codecs(stream.codecs, publisher.codecs):
                 await stream.end("replaced")
@@ -76,7 +74,7 @@ async def _negotiate(
     )
     codecs = {}
     for transceiver in transceivers:
-        codec = offer.media_codec(transceiver._codecs)
+        codec = offer.media_codec(negotiated_codecs(transceiver))
         if codec is not None:
             codecs[transceiver.kind] = codec
     publisher = Publisher(pc=pc, stream_key_id=stream_key_id, codecs=codecs)

@@ -14,13 +14,13 @@ import aiohttp
 import av
 import numpy as np
 import pytest
+import testpattern
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from helpers import wait_for
 
-from livecommerce.media import testpattern
 from livecommerce.media.node import MEDIA
 
 pytestmark = [pytest.mark.media, pytest.mark.timeout(180)]

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import aiohttp
 import pytest
+import testpattern
 from aiortc import RTCPeerConnection, RTCRtpSender
 from helpers import wait_for
 
-from livecommerce.media import ice, testpattern
+from livecommerce.media import ice
 from livecommerce.media.node import MEDIA
 
 pytestmark = [pytest.mark.media, pytest.mark.timeout(120)]

@@ -8,6 +8,9 @@ to be cheap enough for load tests by the hundred, only counts its RTP (`RtpCount
 carries the wall-clock time at which it was captured, drawn as a row of black and white blocks
 that survive lossy coding; `capture_time_ms` reads it back from a decoded frame, which gives the
 glass-to-glass latency at a viewer.
+
+Test tooling, not part of the server (it needs numpy): the load tests import it from this folder
+and the test suite has this folder on its path.
 """
 
 from __future__ import annotations
@@ -35,9 +38,8 @@ from aiortc.rtp import RtcpPacket, RtcpSrPacket, is_rtcp
 from aiortc.sdp import SessionDescription
 
 from livecommerce.media import ice
-from livecommerce.media.aiortc_internals import on_datagrams, receiving_srtp
+from livecommerce.media.aiortc_internals import on_datagrams, on_keyframe_request, receiving_srtp, tap
 from livecommerce.media.keyframes import is_keyframe
-from livecommerce.media.receiver import tap
 
 VIDEO_CLOCK = 90_000
 STAMP_BITS = 44  # milliseconds since the epoch fit in 44 bits until the year 2527
@@ -196,7 +198,7 @@ def keyframes_on_request(pc: RTCPeerConnection, track: PatternVideoTrack) -> Non
     """aiortc's sender answers PLI/FIR by flagging its own encoder; route it to the pattern's."""
     for transceiver in pc.getTransceivers():
         if transceiver.sender.track is track:
-            transceiver.sender._send_keyframe = track.request_keyframe  # type: ignore[method-assign]
+            on_keyframe_request(transceiver.sender, track.request_keyframe)
 
 
 async def exchange(
