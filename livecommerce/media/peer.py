@@ -1,5 +1,6 @@
 """Answering an offer: a server peer connection with the planned transceivers and codecs, pinned
-to the configured ICE addresses, answering as the DTLS server, with errors mapped to typed ones."""
+to the configured ICE addresses, answering as the DTLS server, keeping ICE consent while the
+peer's media flows, with errors mapped to typed ones."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from aiortc.rtcrtpparameters import RTCRtpCodecCapability
 from livecommerce.config import Settings
 from livecommerce.errors import AppError
 from livecommerce.media import ice
+from livecommerce.media.aiortc_internals import keep_consent_while_media_flows
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,7 @@ async def answer(
                 transceiver.setCodecPreferences(section.codecs)
             transceivers.append(transceiver)
         ice.pin_gathering(pc, settings.rtc_host_addresses, settings.rtc_announced_addresses)
+        keep_consent_while_media_flows(pc)
         text = ice.scope_candidates(offer, settings.rtc_host_addresses)
         try:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=text, type="offer"))

@@ -1,12 +1,17 @@
 """An independent WHIP client: FFmpeg's own `whip` muxer (bundled with PyAV) publishes H.264 and
-Opus, and an aiortc viewer receives them over WHEP as H.264, untouched."""
+Opus, and an aiortc viewer receives them over WHEP as H.264, untouched, for as long as FFmpeg
+streams."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import fractions
 import multiprocessing
+import time
+from collections.abc import AsyncIterator
+from multiprocessing.process import BaseProcess
 from multiprocessing.synchronize import Event
 from pathlib import Path
 
@@ -53,8 +58,11 @@ def p256_certificate(directory: Path) -> tuple[Path, Path]:
     return cert_file, key_file
 
 
-def ffmpeg_publish(url: str, stream_key: str, cert_file: Path, key_file: Path, stop: Event) -> int:
-    """Encode a moving pattern (H.264) and a tone (Opus) and mux them to the WHIP URL until stopped.
+def ffmpeg_publish(
+    url: str, stream_key: str, cert_file: Path, key_file: Path, stop: Event, seconds: int = 60
+) -> int:
+    """Encode a moving pattern (H.264) and a tone (Opus) and mux them to the WHIP URL until stopped
+    or for `seconds`.
 
     Runs in its own process: the muxer's blocking network calls hold the GIL."""
     options = {"authorization": stream_key, "cert_file": str(cert_file), "key_file": str(key_file)}
@@ -67,7 +75,7 @@ def ffmpeg_publish(url: str, stream_key: str, cert_file: Path, key_file: Path, s
         audio.layout = "stereo"
         frames = 0
         samples = 0
-        while not stop.is_set() and frames < FPS * 60:
+        while not stop.is_set() and frames < FPS * seconds:
             luma = np.full((HEIGHT, WIDTH), 60, dtype=np.uint8)
             luma[:, (frames * 8) % WIDTH :][:, :24] = 235
             frame = av.VideoFrame.from_ndarray(
@@ -90,14 +98,15 @@ def ffmpeg_publish(url: str, stream_key: str, cert_file: Path, key_file: Path, s
         container.close()
 
 
-async def test_ffmpeg_whip_muxer_publishes_h264_and_opus_to_viewers(server, tmp_path):
-    world = await server.seed()
+@contextlib.asynccontextmanager
+async def ffmpeg_publisher(server, world, tmp_path, *, seconds: int = 60) -> AsyncIterator[BaseProcess]:
+    """FFmpeg publishing to the room in its own process, stopped (and checked) on the way out."""
     cert_file, key_file = p256_certificate(tmp_path)
     context = multiprocessing.get_context("spawn")
     stop = context.Event()
     whip = f"{server.url}/api/rooms/{world.room_id}/whip"
     publisher = context.Process(
-        target=ffmpeg_publish, args=(whip, world.stream_key, cert_file, key_file, stop), daemon=True
+        target=ffmpeg_publish, args=(whip, world.stream_key, cert_file, key_file, stop, seconds), daemon=True
     )
     publisher.start()
     try:
@@ -107,6 +116,18 @@ async def test_ffmpeg_whip_muxer_publishes_h264_and_opus_to_viewers(server, tmp_
             message="FFmpeg's WHIP session",
         )
         assert publisher.is_alive(), f"FFmpeg's WHIP muxer exited with {publisher.exitcode}"
+        yield publisher
+    finally:
+        stop.set()
+        await asyncio.to_thread(publisher.join, 30)
+        if publisher.is_alive():
+            publisher.kill()
+    assert publisher.exitcode == 0
+
+
+async def test_ffmpeg_whip_muxer_publishes_h264_and_opus_to_viewers(server, tmp_path):
+    world = await server.seed()
+    async with ffmpeg_publisher(server, world, tmp_path):
         stream = server.app[MEDIA].streams[world.room_id]
         assert stream.codec_names == {"video": "H264", "audio": "opus"}
         async with aiohttp.ClientSession() as http:
@@ -120,9 +141,28 @@ async def test_ffmpeg_whip_muxer_publishes_h264_and_opus_to_viewers(server, tmp_
             assert viewer.sizes == {(WIDTH, HEIGHT)}
             assert viewer.decode_errors == 0
             await viewer.close()
-    finally:
-        stop.set()
-        await asyncio.to_thread(publisher.join, 30)
-        if publisher.is_alive():
-            publisher.kill()
-    assert publisher.exitcode == 0
+
+
+@pytest.mark.timeout(300)
+async def test_ffmpeg_publisher_that_stops_answering_consent_checks_stays_live_while_its_media_flows(
+    server, tmp_path
+):
+    """FFmpeg 8 answers the first ICE consent check and none while it streams; without media
+    counting as consent the server would drop it after about 30 s (RFC 7675's expiry)."""
+    world = await server.seed()
+    async with ffmpeg_publisher(server, world, tmp_path, seconds=100):
+        stream = server.app[MEDIA].streams[world.room_id]
+        async with aiohttp.ClientSession() as http:
+            viewer = await testpattern.play(http, f"{server.url}/api/rooms/{world.room_id}/whep")
+            started = time.monotonic()
+            while time.monotonic() - started < 90:
+                before = viewer.video_frames
+                await wait_for(
+                    lambda before=before: viewer.video_frames >= before + FPS,
+                    timeout=15,
+                    message=f"video frames {time.monotonic() - started:.0f} s into FFmpeg's broadcast",
+                )
+            assert stream.state == "live" and stream.resumes == 0
+            assert server.app[MEDIA].streams.get(world.room_id) is stream
+            assert viewer.decode_errors == 0
+            await viewer.close()
