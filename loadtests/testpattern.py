@@ -21,7 +21,7 @@ import math
 import struct
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,7 +33,7 @@ from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.codecs import is_rtx
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.mediastreams import MediaStreamError
-from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from aiortc.rtcrtpparameters import RTCRtpCodecCapability, RTCRtpCodecParameters
 from aiortc.rtp import RtcpPacket, RtcpSrPacket, is_rtcp
 from aiortc.sdp import SessionDescription
 
@@ -207,14 +207,19 @@ async def exchange(
     pc: RTCPeerConnection,
     host_addresses: Sequence[str],
     token: str | None,
+    rewrite_offer: Callable[[str], str] | None = None,
 ) -> str:
-    """Send the offer (every candidate gathered), apply the answer, return the session URL."""
+    """Send the offer (every candidate gathered; `rewrite_offer` may change it on the way, to play
+    another client's SDP), apply the answer, return the session URL."""
     ice.pin_gathering(pc, host_addresses)
     await pc.setLocalDescription(await pc.createOffer())
     headers = {"Content-Type": "application/sdp"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
-    async with http.post(url, data=pc.localDescription.sdp, headers=headers) as response:
+    offer = pc.localDescription.sdp
+    if rewrite_offer is not None:
+        offer = rewrite_offer(offer)
+    async with http.post(url, data=offer, headers=headers) as response:
         if response.status != 201:
             raise SignallingError(response.status, await response.text())
         answer = await response.text()
@@ -249,6 +254,7 @@ async def publish(
     ice_servers: Sequence[dict[str, Any]] = (),
     video: PatternVideoTrack | None = None,
     audio: ToneAudioTrack | None = None,
+    rewrite_offer: Callable[[str], str] | None = None,
 ) -> Publisher:
     pc = RTCPeerConnection(ice.configuration(ice_servers))
     for track in (video, audio):
@@ -257,7 +263,7 @@ async def publish(
     if video is not None:
         keyframes_on_request(pc, video)
     try:
-        location = await exchange(http, whip_url, pc, host_addresses, stream_key)
+        location = await exchange(http, whip_url, pc, host_addresses, stream_key, rewrite_offer)
     except BaseException:
         await pc.close()
         raise
@@ -429,16 +435,21 @@ async def play(
     decode: bool = True,
     measure_latency: bool = False,
     count_only: bool = False,
+    rewrite_offer: Callable[[str], str] | None = None,
+    video_codecs: Sequence[RTCRtpCodecCapability] = (),
 ) -> Viewer:
     """A viewer that decodes (`decode`, `measure_latency`), or with `count_only` one that only
-    counts its RTP (`Viewer.rtp`) and never lets aiortc see a media packet."""
+    counts its RTP (`Viewer.rtp`) and never lets aiortc see a media packet. `video_codecs`
+    limits the video codecs it offers (default: all of aiortc's)."""
     pc = RTCPeerConnection(ice.configuration(ice_servers))
     viewer = Viewer(pc, decode=decode, measure_latency=measure_latency)
     for kind in ("video", "audio"):
         transceiver = pc.addTransceiver(kind, direction="recvonly")
+        if kind == "video" and video_codecs:
+            transceiver.setCodecPreferences(list(video_codecs))
         tap(transceiver.receiver, viewer.sink(kind))
     try:
-        viewer.location = await exchange(http, whep_url, pc, host_addresses, None)
+        viewer.location = await exchange(http, whep_url, pc, host_addresses, None, rewrite_offer)
     except BaseException:
         await pc.close()
         raise

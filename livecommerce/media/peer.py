@@ -29,7 +29,7 @@ async def answer(
     settings: Settings, offer: str, sections: list[Section], *, no_common_codec: str
 ) -> tuple[RTCPeerConnection, list[RTCRtpTransceiver]]:
     """Return the connection (local answer set) and the transceivers in section order."""
-    pc = ice.peer_connection(settings)
+    pc = ice.server_peer_connection()
     try:
         transceivers = []
         for section in sections:
@@ -46,6 +46,12 @@ async def answer(
             raise AppError("not_acceptable", no_common_codec) from None
         except (ValueError, InvalidAccessError, InvalidStateError, InternalError) as exc:
             raise AppError("invalid_sdp", f"the offer was refused: {exc}") from None
+        for transceiver in pc.getTransceivers():
+            if transceiver not in transceivers:
+                # a section the server did not plan for (aiortc adds a transceiver for every
+                # audio or video section): answer it inactive, or aiortc would start a receiver
+                # and decoder thread for media that nothing reads
+                transceiver.direction = "inactive"
         ice.choose_dtls_role(pc, text)
         await pc.setLocalDescription(await pc.createAnswer())
         return pc, transceivers
