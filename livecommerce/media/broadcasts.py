@@ -25,8 +25,6 @@ class Broadcast:
     stream_key_id: int | None
     publisher_address: str
     user_agent: str
-    video_codec: str | None
-    audio_codec: str | None
 
 
 async def stream_key_id(app: web.Application, key: str, room_id: int) -> int | None:
@@ -38,7 +36,9 @@ async def stream_key_id(app: web.Application, key: str, room_id: int) -> int | N
     return stream_key.id
 
 
-async def record_start(app: web.Application, broadcast: Broadcast) -> tuple[int, datetime]:
+async def record_start(
+    app: web.Application, broadcast: Broadcast, codec_names: dict[str, str]
+) -> tuple[int, datetime]:
     """Insert the stream_sessions row and mark the room live; return the row id and start time."""
     async with app[SESSION_FACTORY].begin() as session:
         row = StreamSession(
@@ -47,8 +47,8 @@ async def record_start(app: web.Application, broadcast: Broadcast) -> tuple[int,
             node_id=app[SETTINGS].node_id,
             publisher_address=broadcast.publisher_address[:100],
             user_agent=broadcast.user_agent[:300],
-            video_codec=broadcast.video_codec,
-            audio_codec=broadcast.audio_codec,
+            video_codec=codec_names.get("video"),
+            audio_codec=codec_names.get("audio"),
             started_at=datetime.now(UTC),
         )
         session.add(row)

@@ -1,5 +1,5 @@
 """ICE and DTLS set-up for peer connections: the addresses to gather on and announce, the scope of
-remote addresses worth checking, the configured STUN/TURN servers, and the DTLS role.
+remote addresses worth checking, STUN/TURN server entries, and the DTLS role.
 
 aioice gathers host candidates on every interface except 127.0.0.1 and offers no per-connection
 choice, so `pin_gathering` is the one place that replaces a connection's gathering (through
@@ -21,7 +21,6 @@ from aioice.ice import Connection
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection
 from aiortc.sdp import SessionDescription
 
-from livecommerce.config import Settings
 from livecommerce.media.aiortc_internals import (
     answer_as_dtls_server,
     gather_host_candidates_only,
@@ -41,8 +40,12 @@ def ice_servers(entries: Sequence[dict[str, Any]]) -> list[RTCIceServer]:
     ]
 
 
-def peer_connection(settings: Settings) -> RTCPeerConnection:
-    return RTCPeerConnection(configuration(settings.ice_servers))
+def server_peer_connection() -> RTCPeerConnection:
+    """A server connection. It gathers its own host candidates (RTC_HOST_ADDRESSES, announced as
+    RTC_ANNOUNCED_ADDRESSES) and never through ICE_SERVERS: those are for browsers behind NAT,
+    and gathering through them made every answer wait for them (5 s when one is unreachable).
+    The browser's relayed or reflexive candidates still pair with the server's host ones."""
+    return RTCPeerConnection(configuration([]))
 
 
 def _is_loopback(address: str) -> bool:

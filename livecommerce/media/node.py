@@ -12,6 +12,7 @@ from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
 from livecommerce.config import Settings
 from livecommerce.media import aiortc_internals
+from livecommerce.media.broadcasts import Broadcast
 from livecommerce.media.stream import Publisher, Stream, Viewer
 
 
@@ -36,11 +37,14 @@ class MediaNode:
     def at_capacity(self) -> bool:
         return self.viewer_count >= self.settings.max_viewers_per_node
 
-    def new_stream(self, room_id: int, codecs: dict[str, RTCRtpCodecParameters]) -> Stream:
+    def new_stream(
+        self, room_id: int, codecs: dict[str, RTCRtpCodecParameters], broadcast: Broadcast
+    ) -> Stream:
         stream = Stream(
             self.app,
             room_id,
             codecs,
+            broadcast,
             grace_seconds=self.settings.publisher_grace_seconds,
             on_ended=self._ended,
         )

@@ -2,9 +2,10 @@
 offer with the room's stream key as a Bearer token and gets the answer; DELETE ends the broadcast.
 
 Rules for a room that already has a stream on this node:
-- live with a connected publisher: another publisher is refused with 409 `already_live`, unless
-  it holds a key of the room and asks `?takeover=1`; it then replaces the current publisher and
-  viewers carry on without reconnecting;
+- live with a connected publisher: a publisher with the same stream key (a phone reconnecting
+  after its network dropped), or any key of the room while the current publisher sends nothing,
+  replaces it at once and viewers carry on without reconnecting; a publisher with another key
+  while the current one is live is refused with 409 `already_live`, unless it asks `?takeover=1`;
 - within the grace period after its publisher dropped: a publisher with a key of the room
   resumes the same broadcast (same stream session, viewers keep their tracks).
 A resuming publisher should send the stream's codec; one that cannot starts a new broadcast.
@@ -18,7 +19,7 @@ from aiohttp import web
 
 from livecommerce.appkeys import SETTINGS
 from livecommerce.errors import AppError
-from livecommerce.http import int_param
+from livecommerce.http import error_response, int_param
 from livecommerce.media import broadcasts, offer, peer, signalling
 from livecommerce.media.aiortc_internals import negotiated_codecs, tap
 from livecommerce.media.node import MEDIA, MediaNode
@@ -34,17 +35,21 @@ async def post(request: web.Request) -> web.Response:
     offer.check_content_type(request.content_type)
     key = signalling.bearer(request)
     if key is None:
-        raise AppError("unauthorized", "send the room's stream key as `Authorization: Bearer <key>`")
+        return _unauthorized(
+            AppError("unauthorized", "send the room's stream key as `Authorization: Bearer <key>`"), ""
+        )
     key_id = await broadcasts.stream_key_id(request.app, key, room_id)
     if key_id is None:
-        raise AppError("invalid_stream_key", "this stream key is not valid for this room")
+        return _unauthorized(
+            AppError("invalid_stream_key", "this stream key is not valid for this room"), "invalid_token"
+        )
     text, kinds = offer.parse_offer(await request.read(), sending=True)
     takeover = request.query.get("takeover", "") in ("1", "true", "yes")
 
     node = request.app[MEDIA]
     async with node.lock(room_id):
         stream = node.streams.get(room_id)
-        if stream is not None and stream.publisher is not None and not takeover:
+        if stream is not None and not takeover and not stream.replaceable_by(key_id):
             raise AppError(
                 "already_live",
                 "this room is live from another publisher; the key holder may take over with ?takeover=1",
@@ -60,6 +65,12 @@ async def post(request: web.Request) -> web.Response:
             raise
     location = f"/api/rooms/{room_id}/whip/{publisher.id}"
     return signalling.created(request, publisher.pc.localDescription.sdp, location)
+
+
+def _unauthorized(error: AppError, bearer_error: str) -> web.Response:
+    """A 401 that names its scheme (RFC 9110 §11.6.1; the Bearer error code of RFC 6750 §3)."""
+    challenge = 'Bearer realm="whip"' + (f', error="{bearer_error}"' if bearer_error else "")
+    return error_response(error, headers={"WWW-Authenticate": challenge})
 
 
 async def _negotiate(
@@ -85,9 +96,21 @@ async def _negotiate(
 async def _attach(
     request: web.Request, node: MediaNode, stream: Stream | None, publisher: Publisher
 ) -> Stream:
-    starting = stream is None
+    """Make the publisher the stream's current one (a new stream if none). A new broadcast is
+    recorded and announced when its first frame arrives (`Stream.media_started`), not here: a
+    publisher whose DTLS or ICE fails never opens one."""
     if stream is None:
-        stream = node.new_stream(int_param(request, "room_id"), publisher.codecs)
+        room_id = int_param(request, "room_id")
+        stream = node.new_stream(
+            room_id,
+            publisher.codecs,
+            broadcasts.Broadcast(
+                room_id=room_id,
+                stream_key_id=publisher.stream_key_id,
+                publisher_address=request.remote or "",
+                user_agent=request.headers.get("User-Agent", ""),
+            ),
+        )
     for kind, receiver in publisher.receivers.items():
         publisher.receivers[kind] = tap(receiver, PublisherSink(stream, publisher, kind))
 
@@ -98,26 +121,6 @@ async def _attach(
 
     stream.attach(publisher)
     node.add_publisher(stream, publisher)
-    if starting:
-        names = stream.codec_names
-        broadcast = broadcasts.Broadcast(
-            room_id=stream.room_id,
-            stream_key_id=publisher.stream_key_id,
-            publisher_address=request.remote or "",
-            user_agent=request.headers.get("User-Agent", ""),
-            video_codec=names.get("video"),
-            audio_codec=names.get("audio"),
-        )
-        try:
-            stream.session_id, stream.started_at = await broadcasts.record_start(request.app, broadcast)
-        except BaseException:
-            await stream.end("failed")
-            raise
-        live = {
-            "stream_session_id": stream.session_id,
-            **{f"{kind}_codec": name for kind, name in names.items()},
-        }
-        await broadcasts.announce(request.app, stream.room_id, "stream.live", live)
     return stream
 
 

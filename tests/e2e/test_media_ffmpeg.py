@@ -20,12 +20,17 @@ import av
 import numpy as np
 import pytest
 import testpattern
+from aiortc import RTCRtpReceiver
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from helpers import wait_for
+from sqlalchemy import func, select
+from test_media import room_events
 
+from livecommerce.appkeys import SESSION_FACTORY
+from livecommerce.db.models import Room, RoomStatus, StreamSession
 from livecommerce.media.node import MEDIA
 
 pytestmark = [pytest.mark.media, pytest.mark.timeout(180)]
@@ -59,13 +64,15 @@ def p256_certificate(directory: Path) -> tuple[Path, Path]:
 
 
 def ffmpeg_publish(
-    url: str, stream_key: str, cert_file: Path, key_file: Path, stop: Event, seconds: int = 60
+    url: str, stream_key: str, cert_file: Path | None, key_file: Path | None, stop: Event, seconds: int = 60
 ) -> int:
     """Encode a moving pattern (H.264) and a tone (Opus) and mux them to the WHIP URL until stopped
     or for `seconds`.
 
     Runs in its own process: the muxer's blocking network calls hold the GIL."""
-    options = {"authorization": stream_key, "cert_file": str(cert_file), "key_file": str(key_file)}
+    options = {"authorization": stream_key}
+    if cert_file is not None and key_file is not None:
+        options |= {"cert_file": str(cert_file), "key_file": str(key_file)}
     container = av.open(url, "w", format="whip", options=options)
     try:
         video = container.add_stream("libx264", rate=FPS)
@@ -166,3 +173,46 @@ async def test_ffmpeg_publisher_that_stops_answering_consent_checks_stays_live_w
             assert server.app[MEDIA].streams.get(world.room_id) is stream
             assert viewer.decode_errors == 0
             await viewer.close()
+
+
+async def test_a_viewer_offering_only_constrained_baseline_plays_ffmpegs_baseline_h264(server, tmp_path):
+    """FFmpeg offers profile-level-id 42000d (baseline, level 1.3); a browser-like viewer offers
+    constrained baseline 42e01f only. H.264 matches by profile compatibility, levels aside."""
+    world = await server.seed()
+    constrained_baseline = [
+        codec
+        for codec in RTCRtpReceiver.getCapabilities("video").codecs
+        if codec.mimeType == "video/H264" and codec.parameters.get("profile-level-id") == "42e01f"
+    ]
+    async with ffmpeg_publisher(server, world, tmp_path), aiohttp.ClientSession() as http:
+        viewer = await testpattern.play(
+            http, f"{server.url}/api/rooms/{world.room_id}/whep", video_codecs=constrained_baseline
+        )
+        await wait_for(lambda: viewer.video_frames >= 10, timeout=60, message="H.264 at the viewer")
+        assert viewer.sizes == {(WIDTH, HEIGHT)}
+        assert viewer.decode_errors == 0
+        await viewer.close()
+
+
+async def test_a_publisher_whose_dtls_handshake_fails_opens_no_broadcast(server):
+    """FFmpeg with its default P-224 certificate gets its answer (201) but fails DTLS: no media
+    ever flows, so no stream session, no live room and no stream.live/stream.ended events."""
+    world = await server.seed()
+    context = multiprocessing.get_context("spawn")
+    whip = f"{server.url}/api/rooms/{world.room_id}/whip"
+    publisher = context.Process(
+        target=ffmpeg_publish, args=(whip, world.stream_key, None, None, context.Event(), 10), daemon=True
+    )
+    publisher.start()
+    await asyncio.to_thread(publisher.join, 60)
+    if publisher.is_alive():
+        publisher.kill()
+    assert publisher.exitcode != 0
+    await wait_for(lambda: world.room_id not in server.app[MEDIA].streams, timeout=30, message="no stream")
+    async with server.app[SESSION_FACTORY]() as session:
+        sessions = await session.scalar(
+            select(func.count()).select_from(StreamSession).where(StreamSession.room_id == world.room_id)
+        )
+        status = await session.scalar(select(Room.status).where(Room.id == world.room_id))
+    assert sessions == 0 and status == RoomStatus.OFFLINE
+    assert [kind for kind, _ in await room_events(server, world.room_id) if kind.startswith("stream.")] == []
