@@ -117,7 +117,8 @@ class IncompatibleAiortc(RuntimeError):
 
 def check() -> None:
     """Raise IncompatibleAiortc naming every attribute in use that the installed aiortc and aioice
-    no longer have (looked up on real, unconnected objects, so instance attributes count)."""
+    no longer have (looked up on real, unconnected objects, so instance attributes count). Call
+    it with an event loop running: some of these objects look it up when they are made."""
     gatherer = RTCIceGatherer()
     ice_transport = RTCIceTransport(gatherer)
     dtls = RTCDtlsTransport(ice_transport, [RTCCertificate.generateCertificate()])
