@@ -95,9 +95,9 @@ class PatternVideoTrack(MediaStreamTrack):
             if self._start is None:
                 self._start = time.monotonic()
             due = self._start + self.frames / self.fps
-            delay = due - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
+            # always yield, even when behind: a publisher that cannot encode in real time on a busy
+            # machine would otherwise never let its event loop (signalling, RTCP) run
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
             self._pending = self._encode()
         return self._pending.pop(0)
 
@@ -146,9 +146,9 @@ class ToneAudioTrack(MediaStreamTrack):
         while not self._pending:
             if self._start is None:
                 self._start = time.monotonic()
-            delay = self._start + self.frames * self.SAMPLES / self.RATE - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
+            await asyncio.sleep(
+                max(0.0, self._start + self.frames * self.SAMPLES / self.RATE - time.monotonic())
+            )
             t = (np.arange(self.SAMPLES) + self.frames * self.SAMPLES) / self.RATE
             wave = (np.sin(2 * math.pi * 440 * t) * 8000).astype(np.int16)
             frame = av.AudioFrame.from_ndarray(np.repeat(wave, 2)[None, :], format="s16", layout="stereo")
