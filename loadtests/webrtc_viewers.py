@@ -33,9 +33,8 @@ import orjson
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import testpattern
 from _common import RESULTS, ServerProcess, free_port, machine_info, percentiles, spawn, write_results
-
-from livecommerce.media import testpattern
 
 WIDTH, HEIGHT, FPS, BITRATE = 1280, 720, 30, 1_500_000
 

@@ -48,7 +48,7 @@ def install(app: web.Application, settings: Settings, db: Database, hub: Hub) ->
     app.cleanup_ctx.append(streams_ended)
     app.on_response_prepare.append(signalling.cors)
     publish = {
-        "post": _bound(whip.post, node, db.session_factory, whip.wrong_keys_throttle()),
+        "post": _bound(whip.post, node, whip.wrong_keys_throttle()),
         "delete": _bound(whip.delete, node),
     }
     play = {"post": _bound(whep.post, node), "delete": _bound(whep.delete, node)}

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from livecommerce.accounts import room_for_stream_key
 from livecommerce.db.models import Room, RoomStatus, StreamSession
 from livecommerce.realtime.hub import Hub
 
@@ -22,8 +23,6 @@ class Broadcast:
     stream_key_id: int | None
     publisher_address: str
     user_agent: str
-    video_codec: str | None
-    audio_codec: str | None
 
 
 class Broadcasts:
@@ -34,7 +33,15 @@ class Broadcasts:
         self.hub = hub
         self.node_id = node_id
 
-    async def record_start(self, broadcast: Broadcast) -> tuple[int, datetime]:
+    async def stream_key_id(self, key: str, room_id: int) -> int | None:
+        """The id of `key` if it is a valid (unrevoked) stream key of the room, else None."""
+        async with self.sessions() as session:
+            stream_key = await room_for_stream_key(session, key)
+        if stream_key is None or stream_key.room_id != room_id:
+            return None
+        return stream_key.id
+
+    async def record_start(self, broadcast: Broadcast, codec_names: dict[str, str]) -> tuple[int, datetime]:
         """Insert the stream_sessions row and mark the room live; return the row id and start time."""
         async with self.sessions.begin() as session:
             row = StreamSession(
@@ -43,8 +50,8 @@ class Broadcasts:
                 node_id=self.node_id,
                 publisher_address=broadcast.publisher_address[:100],
                 user_agent=broadcast.user_agent[:300],
-                video_codec=broadcast.video_codec,
-                audio_codec=broadcast.audio_codec,
+                video_codec=codec_names.get("video"),
+                audio_codec=codec_names.get("audio"),
                 started_at=datetime.now(UTC),
             )
             session.add(row)

@@ -1,13 +1,13 @@
 """ICE and DTLS set-up for peer connections: the addresses to gather on and announce, the scope of
-remote addresses worth checking, the configured STUN/TURN servers, and the DTLS role.
+remote addresses worth checking, STUN/TURN server entries, and the DTLS role.
 
 aioice gathers host candidates on every interface except 127.0.0.1 and offers no per-connection
-choice, so `pin_gathering` is the one place that replaces a connection's gathering: host
-candidates only on the given addresses (RTC_HOST_ADDRESSES), optionally announced as other
-addresses (RTC_ANNOUNCED_ADDRESSES, for a server behind 1:1 NAT). When every host address is
-loopback, remote candidates (`scope_candidates`) and connectivity checks from other addresses
-are ignored: a loopback
-socket cannot reach them, and sending there would leave the loopback scope.
+choice, so `pin_gathering` is the one place that replaces a connection's gathering (through
+aiortc_internals): host candidates only on the given addresses (RTC_HOST_ADDRESSES), optionally
+announced as other addresses (RTC_ANNOUNCED_ADDRESSES, for a server behind 1:1 NAT). When every
+host address is loopback, remote candidates (`scope_candidates`) and connectivity checks from
+other addresses are ignored: a loopback socket cannot reach them, and sending there would leave
+the loopback scope.
 """
 
 from __future__ import annotations
@@ -21,7 +21,11 @@ from aioice.ice import Connection
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection
 from aiortc.sdp import SessionDescription
 
-from livecommerce.config import Settings
+from livecommerce.media.aiortc_internals import (
+    answer_as_dtls_server,
+    gather_host_candidates_only,
+    ice_connections,
+)
 
 
 def configuration(entries: Sequence[dict[str, Any]]) -> RTCConfiguration:
@@ -36,8 +40,12 @@ def ice_servers(entries: Sequence[dict[str, Any]]) -> list[RTCIceServer]:
     ]
 
 
-def peer_connection(settings: Settings) -> RTCPeerConnection:
-    return RTCPeerConnection(configuration(settings.ice_servers))
+def server_peer_connection() -> RTCPeerConnection:
+    """A server connection. It gathers its own host candidates (RTC_HOST_ADDRESSES, announced as
+    RTC_ANNOUNCED_ADDRESSES) and never through ICE_SERVERS: those are for browsers behind NAT,
+    and gathering through them made every answer wait for them (5 s when one is unreachable).
+    The browser's relayed or reflexive candidates still pair with the server's host ones."""
+    return RTCPeerConnection(configuration([]))
 
 
 def _is_loopback(address: str) -> bool:
@@ -60,14 +68,6 @@ def announced_for(host_addresses: Sequence[str], announced: Sequence[str]) -> di
     return dict(zip(host_addresses, announced, strict=False))
 
 
-def _ice_connections(pc: RTCPeerConnection) -> list[Connection]:
-    connections: dict[int, Connection] = {}
-    for transceiver in pc.getTransceivers():
-        connection = transceiver.receiver.transport.transport.iceGatherer._connection
-        connections[id(connection)] = connection
-    return list(connections.values())
-
-
 def pin_gathering(
     pc: RTCPeerConnection, host_addresses: Sequence[str], announced: Sequence[str] = ()
 ) -> None:
@@ -79,26 +79,10 @@ def pin_gathering(
         return
     addresses = list(host_addresses)
     mapping = announced_for(addresses, announced)
-    for connection in _ice_connections(pc):
-        _replace_gathering(connection, addresses, mapping)
+    for connection in ice_connections(pc):
+        gather_host_candidates_only(connection, addresses, mapping)
         if loopback_only(addresses):
             _ignore_outside_loopback(connection)
-
-
-def _replace_gathering(connection: Connection, addresses: list[str], mapping: dict[str, str]) -> None:
-    async def gather_candidates() -> None:
-        if connection._local_candidates_start:
-            return
-        connection._local_candidates_start = True
-        for component in sorted(connection._components):
-            candidates = await connection.get_component_candidates(component=component, addresses=addresses)
-            for candidate in candidates:
-                if candidate.type == "host" and candidate.host in mapping:
-                    candidate.host = mapping[candidate.host]
-            connection._local_candidates += candidates
-        connection._local_candidates_end = True
-
-    connection.gather_candidates = gather_candidates  # type: ignore[method-assign]
 
 
 def _ignore_outside_loopback(connection: Connection) -> None:
@@ -138,4 +122,4 @@ def choose_dtls_role(pc: RTCPeerConnection, offer: str) -> None:
     }
     for transceiver in pc.getTransceivers():
         if roles.get(transceiver.mid) == "auto":
-            transceiver.receiver.transport._set_role("server")
+            answer_as_dtls_server(transceiver)

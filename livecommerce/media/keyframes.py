@@ -10,6 +10,7 @@ import time
 
 from aiortc import RTCRtpReceiver
 
+from livecommerce.media.aiortc_internals import send_pli
 from livecommerce.media.tasks import background
 
 log = logging.getLogger(__name__)
@@ -86,4 +87,4 @@ class KeyframeRelay:
         ssrc = max(sources, key=lambda source: source.timestamp).source
         self._last = time.monotonic()
         self.sent += 1
-        background(receiver._send_rtcp_pli(ssrc))
+        background(send_pli(receiver, ssrc))

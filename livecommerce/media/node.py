@@ -1,5 +1,6 @@
 """This node's media: the streams by room, the WHIP and WHEP session resources by id, and the
-node's viewer capacity."""
+node's viewer capacity. Starting one checks that the installed aiortc and aioice still have what
+aiortc_internals uses, so an incompatible upgrade fails at startup, not on the first broadcast."""
 
 from __future__ import annotations
 
@@ -9,12 +10,14 @@ from collections import defaultdict
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
 from livecommerce.config import Settings
-from livecommerce.media.broadcasts import Broadcasts
+from livecommerce.media import aiortc_internals
+from livecommerce.media.broadcasts import Broadcast, Broadcasts
 from livecommerce.media.stream import Publisher, Stream, Viewer
 
 
 class MediaNode:
     def __init__(self, settings: Settings, broadcasts: Broadcasts) -> None:
+        aiortc_internals.check()
         self.settings = settings
         self.broadcasts = broadcasts
         self.streams: dict[int, Stream] = {}
@@ -33,11 +36,14 @@ class MediaNode:
     def at_capacity(self) -> bool:
         return self.viewer_count >= self.settings.max_viewers_per_node
 
-    def new_stream(self, room_id: int, codecs: dict[str, RTCRtpCodecParameters]) -> Stream:
+    def new_stream(
+        self, room_id: int, codecs: dict[str, RTCRtpCodecParameters], broadcast: Broadcast
+    ) -> Stream:
         stream = Stream(
             self.broadcasts,
             room_id,
             codecs,
+            broadcast,
             grace_seconds=self.settings.publisher_grace_seconds,
             on_ended=self._ended,
         )

@@ -1,5 +1,6 @@
 """Answering an offer: a server peer connection with the planned transceivers and codecs, pinned
-to the configured ICE addresses, answering as the DTLS server, with errors mapped to typed ones."""
+to the configured ICE addresses, answering as the DTLS server, keeping ICE consent while the
+peer's media flows, with errors mapped to typed ones."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from aiortc.rtcrtpparameters import RTCRtpCodecCapability
 from livecommerce.config import Settings
 from livecommerce.errors import AppError
 from livecommerce.media import ice
+from livecommerce.media.aiortc_internals import keep_consent_while_media_flows
 
 
 @dataclass(frozen=True)
@@ -27,7 +29,7 @@ async def answer(
     settings: Settings, offer: str, sections: list[Section], *, no_common_codec: str
 ) -> tuple[RTCPeerConnection, list[RTCRtpTransceiver]]:
     """Return the connection (local answer set) and the transceivers in section order."""
-    pc = ice.peer_connection(settings)
+    pc = ice.server_peer_connection()
     try:
         transceivers = []
         for section in sections:
@@ -36,6 +38,7 @@ async def answer(
                 transceiver.setCodecPreferences(section.codecs)
             transceivers.append(transceiver)
         ice.pin_gathering(pc, settings.rtc_host_addresses, settings.rtc_announced_addresses)
+        keep_consent_while_media_flows(pc)
         text = ice.scope_candidates(offer, settings.rtc_host_addresses)
         try:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=text, type="offer"))
@@ -43,6 +46,12 @@ async def answer(
             raise AppError("not_acceptable", no_common_codec) from None
         except (ValueError, InvalidAccessError, InvalidStateError, InternalError) as exc:
             raise AppError("invalid_sdp", f"the offer was refused: {exc}") from None
+        for transceiver in pc.getTransceivers():
+            if transceiver not in transceivers:
+                # a section the server did not plan for (aiortc adds a transceiver for every
+                # audio or video section): answer it inactive, or aiortc would start a receiver
+                # and decoder thread for media that nothing reads
+                transceiver.direction = "inactive"
         ice.choose_dtls_role(pc, text)
         await pc.setLocalDescription(await pc.createAnswer())
         return pc, transceivers

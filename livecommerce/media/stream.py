@@ -21,10 +21,10 @@ from aiortc import RTCPeerConnection
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
-from livecommerce.media.broadcasts import Broadcasts
+from livecommerce.media.aiortc_internals import EncodedFrameReceiver
+from livecommerce.media.broadcasts import Broadcast, Broadcasts
 from livecommerce.media.forwarder import Fanout
 from livecommerce.media.keyframes import KeyframeRelay
-from livecommerce.media.receiver import EncodedFrameReceiver
 from livecommerce.media.rtp_leg import RtpLeg
 from livecommerce.media.tasks import background
 from livecommerce.realtime import event_types
@@ -34,6 +34,10 @@ log = logging.getLogger(__name__)
 
 MEDIA_TIMEOUT = 5.0  # seconds without a frame from a connected publisher before it counts as dropped
 CONNECT_TIMEOUT = 15.0  # seconds for a new publisher to deliver its first frame
+# A publisher without media this long may be replaced by any key of the room: a frame interval is
+# tens of milliseconds and audio comes every 20 ms, so 1.5 s of nothing is a dead uplink, not
+# jitter.
+SILENT_AFTER = 1.5
 WATCH_INTERVAL = 0.5
 
 
@@ -77,7 +81,9 @@ class PublisherSink:
             self.stream.publisher_lost(self.publisher, "track_ended")
             return
         self.stream.last_media = time.monotonic()
-        self.stream.media_seen = True
+        if not self.stream.media_seen:
+            self.stream.media_seen = True
+            self.stream.media_started()
         fanout = self.stream.fanouts.get(self.kind)
         if fanout is not None:
             fanout.push(item[1].data, item[1].timestamp)
@@ -89,6 +95,7 @@ class Stream:
         broadcasts: Broadcasts,
         room_id: int,
         codecs: dict[str, RTCRtpCodecParameters],
+        broadcast: Broadcast,
         *,
         grace_seconds: float,
         on_ended: Callable[[Stream], None],
@@ -96,6 +103,7 @@ class Stream:
         self.broadcasts = broadcasts
         self.room_id = room_id
         self.codecs = codecs
+        self.broadcast = broadcast
         self.grace_seconds = grace_seconds
         self.keyframes = KeyframeRelay()
         self.fanouts = {
@@ -115,6 +123,7 @@ class Stream:
         self._grace_timer: asyncio.TimerHandle | None = None
         self._watchdog = asyncio.ensure_future(self._watch())
         self._ending: asyncio.Task[None] | None = None
+        self._recording: asyncio.Task[None] | None = None  # the broadcast's start, once media flows
 
     @property
     def codec_names(self) -> dict[str, str]:
@@ -154,9 +163,33 @@ class Stream:
         if previous is not None:
             background(previous.pc.close())
 
+    def media_started(self) -> None:
+        """The current publisher's first frame: the broadcast starts (once per stream)."""
+        if self._recording is None:
+            self._recording = asyncio.ensure_future(self._record_start())
+
+    async def _record_start(self) -> None:
+        try:
+            self.session_id, self.started_at = await self.broadcasts.record_start(
+                self.broadcast, self.codec_names
+            )
+            live = {
+                "stream_session_id": self.session_id,
+                **{f"{kind}_codec": name for kind, name in self.codec_names.items()},
+            }
+            await self.broadcasts.announce(self.room_id, event_types.STREAM_LIVE, live)
+        except Exception:
+            log.exception("room %s: could not record the start of the stream", self.room_id)
+            self.end_soon("failed")
+
     def publisher_lost(self, publisher: Publisher, reason: str) -> None:
-        """The current publisher dropped: keep viewers for the grace period, then end."""
+        """The current publisher dropped: keep viewers for the grace period, then end. A stream
+        whose broadcast never started (no media ever arrived) ends at once, unrecorded."""
         if publisher is not self.publisher or self.state != "live":
+            return
+        if self._recording is None:
+            log.info("room %s: publisher lost (%s) before any media", self.room_id, reason)
+            self.end_soon("publisher_lost")
             return
         log.info("room %s: publisher lost (%s); grace %.1fs", self.room_id, reason, self.grace_seconds)
         self.publisher = None
@@ -166,6 +199,16 @@ class Stream:
         self._grace_timer = asyncio.get_running_loop().call_later(
             self.grace_seconds, self.end_soon, "publisher_lost"
         )
+
+    def replaceable_by(self, stream_key_id: int) -> bool:
+        """Whether a publisher with this stream key may replace the current one without asking
+        to take over: there is none (grace), it is the same key holder reconnecting, or the current
+        publisher has sent nothing for SILENT_AFTER (its network is gone, it just does not know)."""
+        current = self.publisher
+        if current is None or current.stream_key_id == stream_key_id:
+            return True
+        timeout = SILENT_AFTER if self.media_seen else CONNECT_TIMEOUT
+        return time.monotonic() - self.last_media > timeout
 
     def is_publisher(self, publisher: Publisher) -> bool:
         """Whether a DELETE on this publisher's resource ends the broadcast."""
@@ -210,6 +253,8 @@ class Stream:
         self.viewers.clear()
         self._on_ended(self)
         await asyncio.gather(*closing, return_exceptions=True)
+        if self._recording is not None:
+            await asyncio.gather(self._recording, return_exceptions=True)  # a start still being written
         if self.session_id is not None:
             try:
                 await self.broadcasts.record_end(self.room_id, self.session_id, reason)

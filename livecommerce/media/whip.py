@@ -2,9 +2,10 @@
 offer with the room's stream key as a Bearer token and gets the answer; DELETE ends the broadcast.
 
 Rules for a room that already has a stream on this node:
-- live with a connected publisher: another publisher is refused with 409 `already_live`, unless
-  it holds a key of the room and asks `?takeover=1`; it then replaces the current publisher and
-  viewers carry on without reconnecting;
+- live with a connected publisher: a publisher with the same stream key (a phone reconnecting
+  after its network dropped), or any key of the room while the current publisher sends nothing,
+  replaces it at once and viewers carry on without reconnecting; a publisher with another key
+  while the current one is live is refused with 409 `already_live`, unless it asks `?takeover=1`;
 - within the grace period after its publisher dropped: a publisher with a key of the room
   resumes the same broadcast (same stream session, viewers keep their tracks).
 A resuming publisher should send the stream's codec; one that cannot starts a new broadcast.
@@ -15,17 +16,14 @@ from __future__ import annotations
 import logging
 
 from aiohttp import web
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from livecommerce.accounts import room_for_stream_key
 from livecommerce.errors import AppError
-from livecommerce.http import int_param
+from livecommerce.http import error_response, int_param
 from livecommerce.http.throttle import Throttle
 from livecommerce.media import broadcasts, offer, peer, signalling
+from livecommerce.media.aiortc_internals import negotiated_codecs, tap
 from livecommerce.media.node import MediaNode
-from livecommerce.media.receiver import tap
 from livecommerce.media.stream import Publisher, PublisherSink, Stream
-from livecommerce.realtime import event_types
 
 log = logging.getLogger(__name__)
 
@@ -39,30 +37,33 @@ def wrong_keys_throttle() -> Throttle:
 
 
 async def post(
-    request: web.Request, node: MediaNode, sessions: async_sessionmaker[AsyncSession], wrong_keys: Throttle
+    request: web.Request, node: MediaNode, wrong_keys: Throttle
 ) -> web.Response:
     room_id = int_param(request, "room_id")
     offer.check_content_type(request.content_type)
     key = signalling.bearer(request)
     if key is None:
-        raise AppError("unauthorized", "send the room's stream key as `Authorization: Bearer <key>`")
+        return _unauthorized(
+            AppError("unauthorized", "send the room's stream key as `Authorization: Bearer <key>`"), ""
+        )
     wrong_keys.guard(request.remote)
-    async with sessions() as session:
-        stream_key = await room_for_stream_key(session, key)
-    if stream_key is None or stream_key.room_id != room_id:
+    key_id = await node.broadcasts.stream_key_id(key, room_id)
+    if key_id is None:
         wrong_keys.failed(request.remote)
-        raise AppError("invalid_stream_key", "this stream key is not valid for this room")
+        return _unauthorized(
+            AppError("invalid_stream_key", "this stream key is not valid for this room"), "invalid_token"
+        )
     text, kinds = offer.parse_offer(await request.read(), sending=True)
     takeover = request.query.get("takeover", "") in ("1", "true", "yes")
 
     async with node.lock(room_id):
         stream = node.streams.get(room_id)
-        if stream is not None and stream.publisher is not None and not takeover:
+        if stream is not None and not takeover and not stream.replaceable_by(key_id):
             raise AppError(
                 "already_live",
                 "this room is live from another publisher; the key holder may take over with ?takeover=1",
             )
-        publisher = await _negotiate(node, text, kinds, stream, stream_key.id)
+        publisher = await _negotiate(node, text, kinds, stream, key_id)
         try:
             if stream is not None and not offer.same_codecs(stream.codecs, publisher.codecs):
                 await stream.end("replaced")
@@ -75,6 +76,12 @@ async def post(
     return signalling.created(publisher.pc.localDescription.sdp, location, node.settings.ice_servers)
 
 
+def _unauthorized(error: AppError, bearer_error: str) -> web.Response:
+    """A 401 that names its scheme (RFC 9110 §11.6.1; the Bearer error code of RFC 6750 §3)."""
+    challenge = 'Bearer realm="whip"' + (f', error="{bearer_error}"' if bearer_error else "")
+    return error_response(error, headers={"WWW-Authenticate": challenge})
+
+
 async def _negotiate(
     node: MediaNode, text: str, kinds: list[str], stream: Stream | None, stream_key_id: int
 ) -> Publisher:
@@ -85,7 +92,7 @@ async def _negotiate(
     pc, transceivers = await peer.answer(node.settings, text, sections, no_common_codec=NO_COMMON_CODEC)
     codecs = {}
     for transceiver in transceivers:
-        codec = offer.media_codec(transceiver._codecs)
+        codec = offer.media_codec(negotiated_codecs(transceiver))
         if codec is not None:
             codecs[transceiver.kind] = codec
     publisher = Publisher(pc=pc, stream_key_id=stream_key_id, codecs=codecs)
@@ -96,9 +103,21 @@ async def _negotiate(
 async def _attach(
     request: web.Request, node: MediaNode, stream: Stream | None, publisher: Publisher
 ) -> Stream:
-    starting = stream is None
+    """Make the publisher the stream's current one (a new stream if none). A new broadcast is
+    recorded and announced when its first frame arrives (`Stream.media_started`), not here: a
+    publisher whose DTLS or ICE fails never opens one."""
     if stream is None:
-        stream = node.new_stream(int_param(request, "room_id"), publisher.codecs)
+        room_id = int_param(request, "room_id")
+        stream = node.new_stream(
+            room_id,
+            publisher.codecs,
+            broadcasts.Broadcast(
+                room_id=room_id,
+                stream_key_id=publisher.stream_key_id,
+                publisher_address=request.remote or "",
+                user_agent=request.headers.get("User-Agent", ""),
+            ),
+        )
     for kind, receiver in publisher.receivers.items():
         publisher.receivers[kind] = tap(receiver, PublisherSink(stream, publisher, kind))
 
@@ -109,26 +128,6 @@ async def _attach(
 
     stream.attach(publisher)
     node.add_publisher(stream, publisher)
-    if starting:
-        names = stream.codec_names
-        broadcast = broadcasts.Broadcast(
-            room_id=stream.room_id,
-            stream_key_id=publisher.stream_key_id,
-            publisher_address=request.remote or "",
-            user_agent=request.headers.get("User-Agent", ""),
-            video_codec=names.get("video"),
-            audio_codec=names.get("audio"),
-        )
-        try:
-            stream.session_id, stream.started_at = await node.broadcasts.record_start(broadcast)
-        except BaseException:
-            await stream.end("failed")
-            raise
-        live = {
-            "stream_session_id": stream.session_id,
-            **{f"{kind}_codec": name for kind, name in names.items()},
-        }
-        await node.broadcasts.announce(stream.room_id, event_types.STREAM_LIVE, live)
     return stream
 
 

@@ -9,6 +9,7 @@ import threading
 import aiohttp
 import orjson
 import pytest
+import testpattern
 from aiortc.codecs.opus import OpusEncoder
 from aiortc.codecs.vpx import Vp8Encoder
 from helpers import wait_for
@@ -16,7 +17,6 @@ from sqlalchemy import select
 
 from livecommerce.appkeys import HUB, MEDIA, SESSION_FACTORY
 from livecommerce.db.models import Room, RoomStatus, StreamSession
-from livecommerce.media import testpattern
 
 pytestmark = [pytest.mark.media, pytest.mark.timeout(180)]
 

@@ -3,13 +3,19 @@ Location, Link, setup:passive, OPTIONS/CORS, PATCH, DELETE), ICE settings, takeo
 
 from __future__ import annotations
 
+import asyncio
+import json
+import time
+
 import aiohttp
 import pytest
+import testpattern
 from aiortc import RTCPeerConnection, RTCRtpSender
-from helpers import wait_for
+from helpers import free_port, wait_for
 
-from livecommerce.appkeys import MEDIA
-from livecommerce.media import ice, testpattern
+from livecommerce import accounts
+from livecommerce.appkeys import MEDIA, SESSION_FACTORY
+from livecommerce.media import ice
 
 pytestmark = [pytest.mark.media, pytest.mark.timeout(120)]
 
@@ -49,8 +55,6 @@ async def post(http, url, body, *, key=None, content_type="application/sdp", que
 
 async def error_of(http, url, body, **kwargs) -> tuple[int, str, str]:
     status, _, text = await post(http, url, body, **kwargs)
-    import json
-
     error = json.loads(text)["error"]
     return status, error["code"], error["message"]
 
@@ -60,10 +64,12 @@ async def test_whip_refuses_missing_wrong_and_foreign_keys(server):
     other = await server.seed()
     offer = await make_offer()
     async with aiohttp.ClientSession() as http:
-        status, code, _ = await error_of(http, whip_url(server, world), offer)
-        assert (status, code) == (401, "unauthorized")
-        status, code, _ = await error_of(http, whip_url(server, world), offer, key="not-a-key")
-        assert (status, code) == (401, "invalid_stream_key")
+        status, headers, text = await post(http, whip_url(server, world), offer)
+        assert (status, json.loads(text)["error"]["code"]) == (401, "unauthorized")
+        assert headers["WWW-Authenticate"] == 'Bearer realm="whip"'
+        status, headers, text = await post(http, whip_url(server, world), offer, key="not-a-key")
+        assert (status, json.loads(text)["error"]["code"]) == (401, "invalid_stream_key")
+        assert headers["WWW-Authenticate"] == 'Bearer realm="whip", error="invalid_token"'
         status, code, _ = await error_of(http, whip_url(server, world), offer, key=other.stream_key)
         assert (status, code) == (401, "invalid_stream_key")
 
@@ -182,8 +188,15 @@ async def test_whep_needs_a_live_room(server):
     assert (status, code) == (409, "not_live")
 
 
-async def test_second_publisher_is_refused_unless_it_takes_over(server):
+async def second_stream_key(server, world) -> str:
+    async with server.app[SESSION_FACTORY].begin() as session:
+        _, key = await accounts.create_stream_key(session, room_id=world.room_id)
+    return key
+
+
+async def test_a_publisher_with_another_key_is_refused_while_the_room_is_live_unless_it_takes_over(server):
     world = await server.seed()
+    other_key = await second_stream_key(server, world)
     async with aiohttp.ClientSession() as http:
         first = await testpattern.publish(
             http, whip_url(server, world), world.stream_key, video=testpattern.PatternVideoTrack(fps=15)
@@ -191,28 +204,91 @@ async def test_second_publisher_is_refused_unless_it_takes_over(server):
         viewer = await testpattern.play(http, whep_url(server, world))
         await wait_for(lambda: viewer.video_frames >= 5, timeout=60, message="the viewer plays")
 
-        status, code, message = await error_of(
-            http, whip_url(server, world), await make_offer(("video",)), key=world.stream_key
-        )
+        stream = server.app[MEDIA].streams[world.room_id]
+        offer = await make_offer(("video",))
+        await wait_for(lambda: time.monotonic() - stream.last_media < 0.2, message="a frame just arrived")
+        status, code, message = await error_of(http, whip_url(server, world), offer, key=other_key)
         assert (status, code) == (409, "already_live") and "takeover=1" in message
 
         second = await testpattern.publish(
             http,
             whip_url(server, world) + "?takeover=1",
-            world.stream_key,
+            other_key,
             video=testpattern.PatternVideoTrack(fps=15),
         )
         frames = viewer.video_frames
         await wait_for(
             lambda: viewer.video_frames >= frames + 10, timeout=60, message="the new publisher's frames"
         )
-        stream = server.app[MEDIA].streams[world.room_id]
         assert stream.resumes == 1 and not viewer.ended.is_set()
         await wait_for(
             lambda: first.pc.connectionState == "closed", timeout=30, message="the old publisher closed"
         )
         for peer in (viewer, second, first):
             await peer.pc.close()
+
+
+async def test_a_publisher_reconnecting_after_two_seconds_takes_over_at_once(server):
+    """A phone whose network dropped comes back before the server noticed (no media for 5 s):
+    with its own key it takes over at once, and so does another key of the room once the current
+    publisher has gone silent. Viewers carry on."""
+    world = await server.seed()
+    other_key = await second_stream_key(server, world)
+    async with aiohttp.ClientSession() as http:
+        phone = await testpattern.publish(
+            http, whip_url(server, world), world.stream_key, video=testpattern.PatternVideoTrack(fps=15)
+        )
+        viewer = await testpattern.play(http, whep_url(server, world))
+        await wait_for(lambda: viewer.video_frames >= 5, timeout=60, message="the viewer plays")
+        stream = server.app[MEDIA].streams[world.room_id]
+
+        # the same key holder, while its old connection is still up
+        reconnected = await testpattern.publish(
+            http, whip_url(server, world), world.stream_key, video=testpattern.PatternVideoTrack(fps=15)
+        )
+        frames = viewer.video_frames
+        await wait_for(
+            lambda: viewer.video_frames >= frames + 10, timeout=60, message="the reconnected phone"
+        )
+        assert stream.resumes == 1 and stream.publisher is not None
+
+        # the network drops: no media, no BYE, the connection still looks up for 5 s
+        for sender in reconnected.pc.getSenders():
+            sender.replaceTrack(None)
+        await asyncio.sleep(2)
+        assert stream.publisher is not None and stream.state == "live"
+        back = await testpattern.publish(
+            http, whip_url(server, world), other_key, video=testpattern.PatternVideoTrack(fps=15)
+        )
+        frames = viewer.video_frames
+        await wait_for(lambda: viewer.video_frames >= frames + 10, timeout=60, message="the new publisher")
+        assert stream.resumes == 2 and server.app[MEDIA].streams[world.room_id] is stream
+        assert not viewer.ended.is_set()
+        for peer in (viewer, back, reconnected, phone):
+            await peer.pc.close()
+
+
+async def test_unreachable_ice_servers_do_not_slow_answers(server, settings):
+    """ICE_SERVERS are for browsers: the server gathers its own host candidates without them, so
+    an unreachable STUN or TURN server (a closed loopback port) costs the answer nothing."""
+    closed = free_port()
+    settings.ice_servers = [
+        {"urls": f"stun:127.0.0.1:{closed}"},
+        {"urls": f"turn:127.0.0.1:{closed}", "username": "u", "credential": "p"},
+    ]
+    settings.rtc_host_addresses = []  # aioice's own gathering, as in a default deployment
+    world = await server.seed()
+    async with aiohttp.ClientSession() as http:
+        for url, offer, key in (
+            (whip_url(server, world), await make_offer(), world.stream_key),
+            (whep_url(server, world), await make_offer(direction="recvonly"), None),
+        ):
+            started = time.monotonic()
+            status, headers, _ = await post(http, url, offer, key=key)
+            elapsed = time.monotonic() - started
+            assert status == 201
+            assert elapsed < 1.5, f"the answer took {elapsed:.1f} s"
+            assert len(headers.getall("Link")) == 2  # still offered to the client
 
 
 async def test_viewers_beyond_the_node_capacity_get_503_with_retry_after(server, settings):

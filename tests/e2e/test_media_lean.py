@@ -12,13 +12,13 @@ import time
 
 import aiohttp
 import pytest
+import testpattern
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import RtcpPacket, RtcpSrPacket
 from helpers import wait_for
 from test_media import HEIGHT, MEDIA_TIMEOUT, WIDTH, start_publisher, urls
 
 from livecommerce.appkeys import MEDIA
-from livecommerce.media import testpattern
 from livecommerce.media.aiortc_internals import on_datagrams
 from livecommerce.media.forwarder import Fanout
 from livecommerce.media.rtp_leg import LegParameters, RtpLeg

@@ -8,6 +8,9 @@ to be cheap enough for load tests by the hundred, only counts its RTP (`RtpCount
 carries the wall-clock time at which it was captured, drawn as a row of black and white blocks
 that survive lossy coding; `capture_time_ms` reads it back from a decoded frame, which gives the
 glass-to-glass latency at a viewer.
+
+Test tooling, not part of the server (it needs numpy): the load tests import it from this folder
+and the test suite has this folder on its path.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import math
 import struct
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,14 +33,13 @@ from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.codecs import is_rtx
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.mediastreams import MediaStreamError
-from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from aiortc.rtcrtpparameters import RTCRtpCodecCapability, RTCRtpCodecParameters
 from aiortc.rtp import RtcpPacket, RtcpSrPacket, is_rtcp
 from aiortc.sdp import SessionDescription
 
 from livecommerce.media import ice
-from livecommerce.media.aiortc_internals import on_datagrams, receiving_srtp
+from livecommerce.media.aiortc_internals import on_datagrams, on_keyframe_request, receiving_srtp, tap
 from livecommerce.media.keyframes import is_keyframe
-from livecommerce.media.receiver import tap
 
 VIDEO_CLOCK = 90_000
 STAMP_BITS = 44  # milliseconds since the epoch fit in 44 bits until the year 2527
@@ -93,9 +95,9 @@ class PatternVideoTrack(MediaStreamTrack):
             if self._start is None:
                 self._start = time.monotonic()
             due = self._start + self.frames / self.fps
-            delay = due - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
+            # always yield, even when behind: a publisher that cannot encode in real time on a busy
+            # machine would otherwise never let its event loop (signalling, RTCP) run
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
             self._pending = self._encode()
         return self._pending.pop(0)
 
@@ -144,9 +146,9 @@ class ToneAudioTrack(MediaStreamTrack):
         while not self._pending:
             if self._start is None:
                 self._start = time.monotonic()
-            delay = self._start + self.frames * self.SAMPLES / self.RATE - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
+            await asyncio.sleep(
+                max(0.0, self._start + self.frames * self.SAMPLES / self.RATE - time.monotonic())
+            )
             t = (np.arange(self.SAMPLES) + self.frames * self.SAMPLES) / self.RATE
             wave = (np.sin(2 * math.pi * 440 * t) * 8000).astype(np.int16)
             frame = av.AudioFrame.from_ndarray(np.repeat(wave, 2)[None, :], format="s16", layout="stereo")
@@ -196,7 +198,7 @@ def keyframes_on_request(pc: RTCPeerConnection, track: PatternVideoTrack) -> Non
     """aiortc's sender answers PLI/FIR by flagging its own encoder; route it to the pattern's."""
     for transceiver in pc.getTransceivers():
         if transceiver.sender.track is track:
-            transceiver.sender._send_keyframe = track.request_keyframe  # type: ignore[method-assign]
+            on_keyframe_request(transceiver.sender, track.request_keyframe)
 
 
 async def exchange(
@@ -205,14 +207,19 @@ async def exchange(
     pc: RTCPeerConnection,
     host_addresses: Sequence[str],
     token: str | None,
+    rewrite_offer: Callable[[str], str] | None = None,
 ) -> str:
-    """Send the offer (every candidate gathered), apply the answer, return the session URL."""
+    """Send the offer (every candidate gathered; `rewrite_offer` may change it on the way, to play
+    another client's SDP), apply the answer, return the session URL."""
     ice.pin_gathering(pc, host_addresses)
     await pc.setLocalDescription(await pc.createOffer())
     headers = {"Content-Type": "application/sdp"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
-    async with http.post(url, data=pc.localDescription.sdp, headers=headers) as response:
+    offer = pc.localDescription.sdp
+    if rewrite_offer is not None:
+        offer = rewrite_offer(offer)
+    async with http.post(url, data=offer, headers=headers) as response:
         if response.status != 201:
             raise SignallingError(response.status, await response.text())
         answer = await response.text()
@@ -247,6 +254,7 @@ async def publish(
     ice_servers: Sequence[dict[str, Any]] = (),
     video: PatternVideoTrack | None = None,
     audio: ToneAudioTrack | None = None,
+    rewrite_offer: Callable[[str], str] | None = None,
 ) -> Publisher:
     pc = RTCPeerConnection(ice.configuration(ice_servers))
     for track in (video, audio):
@@ -255,7 +263,7 @@ async def publish(
     if video is not None:
         keyframes_on_request(pc, video)
     try:
-        location = await exchange(http, whip_url, pc, host_addresses, stream_key)
+        location = await exchange(http, whip_url, pc, host_addresses, stream_key, rewrite_offer)
     except BaseException:
         await pc.close()
         raise
@@ -427,16 +435,21 @@ async def play(
     decode: bool = True,
     measure_latency: bool = False,
     count_only: bool = False,
+    rewrite_offer: Callable[[str], str] | None = None,
+    video_codecs: Sequence[RTCRtpCodecCapability] = (),
 ) -> Viewer:
     """A viewer that decodes (`decode`, `measure_latency`), or with `count_only` one that only
-    counts its RTP (`Viewer.rtp`) and never lets aiortc see a media packet."""
+    counts its RTP (`Viewer.rtp`) and never lets aiortc see a media packet. `video_codecs`
+    limits the video codecs it offers (default: all of aiortc's)."""
     pc = RTCPeerConnection(ice.configuration(ice_servers))
     viewer = Viewer(pc, decode=decode, measure_latency=measure_latency)
     for kind in ("video", "audio"):
         transceiver = pc.addTransceiver(kind, direction="recvonly")
+        if kind == "video" and video_codecs:
+            transceiver.setCodecPreferences(list(video_codecs))
         tap(transceiver.receiver, viewer.sink(kind))
     try:
-        viewer.location = await exchange(http, whep_url, pc, host_addresses, None)
+        viewer.location = await exchange(http, whep_url, pc, host_addresses, None, rewrite_offer)
     except BaseException:
         await pc.close()
         raise
