@@ -16,7 +16,7 @@ import testpattern
 from helpers import wait_for
 from test_media import MEDIA_TIMEOUT, urls
 
-from livecommerce.media.node import MEDIA
+from livecommerce.appkeys import MEDIA
 
 pytestmark = [pytest.mark.media, pytest.mark.timeout(240)]
 
