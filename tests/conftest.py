@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -33,6 +34,25 @@ class Postgres:
 
     def dsn(self, database: str) -> str:
         return self.admin_dsn.rsplit("/", 1)[0] + f"/{database}"
+
+    @contextlib.asynccontextmanager
+    async def database(self, prefix: str, template: str | None = None) -> AsyncIterator[str]:
+        """A new database for one test, dropped afterwards: empty, or cloned from a template."""
+        name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+        clone = f" TEMPLATE {template}" if template else ""
+        conn = await asyncpg.connect(self.admin_dsn)
+        try:
+            await conn.execute(f"CREATE DATABASE {name}{clone}")
+        finally:
+            await conn.close()
+        try:
+            yield self.url(name)
+        finally:
+            conn = await asyncpg.connect(self.admin_dsn)
+            try:
+                await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            finally:
+                await conn.close()
 
 
 @pytest.fixture(scope="session")
@@ -72,18 +92,8 @@ def postgres() -> Iterator[Postgres]:
 @pytest.fixture
 async def database_url(postgres: Postgres) -> AsyncIterator[str]:
     """A fresh, migrated database for one test, cloned from the template in milliseconds."""
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    conn = await asyncpg.connect(postgres.admin_dsn)
-    try:
-        await conn.execute(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}")
-    finally:
-        await conn.close()
-    yield postgres.url(name)
-    conn = await asyncpg.connect(postgres.admin_dsn)
-    try:
-        await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    finally:
-        await conn.close()
+    async with postgres.database("t", TEMPLATE) as url:
+        yield url
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ the code needs (even one created from an early 0001), and the models match the m
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 from functools import partial
 
@@ -24,18 +23,8 @@ from livecommerce.db.models import Base
 @pytest.fixture
 async def empty_database_url(postgres) -> AsyncIterator[str]:
     """A database with nothing in it (not cloned from the migrated template)."""
-    name = f"e_{uuid.uuid4().hex[:12]}"
-    conn = await asyncpg.connect(postgres.admin_dsn)
-    try:
-        await conn.execute(f"CREATE DATABASE {name}")
-    finally:
-        await conn.close()
-    yield postgres.url(name)
-    conn = await asyncpg.connect(postgres.admin_dsn)
-    try:
-        await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    finally:
-        await conn.close()
+    async with postgres.database("e") as url:
+        yield url
 
 
 async def _scalars(url: str, sql: str) -> set:
