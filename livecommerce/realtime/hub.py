@@ -254,7 +254,9 @@ class Hub:
         user_conns.add(conn)
         self.metrics.connections.inc()
         if len(user_conns) == 1:
-            await self.presence.join(conn.room_id, conn.user_id, conn.joined_at)
+            await self.presence.join(
+                conn.room_id, conn.user_id, conn.joined_at, staff=conn.principal.is_staff
+            )
 
     def go_live(self, conn: Connection, after_seq: int) -> None:
         """Send the held events newer than what the client already has, then deliver live.
@@ -323,8 +325,8 @@ class Hub:
         parts = await asyncio.gather(
             *(fn(room_id, principal) for fn in providers.values()), return_exceptions=True
         )
-        members = await self.presence.members(room_id)
-        snapshot: dict[str, Any] = {"v": protocol.PROTOCOL_VERSION, "seq": seq, "viewers": len(members)}
+        viewers = await self.presence.viewers(room_id)
+        snapshot: dict[str, Any] = {"v": protocol.PROTOCOL_VERSION, "seq": seq, "viewers": viewers}
         for name, part in zip(providers, parts, strict=True):
             if isinstance(part, Exception):
                 log.error("snapshot part %r failed in room %s", name, room_id, exc_info=part)
@@ -464,7 +466,13 @@ class Hub:
             room_id: {user: min(c.joined_at for c in conns) for user, conns in room.by_user.items() if conns}
             for room_id, room in self._rooms.items()
         }
-        await self.presence.refresh(members)
+        staff = {
+            room_id: {
+                user for user, conns in room.by_user.items() if any(c.principal.is_staff for c in conns)
+            }
+            for room_id, room in self._rooms.items()
+        }
+        await self.presence.refresh(members, staff)
         counts: dict[int, int] = {}
         for room_id, room in list(self._rooms.items()):
             viewers = counts[room_id] = await self.presence.viewers(room_id)
