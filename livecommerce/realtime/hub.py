@@ -60,6 +60,7 @@ SnapshotProvider = Callable[[int, Principal], Awaitable[Any]]
 ChatObserver = Callable[[int, Principal, str], Awaitable[None]]
 BanObserver = Callable[[int, Connection], Awaitable[None]]
 TickObserver = Callable[[], Awaitable[None]]
+PublishObserver = Callable[[int, Any], Awaitable[None]]
 
 
 @dataclass(slots=True)
@@ -114,6 +115,7 @@ class Hub:
         self._chat_observers: list[ChatObserver] = []
         self._ban_observers: list[BanObserver] = []
         self._tick_observers: list[TickObserver] = []
+        self._publish_observers: dict[str, list[PublishObserver]] = {}
         self._background: set[asyncio.Task[None]] = set()
         self._rooms: dict[int, LocalRoom] = {}
         self._chat_per_tick = max(1, round(settings.chat_max_per_second * settings.realtime_tick_ms / 1000))
@@ -133,7 +135,10 @@ class Hub:
             await self.broker.publish_private(room_id, type, to_user, payload)
             return None
         head, tail = protocol.event_parts(type, data, time.time())
-        return await self.broker.publish_event(room_id, kind, type, head, tail)
+        seq = await self.broker.publish_event(room_id, kind, type, head, tail)
+        for observer in self._publish_observers.get(type, ()):
+            self._spawn(observer(room_id, data))
+        return seq
 
     def command(self, type: str, handler: CommandHandler) -> None:
         """Register a command that is answered before the connection's next command is read."""
@@ -196,6 +201,12 @@ class Hub:
     def on_local_ban(self, fn: BanObserver) -> None:
         """`async fn(room_id, connection)` for each connection this node closes for a ban."""
         self._ban_observers.append(fn)
+
+    def on_publish(self, type: str, fn: PublishObserver) -> None:
+        """`async fn(room_id, data)` after this node publishes a room event of `type`: it runs
+        once per event, on the publishing node, so another plane reacts to an event (the live's
+        end) without importing the plane that publishes it."""
+        self._publish_observers.setdefault(type, []).append(fn)
 
     def on_tick(self, fn: TickObserver) -> None:
         """`async fn()` once per tick (`REALTIME_TICK_MS`): work that coalesces per tick (likes)."""
