@@ -1,6 +1,7 @@
 """The end of a live, published by the media plane, ends the room's flash sales (unless the
 merchant keeps a sale open after the live) and closes its keyword draw: a real aiortc publisher
-leaves with a WHIP DELETE while a viewer watches the room."""
+leaves with a WHIP DELETE, or drops and stays away past the grace period, while a viewer watches
+the room."""
 
 from __future__ import annotations
 
@@ -14,7 +15,26 @@ from livecommerce.media import testpattern
 pytestmark = [pytest.mark.media, pytest.mark.timeout(180)]
 
 
-async def test_ending_the_live_ends_its_sales_and_keyword_draw_but_not_a_sale_kept_open(server):
+@pytest.fixture
+def settings(settings):
+    settings.publisher_grace_seconds = 2
+    return settings
+
+
+async def _leave(http: aiohttp.ClientSession, publisher) -> None:
+    async with http.delete(publisher.location) as response:
+        assert response.status == 200
+    await publisher.pc.close()
+
+
+async def _drop(http: aiohttp.ClientSession, publisher) -> None:
+    await publisher.pc.close()  # the uplink drops: no DELETE, and no return within the grace period
+
+
+@pytest.mark.parametrize(("ending", "reason"), [(_leave, "publisher_left"), (_drop, "publisher_lost")])
+async def test_the_live_ending_ends_its_sales_and_keyword_draw_but_not_a_sale_kept_open(
+    server, ending, reason
+):
     world = await server.seed(stock=20)
     operator = world.tokens["operator"]
     async with aiohttp.ClientSession() as http:
@@ -38,10 +58,10 @@ async def test_ending_the_live_ends_its_sales_and_keyword_draw_but_not_a_sale_ke
                 audio=testpattern.ToneAudioTrack(),
             )
             await viewer.event("stream.live", timeout=60)
-            ending = await start_sale(
+            ending_sale = await start_sale(
                 http, server.url, operator, room_id=world.room_id, sku_id=world.sku_id, allocated=5
             )
-            assert ending["keep_open_after_live"] is False
+            assert ending_sale["keep_open_after_live"] is False
             kept = await start_sale(
                 http,
                 server.url,
@@ -66,16 +86,14 @@ async def test_ending_the_live_ends_its_sales_and_keyword_draw_but_not_a_sale_ke
             )
             assert status == 201, draw
 
-            async with http.delete(publisher.location) as response:
-                assert response.status == 200
-            await publisher.pc.close()
+            await ending(http, publisher)
 
-            await viewer.event("stream.ended", timeout=60)
-            ended = await viewer.event("sale.ended", sale_id=ending["sale_id"])
+            await viewer.event("stream.ended", timeout=60, reason=reason)
+            ended = await viewer.event("sale.ended", sale_id=ending_sale["sale_id"])
             assert ended["data"]["state"] == "ended"
             await viewer.event("draw.closed", id=draw["id"])
             tap = await viewer.send(
-                "order.place", {"sale_id": ending["sale_id"], "idempotency_key": new_key()}
+                "order.place", {"sale_id": ending_sale["sale_id"], "idempotency_key": new_key()}
             )
             assert tap["error"]["code"] == "ended"
             status, answer = await call(
