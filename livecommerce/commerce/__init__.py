@@ -29,6 +29,7 @@ from livecommerce.commerce.sale_service import SaleService
 from livecommerce.commerce.sales import SaleClock, SaleDirectory
 from livecommerce.config import Settings
 from livecommerce.db.engine import Database
+from livecommerce.realtime.event_types import STREAM_ENDED
 from livecommerce.realtime.hub import Hub
 
 
@@ -82,6 +83,7 @@ def install(
         ).routes()
     )
     commands.register(hub, orders, commerce.sales)
+    hub.on_publish(STREAM_ENDED, commerce.sales.end_with_live)
     Cards(sessions, events).register(hub)
 
     async def running(app: web.Application) -> AsyncIterator[None]:

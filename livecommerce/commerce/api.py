@@ -69,6 +69,7 @@ class NewSale(Strict):
     sale_price_minor: int = Field(ge=0, le=MAX_PRICE_MINOR)
     allocated: int = Field(ge=1, le=MAX_UNITS)
     per_user_limit: int = Field(1, ge=1, le=100)
+    keep_open_after_live: bool = False
     starts_at: AwareDatetime | None = Field(None, strict=False)
     duration_s: float = Field(600, gt=0, le=7 * 24 * 3600)
 
@@ -80,6 +81,10 @@ class Restock(Strict):
 
 class Reprice(Strict):
     sale_price_minor: int = Field(ge=0, le=MAX_PRICE_MINOR)
+
+
+class AfterLive(Strict):
+    keep_open_after_live: bool
 
 
 class RefundBody(Strict):
@@ -128,6 +133,7 @@ class CommerceApi:
             web.post("/api/sales/{sale_id}/restock", self.restock_sale),
             web.post("/api/sales/{sale_id}/price", self.reprice_sale),
             web.post("/api/sales/{sale_id}/end", self.end_sale),
+            web.post("/api/sales/{sale_id}/after-live", self.keep_sale_open_after_live),
             web.get("/api/rooms/{room_id}/orders", self.room_orders),
             web.get("/api/rooms/{room_id}/streams", self.room_streams),
             web.get("/api/rooms/{room_id}/dashboard", self.sales_dashboard),
@@ -234,6 +240,7 @@ class CommerceApi:
             sale_price_minor=body.sale_price_minor,
             allocated=body.allocated,
             per_user_limit=body.per_user_limit,
+            keep_open_after_live=body.keep_open_after_live,
             starts_at=body.starts_at,
             duration_s=body.duration_s,
             details=body.model_dump(mode="json"),
@@ -251,6 +258,12 @@ class CommerceApi:
         sale_id = int_param(request, "sale_id")
         body = await read_json(request, Reprice)
         return json_response(await self.sales.reprice(who, sale_id, body.sale_price_minor))
+
+    async def keep_sale_open_after_live(self, request: web.Request) -> web.Response:
+        who = principal(request)
+        sale_id = int_param(request, "sale_id")
+        body = await read_json(request, AfterLive)
+        return json_response(await self.sales.keep_open_after_live(who, sale_id, body.keep_open_after_live))
 
     async def end_sale(self, request: web.Request) -> web.Response:
         return json_response(await self.sales.end(principal(request), int_param(request, "sale_id")))

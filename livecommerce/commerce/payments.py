@@ -7,8 +7,9 @@
   moves only forward (reserved → paid → refunded), which makes any arrival order safe: a
   `payment_failed` after a success, or a success after a refund, changes nothing.
 - A success for an order whose reservation already expired or was cancelled takes the units
-  again if the sale (or the SKU's free stock) still has them; otherwise the payment is marked
-  `refund_due` and refunded automatically (retried until Stripe confirms).
+  again if the sale (or the SKU's free stock) still has them and the buyer's units in the sale
+  stay within its per-buyer limit; otherwise the payment is marked `refund_due` and refunded
+  automatically (retried until Stripe confirms; at once in test mode).
 - Without Stripe keys, a clearly labelled test mode confirms orders locally, with no network.
 """
 
@@ -46,6 +47,7 @@ ORDER_FOR_UPDATE = text(
     f"SELECT {ORDER_COLUMNS}, o.merchant_id, o.sale_id FROM orders o JOIN users u ON u.id = o.user_id "
     "WHERE o.id = :id FOR UPDATE OF o"
 )
+SALE_LIMIT_FOR_UPDATE = text("SELECT per_user_limit FROM flash_sales WHERE id = :id FOR UPDATE")
 PAYMENT_OF_ORDER_SQL = (
     "SELECT id, provider, provider_ref, status, amount_minor, currency FROM payments "
     "WHERE order_id = :order ORDER BY id DESC LIMIT 1"
@@ -104,14 +106,27 @@ class Applied:
 
 
 async def _retake_units(conn: AsyncConnection, order: Any) -> bool:
-    """A late payment's units: from its sale if still open and stocked, else from free stock."""
-    if order.sale_id is not None and (
-        await ledger.take_from_sale(conn, order.sale_id, order.quantity, for_taps=False) is not None
-    ):
-        await ledger.add_held(conn, order.sale_id, {order.user_id: order.quantity}, limit=None)
-        await ledger.sell(conn, order.sku_id, order.quantity)
+    """A late payment's units, counted within the buyer's limit in its sale: from the sale if
+    still open and stocked, else from free stock. Nothing is taken (and False is returned) when
+    no unit is left or the buyer already holds their limit, e.g. through a later order."""
+    if order.sale_id is None:
+        return await ledger.sell_free(conn, order.sku_id, order.quantity)
+    attempt = await conn.begin_nested()
+    if await _retake_sale_units(conn, order):
+        await attempt.commit()
         return True
-    return await ledger.sell_free(conn, order.sku_id, order.quantity)
+    await attempt.rollback()
+    return False
+
+
+async def _retake_sale_units(conn: AsyncConnection, order: Any) -> bool:
+    # the sale row first, then holdings: the one lock order
+    limit = await conn.scalar(SALE_LIMIT_FOR_UPDATE, {"id": order.sale_id})
+    if await ledger.take_from_sale(conn, order.sale_id, order.quantity, for_taps=False) is not None:
+        await ledger.sell(conn, order.sku_id, order.quantity)
+    elif not await ledger.sell_free(conn, order.sku_id, order.quantity):
+        return False
+    return await ledger.add_held(conn, order.sale_id, {order.user_id: order.quantity}, limit=limit) == 1
 
 
 async def mark_paid(conn: AsyncConnection, order_id: int, payment_id: int) -> Applied:
@@ -284,10 +299,13 @@ class Payments:
             if owner != who.user_id or payment is None or payment.provider != TEST_PROVIDER:
                 raise AppError("not_found", "no test payment started for this order")
             applied = await mark_paid(conn, order_id, payment.id)
+            if applied.refund_due is not None:
+                # no money moved: the refused late payment is refunded on the spot
+                applied = await mark_refunded(conn, applied.refund_due, payment.amount_minor)
             order = await read_order(conn, order_id)
+        self._announce(applied)
         if order["status"] != "paid":
             raise AppError("not_payable", f"the order is {order['status']}")
-        self._announce(applied)
         return order
 
     async def webhook(self, payload: bytes, signature: str | None) -> dict[str, Any]:

@@ -1,5 +1,6 @@
-"""Flash sales for HTTP: reading them, and the operator's changes (create, restock, reprice, end),
-each in one transaction with its audit row and announced to the sale's room afterwards."""
+"""Flash sales for HTTP: reading them, and the operator's changes (create, restock, reprice, end,
+keep open after the live), each in one transaction with its audit row and announced to the sale's
+room afterwards; and the end of the room's live, which ends the sales not kept open."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ from livecommerce.realtime.event_types import (
     SALE_LIVE,
     SALE_REPRICED,
     SALE_RESTOCKED,
+    SALE_UPDATED,
+    ends_the_live,
     sale_state_event,
 )
 
@@ -60,6 +63,7 @@ class SaleService:
         sale_price_minor: int,
         allocated: int,
         per_user_limit: int,
+        keep_open_after_live: bool,
         starts_at: datetime | None,
         duration_s: float,
         details: dict[str, Any],
@@ -75,6 +79,7 @@ class SaleService:
                 sale_price_minor=sale_price_minor,
                 allocated=allocated,
                 per_user_limit=per_user_limit,
+                keep_open_after_live=keep_open_after_live,
                 starts_at=starts_at,
                 duration_s=duration_s,
                 created_by=who.user_id,
@@ -113,6 +118,23 @@ class SaleService:
             return [(SALE_ENDED, await sales.end_sale(conn, sale_id))]
 
         return await self._change(who, sale_id, "sale.end", {}, change)
+
+    async def keep_open_after_live(self, who: Principal, sale_id: int, keep_open: bool) -> dict[str, Any]:
+        async def change(conn: AsyncConnection) -> SaleEvents:
+            return [(SALE_UPDATED, await sales.keep_open_after_live(conn, sale_id, keep_open))]
+
+        return await self._change(
+            who, sale_id, "sale.keep_open_after_live", {"keep_open_after_live": keep_open}, change
+        )
+
+    async def end_with_live(self, room_id: int, stream_ended: dict[str, Any]) -> None:
+        """A `stream.ended` observer: the live's end ends the room's sales not kept open."""
+        if not ends_the_live(stream_ended):
+            return
+        async with self._engine.begin() as conn:
+            views = await sales.end_with_live(conn, room_id)
+        for view in views:
+            self._events.sale(room_id, SALE_ENDED, view)
 
     async def _change(
         self,

@@ -1,8 +1,9 @@
 """Flash sales: creation, live restock and reprice, ending, the clock that starts and ends them.
 
 States: scheduled → live → sold_out ⇄ live (units come back or are restocked) → ended. A sale
-holds its whole allocation on the SKU (see ledger) until it ends; ending gives the units
-still for sale back to the SKU. State changes are single conditional UPDATEs, so any number of
+ends at its end time, when an operator ends it, or when its room's live ends (unless the
+merchant chose `keep_open_after_live`). A sale holds its whole allocation on the SKU (see
+ledger) until it ends; ending gives the units still for sale back to the SKU. State changes are single conditional UPDATEs, so any number of
 nodes can run the clock and each change is made (and announced) exactly once.
 """
 
@@ -31,7 +32,7 @@ log = logging.getLogger(__name__)
 CLOCK_INTERVAL_S = 0.5
 SALE_COLUMNS = (
     "f.id, f.room_id, f.merchant_id, f.sku_id, s.product_id, f.sale_price_minor, s.price_minor AS list_price_minor, "
-    "f.currency, f.allocated, f.available, f.per_user_limit, f.state, f.starts_at, f.ends_at, f.stock_version, "
+    "f.currency, f.allocated, f.available, f.per_user_limit, f.keep_open_after_live, f.state, f.starts_at, f.ends_at, f.stock_version, "
     "now() AS now"
 )
 
@@ -52,6 +53,7 @@ def sale_view(row: Row[Any]) -> dict[str, Any]:
         "available": row.available,
         "version": row.stock_version,
         "per_user_limit": row.per_user_limit,
+        "keep_open_after_live": row.keep_open_after_live,
         "starts_at": row.starts_at.isoformat(),
         "ends_at": row.ends_at.isoformat(),
         "starts_in_s": max(0.0, round((row.starts_at - now).total_seconds(), 3)),
@@ -172,6 +174,7 @@ async def create_sale(
     sale_price_minor: int,
     allocated: int,
     per_user_limit: int,
+    keep_open_after_live: bool,
     starts_at: datetime | None,
     duration_s: float,
     created_by: int,
@@ -197,8 +200,8 @@ async def create_sale(
             sale_id = await conn.scalar(
                 text(
                     "INSERT INTO flash_sales (room_id, merchant_id, sku_id, sale_price_minor, currency, allocated, "
-                    "available, per_user_limit, state, starts_at, ends_at, created_by) "
-                    "VALUES (:room, :merchant, :sku, :price, :currency, :n, :n, :limit, "
+                    "available, per_user_limit, keep_open_after_live, state, starts_at, ends_at, created_by) "
+                    "VALUES (:room, :merchant, :sku, :price, :currency, :n, :n, :limit, :keep_open, "
                     "CASE WHEN coalesce(:start, now()) <= now() THEN 'live' ELSE 'scheduled' END::sale_state, "
                     "coalesce(:start, now()), coalesce(:start, now()) + make_interval(secs => CAST(:duration AS double precision)), :by) "
                     "RETURNING id"
@@ -211,6 +214,7 @@ async def create_sale(
                     "currency": sku.currency,
                     "n": allocated,
                     "limit": per_user_limit,
+                    "keep_open": keep_open_after_live,
                     "start": starts_at,
                     "duration": duration_s,
                     "by": created_by,
@@ -254,6 +258,17 @@ async def reprice(conn: AsyncConnection, sale_id: int, sale_price_minor: int) ->
     return sale_view(await read_sale(conn, sale_id))  # type: ignore[arg-type]
 
 
+async def keep_open_after_live(conn: AsyncConnection, sale_id: int, keep_open: bool) -> dict[str, Any]:
+    """Choose whether the sale stays open when the room's live ends."""
+    result = await conn.execute(
+        text("UPDATE flash_sales SET keep_open_after_live = :keep WHERE id = :id AND state <> 'ended'"),
+        {"id": sale_id, "keep": keep_open},
+    )
+    if result.rowcount != 1:
+        raise AppError("ended", "the sale has ended")
+    return sale_view(await read_sale(conn, sale_id))  # type: ignore[arg-type]
+
+
 END_SALES = (
     "UPDATE flash_sales SET state = 'ended', ended_at = now() "
     "WHERE {where} AND state <> 'ended' "
@@ -275,6 +290,17 @@ async def end_sale(conn: AsyncConnection, sale_id: int) -> dict[str, Any]:
     if not rows:
         raise AppError("ended", "the sale has already ended")
     return (await _ended(conn, rows))[0]
+
+
+async def end_with_live(conn: AsyncConnection, room_id: int) -> list[dict[str, Any]]:
+    """The room's live ended: end its scheduled and running sales, except those the merchant
+    keeps open after the live."""
+    rows = list(
+        await conn.execute(
+            text(END_SALES.format(where="room_id = :room AND NOT keep_open_after_live")), {"room": room_id}
+        )
+    )
+    return await _ended(conn, rows)
 
 
 async def clock_tick(conn: AsyncConnection) -> list[dict[str, Any]]:

@@ -220,6 +220,8 @@ class FlashSale(Base):
     allocated: Mapped[int] = mapped_column(Integer)
     available: Mapped[int] = mapped_column(Integer)
     per_user_limit: Mapped[int] = mapped_column(Integer, server_default="1")
+    # the merchant chose to keep selling after the live ends (else the live's end ends the sale)
+    keep_open_after_live: Mapped[bool] = mapped_column(server_default=text("false"))
     state: Mapped[SaleState] = mapped_column(
         _enum(SaleState, "sale_state"), server_default=SaleState.SCHEDULED.value
     )

@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from livecommerce.commerce.prizes import Shipping
 from livecommerce.draws.service import DrawService, StartDraw
 from livecommerce.http import Id, int_param, json_response, parse, principal, read_json
+from livecommerce.realtime import event_types
 from livecommerce.realtime.hub import CommandContext, Hub
 
 
@@ -45,12 +46,14 @@ class DrawsApi:
         ]
 
     def register(self, hub: Hub) -> None:
-        """The room commands, the running draw in the join snapshot and keyword entries from chat."""
+        """The room commands, the running draw in the join snapshot, keyword entries from chat, and
+        the live's end closing the room's keyword draw."""
         hub.command("draw.start", self.start_command)
         hub.command("draw.enter", self.enter_command)
         hub.command("draw.claim", self.claim_command)
         hub.snapshot_provider("draw", self.service.snapshot)
         hub.on_chat(self.service.on_chat)
+        hub.on_publish(event_types.STREAM_ENDED, self.service.close_with_live)
 
     async def start_draw(self, request: web.Request) -> web.Response:
         room_id = int_param(request, "room_id")

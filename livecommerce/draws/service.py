@@ -366,6 +366,22 @@ class DrawService:
                 closed += 1
         return closed
 
+    async def close_with_live(self, room_id: int, stream_ended: dict[str, Any]) -> None:
+        """A `stream.ended` observer: the live's end closes the room's open keyword draws, whose
+        entries come from the live's chat."""
+        if not event_types.ends_the_live(stream_ended):
+            return
+        async with self._sessions() as session:
+            open_draws = (
+                await session.scalars(
+                    select(Draw.id).where(
+                        Draw.room_id == room_id, Draw.state == DrawState.OPEN, Draw.rule == DrawRule.KEYWORD
+                    )
+                )
+            ).all()
+        for draw_id in open_draws:
+            await self._close(draw_id, by=None, due_only=False)
+
     async def _close(self, draw_id: int, *, by: Principal | None, due_only: bool) -> dict[str, Any] | None:
         claim = (
             update(Draw)

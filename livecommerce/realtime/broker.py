@@ -49,22 +49,31 @@ class Broker(ABC):
         """The latest seq, the oldest kept seq and the kept events after `since`, consistently."""
 
     @abstractmethod
-    async def presence_join(self, room_id: int, user_id: int, joined_at: float) -> None:
-        """This node now has the user in the room (first connection)."""
+    async def presence_join(
+        self, room_id: int, user_id: int, joined_at: float, *, staff: bool = False
+    ) -> None:
+        """This node now has the user in the room (first connection); `staff` users (the
+        studio, the console) are members but not counted as viewers."""
 
     @abstractmethod
     async def presence_leave(self, room_id: int, user_id: int) -> None:
         """This node no longer has the user in the room (last connection gone)."""
 
     @abstractmethod
-    async def presence_refresh(self, members: dict[int, dict[int, float]]) -> None:
-        """Heartbeat with this node's whole presence (room id -> user id -> joined at): keeps
-        it alive and repairs it; a node that stops calling it disappears from counts after
-        `presence_ttl` seconds."""
+    async def presence_refresh(
+        self, members: dict[int, dict[int, float]], staff: dict[int, set[int]] | None = None
+    ) -> None:
+        """Heartbeat with this node's whole presence (room id -> user id -> joined at, and room
+        id -> its staff members): keeps it alive and repairs it; a node that stops calling it
+        disappears from counts after `presence_ttl` seconds."""
 
     @abstractmethod
     async def room_members(self, room_id: int) -> dict[int, float]:
-        """User id -> earliest joined-at (epoch seconds) over all nodes."""
+        """User id -> earliest joined-at (epoch seconds) over all nodes, staff included."""
+
+    @abstractmethod
+    async def room_viewers(self, room_id: int) -> int:
+        """How many members over all nodes are viewers or guests (staff left out)."""
 
     @abstractmethod
     async def claim(self, key: str, seconds: float) -> bool:

@@ -14,6 +14,7 @@ class MemoryBroker(Broker):
         super().__init__(history_limit=history_limit, presence_ttl=presence_ttl)
         self._histories: dict[int, RoomHistory] = {}
         self._members: dict[int, dict[int, float]] = {}
+        self._staff: dict[int, set[int]] = {}
         self._claims: dict[str, float] = {}
         self._likes: dict[int, int] = {}
         self._names: dict[int, dict[str, int]] = {}
@@ -45,8 +46,12 @@ class MemoryBroker(Broker):
     async def history_after(self, room_id: int, since: int) -> HistoryView:
         return self._history(room_id).view_after(since)
 
-    async def presence_join(self, room_id: int, user_id: int, joined_at: float) -> None:
+    async def presence_join(
+        self, room_id: int, user_id: int, joined_at: float, *, staff: bool = False
+    ) -> None:
         self._members.setdefault(room_id, {})[user_id] = joined_at
+        if staff:
+            self._staff.setdefault(room_id, set()).add(user_id)
 
     async def presence_leave(self, room_id: int, user_id: int) -> None:
         members = self._members.get(room_id)
@@ -54,12 +59,18 @@ class MemoryBroker(Broker):
             members.pop(user_id, None)
             if not members:
                 del self._members[room_id]
+        self._staff.get(room_id, set()).discard(user_id)
 
-    async def presence_refresh(self, members: dict[int, dict[int, float]]) -> None:
+    async def presence_refresh(
+        self, members: dict[int, dict[int, float]], staff: dict[int, set[int]] | None = None
+    ) -> None:
         """One process: presence lives and dies with it."""
 
     async def room_members(self, room_id: int) -> dict[int, float]:
         return dict(self._members.get(room_id, {}))
+
+    async def room_viewers(self, room_id: int) -> int:
+        return len(self._members.get(room_id, {}).keys() - self._staff.get(room_id, set()))
 
     async def claim(self, key: str, seconds: float) -> bool:
         now = time.monotonic()

@@ -83,6 +83,14 @@ def _presence_key(room_id: int, node_id: str) -> str:
     return f"lc:room:{room_id}:presence:{node_id}"
 
 
+STAFF_MARK = " staff"
+
+
+def _presence_value(joined_at: float, staff: bool) -> str:
+    """A member's presence field: when they joined, marked when they are staff."""
+    return repr(joined_at) + (STAFF_MARK if staff else "")
+
+
 def _seq_of(payload: bytes) -> int:
     """The seq of a stored envelope, read from its fixed `"seq":` field."""
     start = payload.index(b'"seq":') + 6
@@ -159,11 +167,13 @@ class RedisBroker(Broker):
         oldest_seq = int(oldest) or None
         return HistoryView(int(latest), oldest_seq, [(_seq_of(p), p) for p in events])
 
-    async def presence_join(self, room_id: int, user_id: int, joined_at: float) -> None:
+    async def presence_join(
+        self, room_id: int, user_id: int, joined_at: float, *, staff: bool = False
+    ) -> None:
         self._local_rooms.add(room_id)
         key = _presence_key(room_id, self.node_id)
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.hset(key, str(user_id), repr(joined_at))
+            pipe.hset(key, str(user_id), _presence_value(joined_at, staff))
             pipe.pexpire(key, int(self.presence_ttl * 1000))
             pipe.sadd(_nodes_key(room_id), self.node_id)
             await pipe.execute()
@@ -171,7 +181,10 @@ class RedisBroker(Broker):
     async def presence_leave(self, room_id: int, user_id: int) -> None:
         await self._redis.hdel(_presence_key(room_id, self.node_id), str(user_id))
 
-    async def presence_refresh(self, members: dict[int, dict[int, float]]) -> None:
+    async def presence_refresh(
+        self, members: dict[int, dict[int, float]], staff: dict[int, set[int]] | None = None
+    ) -> None:
+        staff = staff or {}
         gone = self._local_rooms.difference(members)
         self._local_rooms = set(members)
         ttl = int(self.presence_ttl * 1000)
@@ -181,7 +194,14 @@ class RedisBroker(Broker):
                 key = _presence_key(room_id, self.node_id)
                 pipe.delete(key)
                 if users:
-                    pipe.hset(key, mapping={str(user): repr(joined) for user, joined in users.items()})
+                    room_staff = staff.get(room_id, set())
+                    pipe.hset(
+                        key,
+                        mapping={
+                            str(user): _presence_value(joined, user in room_staff)
+                            for user, joined in users.items()
+                        },
+                    )
                 pipe.pexpire(key, ttl)
                 pipe.sadd(_nodes_key(room_id), self.node_id)
             for room_id in gone:
@@ -190,19 +210,32 @@ class RedisBroker(Broker):
             await pipe.execute()
 
     async def room_members(self, room_id: int) -> dict[int, float]:
+        members, _ = await self._presence(room_id)
+        return members
+
+    async def room_viewers(self, room_id: int) -> int:
+        members, staff = await self._presence(room_id)
+        return len(members.keys() - staff)
+
+    async def _presence(self, room_id: int) -> tuple[dict[int, float], set[int]]:
+        """Every node's members (user id -> earliest joined-at) and which of them are staff."""
         nodes = [n.decode() for n in await self._redis.smembers(_nodes_key(room_id))]
         async with self._redis.pipeline(transaction=False) as pipe:
             for node in nodes:
                 pipe.hgetall(_presence_key(room_id, node))
             per_node = await pipe.execute()
         members: dict[int, float] = {}
+        staff: set[int] = set()
         for node, fields in zip(nodes, per_node, strict=True):
             if not fields and node != self.node_id:
                 await self._redis.srem(_nodes_key(room_id), node)
-            for user, joined in fields.items():
+            for user, value in fields.items():
+                joined, mark, _ = value.decode().partition(STAFF_MARK)
                 user_id, joined_at = int(user), float(joined)
                 members[user_id] = min(joined_at, members.get(user_id, joined_at))
-        return members
+                if mark:
+                    staff.add(user_id)
+        return members, staff
 
     async def claim(self, key: str, seconds: float) -> bool:
         return bool(await self._redis.set(f"lc:claim:{key}", b"1", nx=True, px=max(1, int(seconds * 1000))))

@@ -4,7 +4,7 @@ actions (which may share a spelling but are another namespace)."""
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 CHAT_MESSAGE: Final = "chat.message"
 CHAT_DELETED: Final = "chat.deleted"
@@ -28,6 +28,7 @@ SALE_SOLD_OUT: Final = "sale.sold_out"
 SALE_ENDED: Final = "sale.ended"
 SALE_RESTOCKED: Final = "sale.restocked"
 SALE_REPRICED: Final = "sale.repriced"
+SALE_UPDATED: Final = "sale.updated"
 STOCK: Final = "stock"
 ORDER_UPDATED: Final = "order.updated"
 ORDER_FEED: Final = "order.feed"
@@ -39,6 +40,17 @@ DRAW_WON: Final = "draw.won"
 
 STREAM_LIVE: Final = "stream.live"
 STREAM_ENDED: Final = "stream.ended"
+
+LIVE_OVER_REASONS: Final = frozenset({"publisher_left", "publisher_lost"})
+"""`stream.ended` reasons that end the live itself: the publisher left, or dropped and did not
+return within the grace period. A takeover (`replaced`) or a server shutdown (`server_shutdown`)
+does not: the publisher goes on, on this or another node."""
+
+
+def ends_the_live(stream_ended: dict[str, Any]) -> bool:
+    """Whether a `stream.ended` event's data says the live is over (its sales end with it)."""
+    return stream_ended.get("reason") in LIVE_OVER_REASONS
+
 
 _SALE_STATE_EVENTS: Final = {
     "scheduled": SALE_SCHEDULED,

@@ -60,6 +60,7 @@ SnapshotProvider = Callable[[int, Principal], Awaitable[Any]]
 ChatObserver = Callable[[int, Principal, str], Awaitable[None]]
 BanObserver = Callable[[int, Connection], Awaitable[None]]
 TickObserver = Callable[[], Awaitable[None]]
+PublishObserver = Callable[[int, Any], Awaitable[None]]
 
 
 @dataclass(slots=True)
@@ -114,6 +115,7 @@ class Hub:
         self._chat_observers: list[ChatObserver] = []
         self._ban_observers: list[BanObserver] = []
         self._tick_observers: list[TickObserver] = []
+        self._publish_observers: dict[str, list[PublishObserver]] = {}
         self._background: set[asyncio.Task[None]] = set()
         self._rooms: dict[int, LocalRoom] = {}
         self._chat_per_tick = max(1, round(settings.chat_max_per_second * settings.realtime_tick_ms / 1000))
@@ -133,7 +135,10 @@ class Hub:
             await self.broker.publish_private(room_id, type, to_user, payload)
             return None
         head, tail = protocol.event_parts(type, data, time.time())
-        return await self.broker.publish_event(room_id, kind, type, head, tail)
+        seq = await self.broker.publish_event(room_id, kind, type, head, tail)
+        for observer in self._publish_observers.get(type, ()):
+            self._spawn(observer(room_id, data))
+        return seq
 
     def command(self, type: str, handler: CommandHandler) -> None:
         """Register a command that is answered before the connection's next command is read."""
@@ -197,6 +202,12 @@ class Hub:
         """`async fn(room_id, connection)` for each connection this node closes for a ban."""
         self._ban_observers.append(fn)
 
+    def on_publish(self, type: str, fn: PublishObserver) -> None:
+        """`async fn(room_id, data)` after this node publishes a room event of `type`: it runs
+        once per event, on the publishing node, so another plane reacts to an event (the live's
+        end) without importing the plane that publishes it."""
+        self._publish_observers.setdefault(type, []).append(fn)
+
     def on_tick(self, fn: TickObserver) -> None:
         """`async fn()` once per tick (`REALTIME_TICK_MS`): work that coalesces per tick (likes)."""
         self._tick_observers.append(fn)
@@ -254,7 +265,9 @@ class Hub:
         user_conns.add(conn)
         self.metrics.connections.inc()
         if len(user_conns) == 1:
-            await self.presence.join(conn.room_id, conn.user_id, conn.joined_at)
+            await self.presence.join(
+                conn.room_id, conn.user_id, conn.joined_at, staff=conn.principal.is_staff
+            )
 
     def go_live(self, conn: Connection, after_seq: int) -> None:
         """Send the held events newer than what the client already has, then deliver live.
@@ -323,8 +336,8 @@ class Hub:
         parts = await asyncio.gather(
             *(fn(room_id, principal) for fn in providers.values()), return_exceptions=True
         )
-        members = await self.presence.members(room_id)
-        snapshot: dict[str, Any] = {"v": protocol.PROTOCOL_VERSION, "seq": seq, "viewers": len(members)}
+        viewers = await self.presence.viewers(room_id)
+        snapshot: dict[str, Any] = {"v": protocol.PROTOCOL_VERSION, "seq": seq, "viewers": viewers}
         for name, part in zip(providers, parts, strict=True):
             if isinstance(part, Exception):
                 log.error("snapshot part %r failed in room %s", name, room_id, exc_info=part)
@@ -464,7 +477,13 @@ class Hub:
             room_id: {user: min(c.joined_at for c in conns) for user, conns in room.by_user.items() if conns}
             for room_id, room in self._rooms.items()
         }
-        await self.presence.refresh(members)
+        staff = {
+            room_id: {
+                user for user, conns in room.by_user.items() if any(c.principal.is_staff for c in conns)
+            }
+            for room_id, room in self._rooms.items()
+        }
+        await self.presence.refresh(members, staff)
         counts: dict[int, int] = {}
         for room_id, room in list(self._rooms.items()):
             viewers = counts[room_id] = await self.presence.viewers(room_id)

@@ -550,3 +550,32 @@ async def test_stock_events_are_coalesced_and_end_on_the_true_value(server, data
         await watcher.close()
     book = await ledger(dsn_of(database_url), sale["sale_id"])
     assert book.available == 30
+
+
+async def test_the_merchant_chooses_whether_a_sale_stays_open_after_the_live(server):
+    world = await server.seed(stock=10)
+    operator = world.tokens["operator"]
+    async with aiohttp.ClientSession() as http:
+        sale = await start_sale(
+            http, server.url, operator, room_id=world.room_id, sku_id=world.sku_id, allocated=5
+        )
+        assert sale["keep_open_after_live"] is False
+        url = f"{server.url}/api/sales/{sale['sale_id']}/after-live"
+        [(_, buyer)] = await guests(http, server.url, 1)
+        viewer = await RoomClient.connect(server.room_ws(world.room_id, buyer))
+        try:
+            await viewer.event("snapshot")
+            status, answer = await call(http, "POST", url, buyer, {"keep_open_after_live": True})
+            assert status == 403, answer
+            status, answer = await call(http, "POST", url, operator, {"keep_open_after_live": "yes"})
+            assert status == 400 and answer["error"]["code"] == "invalid"
+            status, view = await call(http, "POST", url, operator, {"keep_open_after_live": True})
+            assert status == 200 and view["keep_open_after_live"] is True
+            assert view["version"] > sale["version"]
+            updated = await viewer.event("sale.updated", sale_id=sale["sale_id"])
+            assert updated["data"]["keep_open_after_live"] is True
+        finally:
+            await viewer.close()
+        await call(http, "POST", f"{server.url}/api/sales/{sale['sale_id']}/end", operator)
+        status, answer = await call(http, "POST", url, operator, {"keep_open_after_live": False})
+        assert status == 409 and answer["error"]["code"] == "ended"

@@ -11,7 +11,7 @@ from helpers import wait_for
 from room_client import RoomClient
 from sqlalchemy import select
 
-from livecommerce.appkeys import SESSION_FACTORY
+from livecommerce.appkeys import HUB, SESSION_FACTORY
 from livecommerce.db.models import RoomViewerSample, StreamSession
 from livecommerce.realtime.viewer_samples import minute_of, record_viewers
 
@@ -152,3 +152,41 @@ async def test_dashboard_scoped_to_a_stream_has_its_viewers_and_conversion_per_p
         assert (status, body["error"]["code"]) == (404, "not_found")
         status, _ = await call(http, "GET", f"{base}/streams", other.tokens["operator"])
         assert status == 403
+
+
+async def test_the_studio_and_the_console_are_not_counted_as_viewers(server):
+    world = await server.seed()
+    clients = []
+    try:
+        for role in ("anchor", "operator"):
+            staff = await RoomClient.connect(server.room_ws(world.room_id, world.tokens[role]))
+            await staff.event("snapshot")
+            clients.append(staff)
+        for name in ("Ann", "Bo"):
+            _, token = await server.guest(name)
+            client = await RoomClient.connect(server.room_ws(world.room_id, token))
+            snapshot = await client.event("snapshot")
+            clients.append(client)
+        assert snapshot["data"]["viewers"] == 2
+        hub = server.app[HUB]
+        assert len(await hub.watchers(world.room_id)) == 4  # staff stay members for draws
+
+        async def sampled() -> int | None:
+            async with server.app[SESSION_FACTORY]() as session:
+                return await session.scalar(
+                    select(RoomViewerSample.viewers).where(
+                        RoomViewerSample.room_id == world.room_id, RoomViewerSample.viewers >= 2
+                    )
+                )
+
+        await wait_for(sampled, message="a sample with both viewers")
+        await clients[2].event("presence", viewers=2)
+        assert await hub.presence.viewers(world.room_id) == 2
+        async with aiohttp.ClientSession() as http:
+            status, dashboard = await call(
+                http, "GET", f"{server.url}/api/rooms/{world.room_id}/dashboard", world.tokens["operator"]
+            )
+        assert status == 200 and dashboard["peak_viewers"] == 2
+    finally:
+        for client in clients:
+            await client.close()

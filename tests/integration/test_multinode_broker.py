@@ -85,6 +85,17 @@ async def test_presence_merges_nodes_and_a_silent_node_expires(nodes, redis_url)
     await wait_for(only_a_remains, timeout=10, interval=0.2)
 
 
+async def test_staff_are_members_on_every_node_but_not_viewers(nodes):
+    (a, b), _ = nodes
+    await a.presence_join(6, 1, 100.0)
+    await a.presence_join(6, 7, 101.0, staff=True)
+    await b.presence_join(6, 2, 102.0)
+    assert await b.room_members(6) == {1: 100.0, 7: 101.0, 2: 102.0}
+    assert await b.room_viewers(6) == 2
+    await b.presence_refresh({6: {2: 102.0, 8: 103.0}}, {6: {8}})
+    assert await a.room_viewers(6) == 2 and len(await a.room_members(6)) == 4
+
+
 async def test_refresh_repairs_lost_and_ghost_presence(nodes, redis_url):  # noqa: F811
     (a, _), _ = nodes
     await a.presence_join(5, 1, 100.0)

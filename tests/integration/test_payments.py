@@ -397,3 +397,77 @@ async def test_concurrent_stripe_refunds_of_one_order_refund_it_once(shop, strip
         assert await _status(database_url, order["order_id"]) == "paid"
         await _concurrent_refunds(http, shop, database_url, world, order["order_id"])
     assert len(stripe.refunds) == 1
+
+
+async def _buy_limit_twice_around_a_cancel(http, server, world):
+    """Reserve the limit (5) and start paying, cancel, reserve the limit again and start paying:
+    the sale, the buyer's token and the two orders with their payments."""
+    sale = await start_sale(
+        http,
+        server.url,
+        world.tokens["operator"],
+        room_id=world.room_id,
+        sku_id=world.sku_id,
+        allocated=10,
+        per_user_limit=5,
+        price=2500,
+    )
+    [(_, token)] = await guests(http, server.url, 1)
+    orders = []
+    for attempt in range(2):
+        status, answer = await call(
+            http,
+            "POST",
+            f"{server.url}/api/orders",
+            token,
+            {"sale_id": sale["sale_id"], "quantity": 5, "idempotency_key": new_key()},
+        )
+        assert status == 200, answer
+        order_id = answer["order"]["order_id"]
+        status, payment = await call(http, "POST", f"{server.url}/api/orders/{order_id}/pay", token)
+        assert status == 200, payment
+        orders.append((order_id, payment))
+        if attempt == 0:
+            status, _ = await call(http, "POST", f"{server.url}/api/orders/{order_id}/cancel", token)
+            assert status == 200
+    return sale, token, orders
+
+
+async def _assert_the_limit_held(database_url, sale_id: int, late_order_id: int) -> None:
+    assert await _status(database_url, late_order_id) == "refunded"
+    book = await ledger(dsn_of(database_url), sale_id)
+    assert list(book.per_user.values()) == [5] and list(book.ledger_per_user.values()) == [5]
+    assert (book.taken, book.available, book.on_hand) == (5, 5, 15)
+
+
+async def test_a_late_stripe_payment_for_a_cancelled_order_never_exceeds_the_per_buyer_limit(
+    shop, stripe, database_url
+):
+    world = await shop.seed(stock=20)
+    url = f"{shop.url}/api/payments/stripe/webhook"
+    async with aiohttp.ClientSession() as http:
+        sale, _, [(first, p1), (second, p2)] = await _buy_limit_twice_around_a_cancel(http, shop, world)
+        await stripe.deliver(http, url, stripe.event("payment_intent.succeeded", p2["payment_intent"]))
+        assert await _status(database_url, second) == "paid"
+        await stripe.deliver(http, url, stripe.event("payment_intent.succeeded", p1["payment_intent"]))
+        await wait_for(lambda: _refunded(database_url, first), message="the late payment refunded")
+        [refund] = stripe.refunds
+        assert refund["payment_intent"] == p1["payment_intent"]
+    await _assert_the_limit_held(database_url, sale["sale_id"], first)
+
+
+async def test_a_late_test_mode_payment_for_a_cancelled_order_is_refused_within_the_limit(
+    server, database_url
+):
+    world = await server.seed(stock=20)
+    async with aiohttp.ClientSession() as http:
+        sale, token, [(first, _), (second, _)] = await _buy_limit_twice_around_a_cancel(http, server, world)
+        status, answer = await call(http, "POST", f"{server.url}/api/orders/{second}/test-confirm", token)
+        assert status == 200 and answer["order"]["status"] == "paid"
+        status, answer = await call(http, "POST", f"{server.url}/api/orders/{first}/test-confirm", token)
+        assert answer["error"]["code"] == "not_payable"
+    await _assert_the_limit_held(database_url, sale["sale_id"], first)
+
+
+async def _refunded(database_url: str, order_id: int) -> bool:
+    return await _status(database_url, order_id) == "refunded"

@@ -1,5 +1,6 @@
 """Pure parts of the room protocol, driven directly: parsing, envelopes, frames, broker wire
-format, token buckets, the resume decision, chat sampling and the blocked-word match."""
+format, token buckets, the resume decision, chat sampling, the blocked-word match and which
+stream ends end the live."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 
 from livecommerce.errors import AppError
 from livecommerce.http.throttle import BucketMap, Throttle, TokenBucket
-from livecommerce.realtime import protocol
+from livecommerce.realtime import event_types, protocol
 from livecommerce.realtime.chat import blocked_word_in, clean_text
 from livecommerce.realtime.coalesce import TickBatch, sample_evenly
 from livecommerce.realtime.moderation import clean_blocked_words
@@ -223,3 +224,11 @@ def test_a_throttle_of_zero_is_unlimited():
     throttle = Throttle("guests", 0)
     for _ in range(1000):
         throttle.check("a")
+
+
+@pytest.mark.parametrize(
+    ("reason", "over"),
+    [("publisher_left", True), ("publisher_lost", True), ("replaced", False), ("server_shutdown", False)],
+)
+def test_only_a_publisher_leaving_or_lost_past_the_grace_period_ends_the_live(reason, over):
+    assert event_types.ends_the_live({"stream_session_id": 1, "reason": reason}) is over

@@ -1,5 +1,6 @@
 // The "start a flash sale" form, the same in the studio and the console: it shows the chosen
-// SKU's list price and free stock next to what the operator types.
+// SKU's list price and free stock next to what the operator types, and lets the merchant keep
+// the sale open after the live ends (by default the live's end ends it).
 
 import { api } from "./api.js";
 import { money, number, parseMoney } from "./format.js";
@@ -19,6 +20,7 @@ export function saleForm({ roomId, token, skus, result, onStarted, onCancel }) {
   const units = h("input", { name: "units", type: "number", min: "1", value: "10", required: true });
   const limit = h("input", { name: "limit", type: "number", min: "1", value: "1", required: true });
   const minutes = h("input", { name: "minutes", type: "number", min: "1", value: "5", required: true });
+  const keepOpen = h("input", { name: "keep_open_after_live", type: "checkbox" });
   const chosenSku = () => skus.find((s) => String(s.sku_id) === sku.value) || skus[0];
   const showFacts = () => {
     const chosen = chosenSku();
@@ -34,6 +36,7 @@ export function saleForm({ roomId, token, skus, result, onStarted, onCancel }) {
     facts,
     field(t("sale.price"), price), field(t("sale.units"), units),
     field(t("sale.limit"), limit), field(t("sale.minutes"), minutes),
+    h("label", { class: "check" }, keepOpen, h("span", { text: t("sale.keep_open") })),
     h("div", { class: "row" },
       h("button", { class: "primary", type: "submit", text: t("sale.start") }),
       h("button", { type: "button", text: t("common.cancel"), onclick: onCancel })));
@@ -50,7 +53,7 @@ export function saleForm({ roomId, token, skus, result, onStarted, onCancel }) {
       const view = await busy(form, () => api("/api/sales", { method: "POST", token, body: {
         room_id: roomId, sku_id: chosen.sku_id, sale_price_minor: priceMinor,
         allocated: Number(units.value), per_user_limit: Number(limit.value),
-        duration_s: Number(minutes.value) * 60,
+        duration_s: Number(minutes.value) * 60, keep_open_after_live: keepOpen.checked,
       } }));
       say(result, t("sale.started", { product: chosen.product }), "ok");
       onStarted(view, chosen);

@@ -1,7 +1,7 @@
 // What a room is selling right now, kept from the join snapshot and the room's events:
 // the pinned product card, the open flash sale of each SKU, and whether the stream is live.
 
-const SALE_EVENTS = new Set(["sale.scheduled", "sale.live", "sale.sold_out", "sale.ended", "sale.restocked", "sale.repriced"]);
+const SALE_EVENTS = new Set(["sale.scheduled", "sale.live", "sale.sold_out", "sale.ended", "sale.restocked", "sale.repriced", "sale.updated"]);
 
 // A sale view with its start and end turned into this browser's clock (the server sends seconds left).
 function timed(sale) {

@@ -323,7 +323,22 @@ function renderSale() {
   if (!sale) return;
   $("#sale-left").textContent = sale.state === "sold_out" ? t("watch.sold_out") : t("watch.left", { count: number(sale.available) });
   $("#sale-countdown").textContent = sale.state === "scheduled" ? t("watch.starts_in", { time: countdown(sale.startsAtMs) }) : t("watch.ends_in", { time: countdown(sale.endsAtMs) });
+  $("#sale-keep-open").checked = Boolean(sale.keep_open_after_live);
 }
+
+// Whether the running sale stays open when the live ends (otherwise ending the live ends it).
+$("#sale-keep-open").addEventListener("change", async (event) => {
+  const sale = runningSale();
+  if (!sale) return;
+  const keep = event.target.checked;
+  try {
+    await api(`/api/sales/${sale.sale_id}/after-live`, { method: "POST", token: session.token, body: { keep_open_after_live: keep } });
+    say(productResult, t(keep ? "studio.keep_open_on" : "studio.keep_open_off"), "ok");
+  } catch (error) {
+    event.target.checked = !keep;
+    say(productResult, errorText(error), "error");
+  }
+});
 
 $("#sale-end").addEventListener("click", async () => {
   const sale = runningSale();
