@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import aiohttp
 import pytest
+import testpattern
 from commerce_client import call, guests, new_key, start_sale
 from room_client import RoomClient
-
-from livecommerce.media import testpattern
 
 pytestmark = [pytest.mark.media, pytest.mark.timeout(180)]
 
