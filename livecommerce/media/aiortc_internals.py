@@ -88,7 +88,7 @@ _USED = {
         "_query_consent_task",
         "get_component_candidates",
         "gather_candidates",
-        "check_incoming",
+        "request_received",
         "data_received",
         "query_consent",
         "build_request",
@@ -352,6 +352,19 @@ def gather_host_candidates_only(
         connection._local_candidates_end = True
 
     connection.gather_candidates = gather_candidates  # type: ignore[method-assign]
+
+
+def ignore_checks_from(connection: Connection, allowed: Callable[[str], bool]) -> None:
+    """Drop connectivity checks (STUN requests) from addresses that are not `allowed` before
+    aioice answers them: an answered check lets the peer nominate a pair the server would then
+    ignore, and the peer waits for media that never comes."""
+    request_received = connection.request_received
+
+    def received(message: Any, addr: tuple[str, int], protocol: Any) -> None:
+        if allowed(addr[0]):
+            request_received(message, addr, protocol)
+
+    connection.request_received = received  # type: ignore[method-assign]
 
 
 def answer_as_dtls_server(transceiver: RTCRtpTransceiver) -> None:

@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from aioice import Candidate
-from aioice.ice import Connection
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection
 from aiortc.sdp import SessionDescription
 
@@ -25,6 +24,7 @@ from livecommerce.media.aiortc_internals import (
     answer_as_dtls_server,
     gather_host_candidates_only,
     ice_connections,
+    ignore_checks_from,
 )
 
 
@@ -82,17 +82,7 @@ def pin_gathering(
     for connection in ice_connections(pc):
         gather_host_candidates_only(connection, addresses, mapping)
         if loopback_only(addresses):
-            _ignore_outside_loopback(connection)
-
-
-def _ignore_outside_loopback(connection: Connection) -> None:
-    check_incoming = connection.check_incoming
-
-    def incoming(message: Any, addr: tuple[str, int], protocol: Any) -> None:
-        if _is_loopback(addr[0]):
-            check_incoming(message, addr, protocol)
-
-    connection.check_incoming = incoming  # type: ignore[method-assign]
+            ignore_checks_from(connection, allowed=_is_loopback)
 
 
 def scope_candidates(sdp: str, host_addresses: Sequence[str]) -> str:
