@@ -58,6 +58,7 @@ class Operation:
     errors: tuple[int, ...] = ()
 
 
+PAGES = "pages"
 ID_QUERY = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
 ISO_TIME = {"type": "string", "format": "date-time"}
 
@@ -357,12 +358,12 @@ OPERATIONS = [
         answer_type="",
         errors=(400, 401, 403, 404),
     ),
-    Operation("get", "/", "The home page", "pages", ANYONE, answer_type="text/html"),
+    Operation("get", "/", "The home page", PAGES, ANYONE, answer_type="text/html"),
     Operation(
         "get",
         "/watch/{room_id}",
         "The viewer's page",
-        "pages",
+        PAGES,
         ANYONE,
         answer_type="text/html",
         errors=(404,),
@@ -371,7 +372,7 @@ OPERATIONS = [
         "get",
         "/studio/{room_id}",
         "The anchor's page",
-        "pages",
+        PAGES,
         ANYONE,
         answer_type="text/html",
         errors=(404,),
@@ -380,7 +381,7 @@ OPERATIONS = [
         "get",
         "/console/{room_id}",
         "The operator's console",
-        "pages",
+        PAGES,
         ANYONE,
         answer_type="text/html",
         errors=(404,),
@@ -389,7 +390,7 @@ OPERATIONS = [
         "get",
         "/static/{filename}",
         "The pages' scripts, styles and messages",
-        "pages",
+        PAGES,
         ANYONE,
         answer_type="*/*",
         errors=(404,),
@@ -465,6 +466,8 @@ def _responses(operation: Operation) -> dict[str, Any]:
     responses = {str(operation.answer): answer}
     for status in sorted({*COMMON_ERRORS, *operation.errors}):
         responses[str(status)] = {"$ref": f"#/components/responses/{status}"}
+    if operation.tag == PAGES:  # a page or file for people, not a JSON answer
+        responses["404"] = {"description": "No such room or file (an HTML page, or empty)"}
     return responses
 
 
