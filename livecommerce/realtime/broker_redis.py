@@ -16,6 +16,7 @@ import logging
 import redis.asyncio as redis
 from redis.exceptions import RedisError
 
+from livecommerce.errors import AppError
 from livecommerce.realtime.broker import Broker, Deliver
 from livecommerce.realtime.protocol import broker_header, decode_broker_message
 from livecommerce.realtime.resume import HistoryView
@@ -147,10 +148,14 @@ class RedisBroker(Broker):
 
     async def publish_event(self, room_id: int, kind: str, type_: str, head: bytes, tail: bytes) -> int:
         header = broker_header(room_id, kind, type_, None)
-        seq = await self._publish_event(
-            keys=[_seq_key(room_id), _history_key(room_id)],
-            args=[head, tail, header, self.history_limit, CHANNEL, self._seen_seq.get(room_id, 0)],
-        )
+        try:
+            seq = await self._publish_event(
+                keys=[_seq_key(room_id), _history_key(room_id)],
+                args=[head, tail, header, self.history_limit, CHANNEL, self._seen_seq.get(room_id, 0)],
+            )
+        except (RedisError, OSError) as exc:
+            log.warning("room %s: cannot publish %s (%s)", room_id, type_, exc)
+            raise AppError("unavailable", "the room cannot take this right now; try again shortly") from exc
         self._saw(room_id, int(seq))
         return int(seq)
 
