@@ -409,11 +409,12 @@ ERROR_STATUSES = {
     415: "Wrong content type",
     429: "Too many attempts (`Retry-After`)",
     502: "The payment provider did not answer",
-    503: "Not ready, or over capacity (`Retry-After`)",
+    503: "PostgreSQL or Redis out of reach (`unavailable`), not ready, or over capacity (`Retry-After`)",
 }
 
-# Every operation may answer these: bad ids, NUL characters, oversized requests, throttles.
-COMMON_ERRORS = (400, 413)
+# Every operation may answer these: bad ids, NUL characters, oversized requests, and the
+# database or broker out of reach.
+COMMON_ERRORS = (400, 413, 503)
 
 SUCCESS_DESCRIPTIONS = {
     101: "Switching to the WebSocket protocol",
