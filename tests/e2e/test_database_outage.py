@@ -15,6 +15,7 @@ import asyncpg
 import pytest
 from commerce_client import call, dsn_of, guests, ledger, new_key, start_sale
 from helpers import spawn_server
+from room_client import RoomClient
 
 OUTAGE_SECONDS = 3.0
 OTHER_BACKENDS = (
@@ -138,3 +139,66 @@ async def test_taps_during_a_database_outage_are_answered_and_balance(
     assert book.ledger_per_user == book.per_user
     assert all(units <= 3 for units in book.per_user.values())
     assert book.sku_reserved == 150 and book.on_hand == 200
+
+
+async def test_room_taps_while_connections_are_cut_are_each_answered_once(
+    server, settings, database_url, tmp_path
+):
+    world = await server.seed(stock=100)
+    env = {"DATABASE_URL": database_url, "SECRET_KEY": settings.secret_key, "LOG_LEVEL": "WARNING"}
+    node = await asyncio.to_thread(spawn_server, env, data_dir=tmp_path / "node")
+    ws_url = "ws" + node.url.removeprefix("http") + f"/ws/rooms/{world.room_id}?token="
+    clients: list[RoomClient] = []
+    try:
+        async with aiohttp.ClientSession() as http:
+            sale = await start_sale(
+                http,
+                server.url,
+                world.tokens["operator"],
+                room_id=world.room_id,
+                sku_id=world.sku_id,
+                allocated=60,
+            )
+            buyers = await guests(http, server.url, 12)
+        for _, token in buyers:
+            clients.append(await RoomClient.connect(ws_url + token))
+        for client in clients:
+            await client.event("snapshot")
+
+        async def taps(client: RoomClient) -> list[dict]:
+            answers = []
+            for _ in range(5):
+                data = {"sale_id": sale["sale_id"], "idempotency_key": new_key()}
+                answers.append(await client.send("order.place", data, timeout=60))
+                await asyncio.sleep(0.3)
+            return answers
+
+        admin = await asyncpg.connect(dsn_of(database_url))
+        try:
+            storm = asyncio.gather(*(taps(client) for client in clients))
+            await cut_connections(admin)
+            per_client = await storm
+        finally:
+            await admin.close()
+        for client, answers in zip(clients, per_client, strict=True):
+            for answer in answers:  # exactly one answer per command, none of them a bug
+                assert len([m for m in client.messages if m.get("id") == answer["id"]]) == 1
+                if answer["type"] == "error":
+                    assert answer["error"]["code"] in ("unavailable", "sold_out", "limit_exceeded"), answer
+            assert client.close_code is None
+        reserved = {
+            answer["data"]["order"]["order_id"]
+            for answers in per_client
+            for answer in answers
+            if answer["type"] == "ack"
+        }
+        assert any(answer["type"] == "error" for answers in per_client for answer in answers), (
+            "the cut hit no tap"
+        )
+    finally:
+        for client in clients:
+            await client.close()
+        node.stop()
+    book = await ledger(dsn_of(database_url), sale["sale_id"])
+    assert book.taken == len(reserved)
+    assert book.taken + book.available == book.allocated == 60
