@@ -12,6 +12,7 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from livecommerce.appkeys import SETTINGS
+from livecommerce.db.engine import database_unreachable
 from livecommerce.errors import AppError
 from livecommerce.http.identity import optional_principal, principal
 from livecommerce.http.inputs import Id, int_param, optional_id, query_int, refuse_nul
@@ -32,6 +33,7 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+DATABASE_UNAVAILABLE = AppError("unavailable", "the database cannot be reached; try again shortly")
 Model = TypeVar("Model", bound=BaseModel)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -110,7 +112,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         body = orjson.dumps({"error": {"code": code, "message": message}})
         headers = {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "retry-after", "location")}
         return web.Response(body=body, status=exc.status, content_type="application/json", headers=headers)
-    except Exception:
+    except Exception as exc:
+        if database_unreachable(exc):
+            log.warning("%s %s: the database is unreachable (%s)", request.method, request.path, exc)
+            return error_response(DATABASE_UNAVAILABLE)
         log.exception("unhandled error on %s %s", request.method, request.path)
         return json_response({"error": {"code": "internal", "message": "internal error"}}, status=500)
 

@@ -16,6 +16,7 @@ import logging
 import redis.asyncio as redis
 from redis.exceptions import RedisError
 
+from livecommerce.errors import AppError
 from livecommerce.realtime.broker import Broker, Deliver
 from livecommerce.realtime.protocol import broker_header, decode_broker_message
 from livecommerce.realtime.resume import HistoryView
@@ -24,7 +25,12 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "lc:events"
 
+# ARGV[6] is the highest seq this node has seen in the room: a counter lost with Redis's data
+# (a restart without persistence) starts above it, so seq never goes back on any socket.
 PUBLISH_EVENT = """
+if tonumber(redis.call('GET', KEYS[1]) or '0') < tonumber(ARGV[6]) then
+  redis.call('SET', KEYS[1], ARGV[6])
+end
 local seq = redis.call('INCR', KEYS[1])
 local payload = ARGV[1] .. seq .. ARGV[2]
 redis.call('ZADD', KEYS[2], seq, payload)
@@ -109,6 +115,7 @@ class RedisBroker(Broker):
         self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
         self._reader: asyncio.Task[None] | None = None
         self._local_rooms: set[int] = set()
+        self._seen_seq: dict[int, int] = {}
 
     async def start(self, deliver: Deliver) -> None:
         await super().start(deliver)
@@ -125,7 +132,10 @@ class RedisBroker(Broker):
                 continue
             if message is not None and message["type"] == "message":
                 try:
-                    deliver(decode_broker_message(message["data"]))
+                    event = decode_broker_message(message["data"])
+                    if event.seq is not None:
+                        self._saw(event.room_id, event.seq)
+                    deliver(event)
                 except Exception:
                     log.exception("dropping an undeliverable broker message")
 
@@ -146,11 +156,20 @@ class RedisBroker(Broker):
 
     async def publish_event(self, room_id: int, kind: str, type_: str, head: bytes, tail: bytes) -> int:
         header = broker_header(room_id, kind, type_, None)
-        seq = await self._publish_event(
-            keys=[_seq_key(room_id), _history_key(room_id)],
-            args=[head, tail, header, self.history_limit, CHANNEL],
-        )
+        try:
+            seq = await self._publish_event(
+                keys=[_seq_key(room_id), _history_key(room_id)],
+                args=[head, tail, header, self.history_limit, CHANNEL, self._seen_seq.get(room_id, 0)],
+            )
+        except (RedisError, OSError) as exc:
+            log.warning("room %s: cannot publish %s (%s)", room_id, type_, exc)
+            raise AppError("unavailable", "the room cannot take this right now; try again shortly") from exc
+        self._saw(room_id, int(seq))
         return int(seq)
+
+    def _saw(self, room_id: int, seq: int) -> None:
+        if seq > self._seen_seq.get(room_id, 0):
+            self._seen_seq[room_id] = seq
 
     async def publish_private(self, room_id: int, type_: str, to_user: int, payload: bytes) -> None:
         await self._redis.publish(

@@ -24,8 +24,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from livecommerce.auth import Principal
 from livecommerce.config import Settings
-from livecommerce.db.engine import Database
+from livecommerce.db.engine import Database, database_unreachable
 from livecommerce.errors import AppError
+from livecommerce.http import DATABASE_UNAVAILABLE
 from livecommerce.realtime import event_types, protocol
 from livecommerce.realtime.broker import Broker, make_broker
 from livecommerce.realtime.coalesce import TickBatch
@@ -185,6 +186,11 @@ class Hub:
         """The ack for a command's result, or the typed error for its failure."""
         if isinstance(result, AppError):
             return protocol.error(command.id, result)
+        if isinstance(result, BaseException) and database_unreachable(result):
+            log.warning(
+                "command %s in room %s: the database is unreachable (%s)", command.type, conn.room_id, result
+            )
+            return protocol.error(command.id, DATABASE_UNAVAILABLE)
         if isinstance(result, BaseException):
             log.error("command %s failed in room %s", command.type, conn.room_id, exc_info=result)
             return protocol.error(command.id, AppError("internal", "internal error"))
