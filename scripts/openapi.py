@@ -19,6 +19,7 @@ from pydantic import BaseModel
 
 from livecommerce import __version__
 from livecommerce.commerce.api import (
+    AfterLive,
     NewProduct,
     NewSale,
     NewSku,
@@ -211,6 +212,14 @@ OPERATIONS = [
         errors=(401, 403, 404, 409),
     ),
     Operation("post", "/api/sales/{sale_id}/end", "End a sale", "sales", errors=(401, 403, 404, 409)),
+    Operation(
+        "post",
+        "/api/sales/{sale_id}/after-live",
+        "Keep a sale open after the live, or not",
+        "sales",
+        body=AfterLive,
+        errors=(401, 403, 404, 409),
+    ),
     Operation(
         "get",
         "/api/rooms/{room_id}/orders",

@@ -11,7 +11,7 @@ from aiohttp import web
 from livecommerce.config import Settings
 from livecommerce.db.engine import Database
 from livecommerce.http import int_param, json_response
-from livecommerce.media import signalling, whep, whip
+from livecommerce.media import aiortc_internals, signalling, whep, whip
 from livecommerce.media.broadcasts import Broadcasts
 from livecommerce.media.node import MediaNode
 from livecommerce.realtime.hub import Hub
@@ -41,11 +41,13 @@ def install(app: web.Application, settings: Settings, db: Database, hub: Hub) ->
     """This node's streams; every one still running is ended when the app shuts down."""
     node = MediaNode(settings, Broadcasts(db.session_factory, hub, settings.node_id))
 
-    async def streams_ended(app: web.Application) -> AsyncIterator[None]:
+    async def running(app: web.Application) -> AsyncIterator[None]:
+        # at startup, with the event loop running (some aiortc objects look it up when made)
+        aiortc_internals.check()
         yield
         await node.close()
 
-    app.cleanup_ctx.append(streams_ended)
+    app.cleanup_ctx.append(running)
     app.on_response_prepare.append(signalling.cors)
     publish = {
         "post": _bound(whip.post, node, whip.wrong_keys_throttle()),

@@ -10,14 +10,12 @@ from collections import defaultdict
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
 from livecommerce.config import Settings
-from livecommerce.media import aiortc_internals
 from livecommerce.media.broadcasts import Broadcast, Broadcasts
 from livecommerce.media.stream import Publisher, Stream, Viewer
 
 
 class MediaNode:
     def __init__(self, settings: Settings, broadcasts: Broadcasts) -> None:
-        aiortc_internals.check()
         self.settings = settings
         self.broadcasts = broadcasts
         self.streams: dict[int, Stream] = {}
