@@ -140,6 +140,10 @@ async def find_room(session: AsyncSession, room_id: int) -> Room | None:
     return await session.get(Room, room_id)
 
 
+async def find_user(session: AsyncSession, user_id: int) -> User | None:
+    return await session.get(User, user_id)
+
+
 async def all_rooms(session: AsyncSession) -> list[Room]:
     """Every room, oldest first."""
     return list((await session.scalars(select(Room).order_by(Room.id))).all())

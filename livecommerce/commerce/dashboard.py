@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from livecommerce.auth import Principal
 from livecommerce.commerce.ownership import authorize_on
 from livecommerce.errors import AppError
+from livecommerce.timestamps import iso
 
 PER_PRODUCT = text(
     """
@@ -83,7 +84,7 @@ async def room_streams(conn: AsyncConnection, room_id: int, limit: int = 100) ->
         {
             "id": row.id,
             "started_at": row.started_at.isoformat(),
-            "ended_at": row.ended_at.isoformat() if row.ended_at else None,
+            "ended_at": iso(row.ended_at),
             "video_codec": row.video_codec,
             "audio_codec": row.audio_codec,
         }

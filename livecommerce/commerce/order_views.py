@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from livecommerce.timestamps import iso
+
 ORDER_COLUMNS = (
     "o.id, o.room_id, o.sale_id, o.sku_id, o.user_id, o.status, o.quantity, o.unit_price_minor, "
     "o.amount_minor, o.currency, o.reserved_until, o.created_at, o.paid_at, o.closed_at, u.display_name AS buyer"
 )
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
 
 
 def order_view(row: Row[Any]) -> dict[str, Any]:
@@ -32,10 +29,10 @@ def order_view(row: Row[Any]) -> dict[str, Any]:
         "unit_price_minor": row.unit_price_minor,
         "amount_minor": row.amount_minor,
         "currency": row.currency,
-        "reserved_until": _iso(row.reserved_until),
-        "created_at": _iso(row.created_at),
-        "paid_at": _iso(row.paid_at),
-        "closed_at": _iso(row.closed_at),
+        "reserved_until": iso(row.reserved_until),
+        "created_at": iso(row.created_at),
+        "paid_at": iso(row.paid_at),
+        "closed_at": iso(row.closed_at),
     }
 
 

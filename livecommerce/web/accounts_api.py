@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from aiohttp import web
 from pydantic import BaseModel, Field
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from livecommerce import accounts
 from livecommerce.auth import COOKIE_NAME, Principal, audit, authorize
 from livecommerce.config import Settings
-from livecommerce.db.models import Role, Room, User
+from livecommerce.db.models import Role
 from livecommerce.errors import AppError
 from livecommerce.http import int_param, json_response, optional_principal, principal, read_json
 from livecommerce.http.identity import Identity
@@ -119,7 +118,7 @@ class AccountsApi:
         who = principal(request)
         user_id = int_param(request, "user_id")
         async with self.sessions.begin() as session:
-            user = await session.get(User, user_id)
+            user = await accounts.find_user(session, user_id)
             if user is None:
                 raise AppError("not_found", "no such user")
             authorize(who, "user.manage", user.merchant_id)
@@ -152,7 +151,7 @@ class AccountsApi:
         body = await read_json(request, StreamKeyBody)
         who = principal(request)
         async with self.sessions.begin() as session:
-            room = await session.scalar(select(Room).where(Room.id == room_id))
+            room = await accounts.find_room(session, room_id)
             if room is None:
                 raise AppError("not_found", "no such room")
             authorize(who, "stream_key.manage", room.merchant_id)
