@@ -19,6 +19,7 @@ export class RoomSocket {
     this.nextId = 1;
     this.pending = new Map();
     this.ws = null;
+    this.joined = false;
     this.stopped = false;
     this.timer = null;
     window.addEventListener("online", () => this.reconnectNow());
@@ -40,6 +41,7 @@ export class RoomSocket {
 
   open() {
     clearTimeout(this.timer);
+    this.joined = false;
     this.onStatus(this.attempt ? "reconnecting" : "connecting");
     const ws = new WebSocket(this.url(), [SUBPROTOCOL]);
     this.ws = ws;
@@ -66,14 +68,14 @@ export class RoomSocket {
     if (message.type === "resumed") {
       // the missed events follow in order; nothing was lost
       this.attempt = 0;
-      this.onStatus("connected");
+      this.joinedNow();
       return;
     }
     if (message.type === "snapshot") {
       this.attempt = 0;
       if (typeof message.seq === "number") this.seq = message.seq;
       this.onSnapshot(message.data || {});
-      this.onStatus("connected");
+      this.joinedNow();
       return;
     }
     if (typeof message.seq === "number") {
@@ -81,6 +83,18 @@ export class RoomSocket {
       this.seq = message.seq;
     }
     this.onEvent(message.type, message.data || {}, message);
+  }
+
+  // Joined (snapshot or resume): say so, and send the commands that waited for the join.
+  joinedNow() {
+    this.joined = true;
+    this.onStatus("connected");
+    for (const [id, waiter] of this.pending) if (!waiter.sent) this.transmit(id, waiter);
+  }
+
+  transmit(id, waiter) {
+    waiter.sent = true;
+    this.ws.send(waiter.frame);
   }
 
   answer(message) {
@@ -98,7 +112,9 @@ export class RoomSocket {
   closed(ws, event) {
     if (ws !== this.ws) return;
     this.ws = null;
+    this.joined = false;
     for (const [id, waiter] of this.pending) {
+      if (!waiter.sent) continue; // still waiting for the next join, within its own timeout
       clearTimeout(waiter.timer);
       waiter.reject(new ApiError(0, "disconnected", "The connection dropped before the answer came."));
       this.pending.delete(id);
@@ -126,19 +142,27 @@ export class RoomSocket {
     this.open();
   }
 
-  // Send a command and wait for its ack (resolves with the ack's data) or error (rejects).
+  // Send a command and wait for its ack (resolves with the ack's data) or error (rejects). A
+  // command sent while the socket is joining or rejoining is sent once it has joined (the
+  // server reads commands only then), within the same timeout.
   send(type, data = {}) {
-    if (!this.ws || this.ws.readyState !== WebSocket.OPEN) {
+    if (this.stopped) {
       return Promise.reject(new ApiError(0, "disconnected", "Not connected to the room right now. Try again in a moment."));
     }
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
+        const waiter = this.pending.get(id);
         this.pending.delete(id);
-        reject(new ApiError(0, "timeout", "No answer from the room. Try again."));
+        reject(
+          waiter && !waiter.sent
+            ? new ApiError(0, "disconnected", "Not connected to the room right now. Try again in a moment.")
+            : new ApiError(0, "timeout", "No answer from the room. Try again."),
+        );
       }, COMMAND_TIMEOUT_MS);
-      this.pending.set(id, { resolve, reject, timer });
-      this.ws.send(JSON.stringify({ id, type, data }));
+      const waiter = { resolve, reject, timer, frame: JSON.stringify({ id, type, data }), sent: false };
+      this.pending.set(id, waiter);
+      if (this.joined) this.transmit(id, waiter);
     });
   }
 

@@ -316,8 +316,13 @@ async function buy() {
 }
 
 // Send the pending purchase; a dropped connection retries with the same idempotency key, so
-// the server answers the same tap once whatever happens to the network.
+// the server answers the same tap once whatever happens to the network. One send at a time: a
+// tap made while (re)joining is sent by the room socket once it has joined.
+let buyInFlight = false;
+
 async function sendBuy() {
+  if (buyInFlight) return;
+  buyInFlight = true;
   try {
     const answer = await room.send("order.place", pendingBuy);
     pendingBuy = null;
@@ -331,6 +336,8 @@ async function sendBuy() {
     }
     pendingBuy = null;
     say(buyResult, has(`buy.${error.code}`) ? t(`buy.${error.code}`) : errorText(error), "error");
+  } finally {
+    buyInFlight = false;
   }
   renderOffer();
 }
