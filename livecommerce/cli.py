@@ -6,19 +6,16 @@ import argparse
 import asyncio
 import contextlib
 import fcntl
-import gc
 import json
 import logging
 import os
-import signal
 import sys
-import warnings
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from livecommerce.config import ConfigError, Settings, load_settings
-from livecommerce.http.server import AppRunner
+from livecommerce.serving import LOG_FORMAT, database, serve, supervise, worker_count
 
 log = logging.getLogger("livecommerce")
 
@@ -52,72 +49,6 @@ def data_dir_lock(data_dir: Path):
         handle.close()
 
 
-@contextlib.asynccontextmanager
-async def database(settings: Settings) -> AsyncIterator[None]:
-    """Use DATABASE_URL, or start the embedded PostgreSQL in the data directory for the block."""
-    if settings.database_url:
-        yield
-        return
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        from livecommerce.db.embedded import EmbeddedPostgres
-    server = EmbeddedPostgres(settings.data_dir)
-    await asyncio.to_thread(server.start)
-    settings.database_url = server.url
-    try:
-        yield
-    finally:
-        await asyncio.to_thread(server.stop)
-
-
-# A node holds thousands of sockets, tasks and futures. With CPython's default thresholds
-# (700, 10, 10) a burst of commands (a flash sale's taps, all in flight at once) triggers
-# collections that traverse that whole heap over and over; measured, they took about 40% of
-# the server's CPU in a 5,000-buyer storm. Young collections every 100k allocations and older
-# ones far less often keep cycles collected while the heap stays large.
-GC_THRESHOLDS = (100_000, 50, 100)
-
-
-def tune_gc() -> None:
-    """Leave startup's objects (modules, the app) out of every later collection; collect less often."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
-
-
-async def _serve(settings: Settings, demo: bool) -> None:
-    from aiohttp import web
-
-    from livecommerce.app import create_app
-    from livecommerce.appkeys import DATABASE
-    from livecommerce.db.migrate import upgrade_async
-
-    async with database(settings):
-        await upgrade_async(settings.database_url)
-        app = create_app(settings)
-        runner = AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=5)
-        await runner.setup()
-        if demo:
-            from livecommerce.demo import seed_demo
-
-            async with app[DATABASE].session_factory.begin() as session:
-                info = await seed_demo(session, base_url=settings.base_url, data_dir=settings.data_dir)
-            print(f"demo data written to {settings.data_dir / 'demo.json'}")
-            for page in ("studio_url", "watch_url", "console_url"):
-                print(f"  {page.removesuffix('_url'):8} {info[page]}")
-        site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True)
-        await site.start()
-        tune_gc()
-        print(f"livecommerce listening on {settings.base_url} (node {settings.node_id})", flush=True)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
-        print("shutting down", flush=True)
-        await runner.cleanup()
-
-
 async def _with_db(settings: Settings, action: Callable[[Any], Awaitable[Any]]) -> Any:
     """Run one unit of work against the configured (or embedded) database, after migrating."""
     from livecommerce.db.engine import Database
@@ -137,13 +68,21 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="livecommerce", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    serve = sub.add_parser("serve", help="run the server")
-    serve.add_argument("--host", help="address to listen on (HOST, default 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="port to listen on (PORT, default 8080)")
-    serve.add_argument(
+    serving = sub.add_parser("serve", help="run the server")
+    serving.add_argument("--host", help="address to listen on (HOST, default 127.0.0.1)")
+    serving.add_argument("--port", type=int, help="port to listen on (PORT, default 8080)")
+    serving.add_argument(
         "--data-dir", type=Path, help="embedded database and secrets (DATA_DIR, default ./data)"
     )
-    serve.add_argument("--demo", action="store_true", help="create demo data and write <data-dir>/demo.json")
+    serving.add_argument(
+        "--demo", action="store_true", help="create demo data and write <data-dir>/demo.json"
+    )
+    serving.add_argument(
+        "--workers",
+        type=worker_count,
+        default=1,
+        help="server processes sharing the port, each a node (a number, or auto: one per core; default 1)",
+    )
 
     migrate = sub.add_parser("migrate", help="apply database migrations (DATABASE_URL or embedded)")
     migrate.add_argument("--data-dir", type=Path)
@@ -269,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=settings.log_level, format=LOG_FORMAT)
     logging.getLogger("alembic").setLevel(logging.WARNING)
     with contextlib.suppress(ImportError):
         import uvloop
@@ -281,7 +220,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "serve":
             with data_dir_lock(settings.data_dir):
-                asyncio.run(_serve(settings, args.demo))
+                if args.workers > 1:
+                    asyncio.run(supervise(settings, args.workers, args.demo))
+                else:
+                    asyncio.run(serve(settings, args.demo))
             return 0
         if args.command == "verify-draw":
             return _verify_draw(args, settings)

@@ -33,7 +33,12 @@ class Settings(BaseSettings):
     port: int = Field(8080, ge=0, le=65535)
     data_dir: Path = Path("data")
     public_url: str = ""
-    node_id: str = Field(default_factory=lambda: f"{socket.gethostname()}-{secrets.token_hex(3)}")
+    node_id: str = Field(
+        default_factory=lambda: f"{socket.gethostname()}-{secrets.token_hex(3)}",
+        pattern=r"^[A-Za-z0-9_.-]{1,100}$",
+    )
+    # How the other nodes (and, for redirects, viewers) reach this node: http://host:port
+    node_url: str = ""
 
     database_url: str = ""
     db_pool_size: int = Field(20, ge=1, le=500)
@@ -57,6 +62,9 @@ class Settings(BaseSettings):
     rtc_announced_addresses: Annotated[list[str], NoDecode] = Field(default_factory=list)
     max_viewers_per_node: int = Field(500, ge=1)
     publisher_grace_seconds: float = Field(10.0, ge=0)
+    # A node relaying a room feeds at most this many other relays of it; more make the tree deeper
+    relay_fanout: int = Field(8, ge=1)
+    relay_idle_seconds: float = Field(15.0, ge=0)
 
     max_request_bytes: int = Field(1024 * 1024, ge=1024)
     ws_max_frame_bytes: int = Field(8 * 1024, ge=256)
@@ -189,6 +197,14 @@ class Settings(BaseSettings):
     def base_url(self) -> str:
         if self.public_url:
             return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def node_address(self) -> str:
+        """NODE_URL, or this node's own HOST and PORT (never PUBLIC_URL: a load balancer's)."""
+        if self.node_url:
+            return self.node_url.rstrip("/")
         host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
         return f"http://{host}:{self.port}"
 

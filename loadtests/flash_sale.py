@@ -46,13 +46,13 @@ from _common import free_port, percentiles  # noqa: E402
 from _wsclient import LeanWebSocket, client_frame, connect  # noqa: E402
 
 from livecommerce.auth import Principal, Tokens, hash_password  # noqa: E402
-from livecommerce.cli import tune_gc  # noqa: E402
 from livecommerce.commerce.batching import Tap  # noqa: E402
 from livecommerce.commerce.orders import autocommit  # noqa: E402
 from livecommerce.commerce.reservation import reserve_batch, reserve_one  # noqa: E402
 from livecommerce.db.engine import make_engine  # noqa: E402
 from livecommerce.db.migrate import upgrade_async  # noqa: E402
 from livecommerce.db.models import Role  # noqa: E402
+from livecommerce.serving import tune_gc  # noqa: E402
 
 SECRET = "flash-sale-load-test-" + "k" * 32
 MODES = {"batched": "true", "row_lock": "false"}

@@ -1,5 +1,6 @@
 """The media plane: WHIP ingest, WHEP playback, forwarding without re-encoding, keyframe relay,
-stream sessions. `install(...)` creates the node's MediaNode, adds its routes and its shutdown."""
+stream sessions, and with REDIS_URL the cluster (stream registry, relays between nodes).
+`install(...)` creates the node's MediaNode, adds its routes, its snapshot part and its shutdown."""
 
 from __future__ import annotations
 
@@ -8,24 +9,57 @@ from typing import Any
 
 from aiohttp import web
 
+from livecommerce.auth import Principal
 from livecommerce.config import Settings
 from livecommerce.db.engine import Database
+from livecommerce.errors import AppError
 from livecommerce.http import int_param, json_response
 from livecommerce.media import aiortc_internals, signalling, whep, whip
 from livecommerce.media.broadcasts import Broadcasts
+from livecommerce.media.cluster import Cluster
 from livecommerce.media.node import MediaNode
 from livecommerce.realtime.hub import Hub
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-async def stream_status(request: web.Request, node: MediaNode) -> web.Response:
-    """Whether a room is live on this node, with codecs and viewer count."""
-    room_id = int_param(request, "room_id")
+async def stream_state(node: MediaNode, room_id: int) -> dict[str, object]:
+    """The room's stream as this node sees it: its own copy when it has one (with this node's
+    viewers), else the cluster's registry entry, else offline."""
     stream = node.streams.get(room_id)
-    if stream is None:
-        return json_response({"room_id": room_id, "state": "offline"})
-    return json_response(stream.summary())
+    if stream is not None:
+        return stream.summary()
+    offline: dict[str, object] = {"room_id": room_id, "state": "offline", "node": node.node_id}
+    if node.cluster is None:
+        return offline
+    try:
+        entry = await node.cluster.origin(room_id)
+    except AppError:
+        return {**offline, "state": "unknown", "registry": "unreachable"}
+    if entry is None:
+        return offline
+    return {
+        "room_id": room_id,
+        "stream_session_id": entry.session_id,
+        "state": entry.state,
+        "video_codec": _codec_name(entry.codecs.get("video")),
+        "audio_codec": _codec_name(entry.codecs.get("audio")),
+        "origin": entry.node,
+        "node": node.node_id,
+        "relayed_from": None,
+        "viewers": 0,
+        "relays": 0,
+        "started_at": entry.started_at,
+    }
+
+
+def _codec_name(codec: dict[str, object] | None) -> str | None:
+    return None if codec is None else str(codec["mimeType"]).split("/", 1)[1]
+
+
+async def stream_status(request: web.Request, node: MediaNode) -> web.Response:
+    """Whether a room is live, which node is its origin, codecs and this node's viewer count."""
+    return json_response(await stream_state(node, int_param(request, "room_id")))
 
 
 def _bound(handler: Callable[..., Awaitable[web.StreamResponse]], *services: Any) -> Handler:
@@ -39,13 +73,24 @@ def _bound(handler: Callable[..., Awaitable[web.StreamResponse]], *services: Any
 
 def install(app: web.Application, settings: Settings, db: Database, hub: Hub) -> MediaNode:
     """This node's streams; every one still running is ended when the app shuts down."""
-    node = MediaNode(settings, Broadcasts(db.session_factory, hub, settings.node_id))
+    cluster = None
+    if settings.redis_url:
+        cluster = Cluster(
+            settings.redis_url, settings.node_id, settings.node_address, relay_fanout=settings.relay_fanout
+        )
+    node = MediaNode(settings, Broadcasts(db.session_factory, hub, settings.node_id), cluster)
 
     async def running(app: web.Application) -> AsyncIterator[None]:
         # at startup, with the event loop running (some aiortc objects look it up when made)
         aiortc_internals.check()
+        await node.start()
         yield
         await node.close()
+
+    async def snapshot(room_id: int, who: Principal) -> dict[str, object]:
+        return await stream_state(node, room_id)
+
+    hub.snapshot_provider("stream", snapshot)
 
     app.cleanup_ctx.append(running)
     app.on_response_prepare.append(signalling.cors)

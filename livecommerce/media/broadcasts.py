@@ -61,14 +61,25 @@ class Broadcasts:
             await session.flush()
             return row.id, row.started_at
 
-    async def record_end(self, room_id: int, session_id: int, reason: str) -> None:
+    async def record_end(self, room_id: int, session_id: int, reason: str) -> bool:
+        """End the stream session and mark the room offline, unless the session has ended already
+        (when an origin node dies, each of its edges may try): True for the one that ended it."""
         async with self.sessions.begin() as session:
-            await session.execute(
+            ended = await session.execute(
                 update(StreamSession)
-                .where(StreamSession.id == session_id)
+                .where(StreamSession.id == session_id, StreamSession.ended_at.is_(None))
                 .values(ended_at=datetime.now(UTC), end_reason=reason)
+                .returning(StreamSession.id)
             )
+            if ended.first() is None:
+                return False
             await session.execute(update(Room).where(Room.id == room_id).values(status=RoomStatus.OFFLINE))
+            return True
+
+    async def has_ended(self, session_id: int) -> bool:
+        async with self.sessions() as session:
+            row = await session.get(StreamSession, session_id)
+        return row is None or row.ended_at is not None
 
     async def announce(self, room_id: int, event: str, data: dict[str, Any]) -> None:
         """Publish a stream event into the room channel through the realtime hub (never dropped)."""

@@ -41,8 +41,14 @@ SILENT_AFTER = 1.5
 WATCH_INTERVAL = 0.5
 
 
-def resource_id() -> str:
-    return secrets.token_urlsafe(16)
+def resource_id(node_id: str) -> str:
+    """A WHIP or WHEP session id that names its node, so any node can route a request for it."""
+    return f"{node_id}.{secrets.token_urlsafe(16)}"
+
+
+def node_of(resource: str) -> str:
+    """The node that holds a session resource (`resource_id`)."""
+    return resource.rpartition(".")[0]
 
 
 @dataclass(eq=False)
@@ -52,8 +58,9 @@ class Publisher:
     pc: RTCPeerConnection
     stream_key_id: int | None
     codecs: dict[str, RTCRtpCodecParameters]
-    id: str = field(default_factory=resource_id)
+    id: str
     receivers: dict[str, EncodedFrameReceiver] = field(default_factory=dict)
+    relay_of: str | None = None  # the node this edge pulls the stream from, for a relay
 
 
 @dataclass(eq=False)
@@ -62,7 +69,8 @@ class Viewer:
 
     pc: RTCPeerConnection
     legs: dict[str, RtpLeg]
-    id: str = field(default_factory=resource_id)
+    id: str
+    relay: bool = False  # another node pulling the stream for its own viewers
 
 
 class PublisherSink:
@@ -90,20 +98,28 @@ class PublisherSink:
 
 
 class Stream:
+    """A room's broadcast on this node. On the room's origin node it is fed by the publisher and
+    records the broadcast; on an edge it is fed by a relay from another node (`Publisher.relay_of`)
+    and records nothing. A stream changes role when the publisher moves between nodes."""
+
     def __init__(
         self,
         broadcasts: Broadcasts,
         room_id: int,
         codecs: dict[str, RTCRtpCodecParameters],
-        broadcast: Broadcast,
+        broadcast: Broadcast | None,
         *,
+        node_id: str,
         grace_seconds: float,
         on_ended: Callable[[Stream], None],
+        on_source_lost: Callable[[Stream], None] | None = None,
     ) -> None:
         self.broadcasts = broadcasts
         self.room_id = room_id
         self.codecs = codecs
         self.broadcast = broadcast
+        self.node_id = node_id
+        self.origin_node = node_id
         self.grace_seconds = grace_seconds
         self.keyframes = KeyframeRelay()
         self.fanouts = {
@@ -117,26 +133,61 @@ class Stream:
         self.session_id: int | None = None
         self.started_at: datetime | None = None
         self.last_media = time.monotonic()
+        self.last_viewer = time.monotonic()
         self.resumes = 0
         self._on_ended = on_ended
+        self._on_source_lost = on_source_lost
         self.media_seen = False
         self._grace_timer: asyncio.TimerHandle | None = None
         self._watchdog = asyncio.ensure_future(self._watch())
         self._ending: asyncio.Task[None] | None = None
-        self._recording: asyncio.Task[None] | None = None  # the broadcast's start, once media flows
+        self._recording: asyncio.Future[None] | None = None  # the broadcast's start, once media flows
+
+    @property
+    def is_origin(self) -> bool:
+        return self.broadcast is not None
+
+    def adopt(self, session_id: int | None, started_at: datetime | None) -> None:
+        """Carry on a broadcast that another node recorded (the publisher moved here, or this edge
+        keeps its viewers): the same stream session, not recorded again."""
+        if session_id is None:
+            return
+        self.session_id, self.started_at = session_id, started_at
+        if self._recording is None:
+            self._recording = asyncio.get_running_loop().create_future()
+            self._recording.set_result(None)
+
+    def become_origin(self, broadcast: Broadcast) -> None:
+        """The publisher is now on this node (it records and announces from now on)."""
+        self.broadcast = broadcast
+        self.origin_node = self.node_id
+
+    def become_edge(self, origin_node: str) -> None:
+        """Another node took the publisher: this stream now only forwards what it relays."""
+        self.broadcast = None
+        self.origin_node = origin_node
+        self.last_publisher = None
+        if self._grace_timer is not None:
+            self._grace_timer.cancel()
+            self._grace_timer = None
 
     @property
     def codec_names(self) -> dict[str, str]:
         return {kind: codec.mimeType.split("/", 1)[1] for kind, codec in self.codecs.items()}
 
     def summary(self) -> dict[str, object]:
+        relays = sum(1 for viewer in self.viewers.values() if viewer.relay)
         return {
             "room_id": self.room_id,
             "stream_session_id": self.session_id,
             "state": self.state,
             "video_codec": self.codec_names.get("video"),
             "audio_codec": self.codec_names.get("audio"),
-            "viewers": len(self.viewers),
+            "origin": self.origin_node,
+            "node": self.node_id,
+            "relayed_from": None if self.publisher is None else self.publisher.relay_of,
+            "viewers": len(self.viewers) - relays,
+            "relays": relays,
             "keyframe_requests": self.keyframes.sent,
             "started_at": iso(self.started_at),
         }
@@ -146,7 +197,7 @@ class Stream:
     def attach(self, publisher: Publisher) -> None:
         """Make publisher the current one: a first start, a resume within grace, or a takeover."""
         previous = self.publisher
-        resumed = self.state == "grace" or previous is not None
+        resumed = self.state in ("grace", "reconnecting") or previous is not None
         if self._grace_timer is not None:
             self._grace_timer.cancel()
             self._grace_timer = None
@@ -165,7 +216,7 @@ class Stream:
 
     def media_started(self) -> None:
         """The current publisher's first frame: the broadcast starts (once per stream)."""
-        if self._recording is None:
+        if self.is_origin and self._recording is None:
             self._recording = asyncio.ensure_future(self._record_start())
 
     async def _record_start(self) -> None:
@@ -187,6 +238,10 @@ class Stream:
         whose broadcast never started (no media ever arrived) ends at once, unrecorded."""
         if publisher is not self.publisher or self.state != "live":
             return
+        if publisher.relay_of is not None:
+            log.info("room %s: relay from %s lost (%s)", self.room_id, publisher.relay_of, reason)
+            self.detach()
+            return
         if self._recording is None:
             log.info("room %s: publisher lost (%s) before any media", self.room_id, reason)
             self.end_soon("publisher_lost")
@@ -200,12 +255,23 @@ class Stream:
             self.grace_seconds, self.end_soon, "publisher_lost"
         )
 
+    def detach(self) -> None:
+        """An edge lost what fed it (its source went away, or this node stopped being the origin):
+        viewers keep their connections while the node looks for the stream elsewhere."""
+        publisher, self.publisher = self.publisher, None
+        self.keyframes.attach(None)
+        self.state = "reconnecting"
+        if publisher is not None:
+            background(publisher.pc.close())
+        if self._on_source_lost is not None:
+            self._on_source_lost(self)
+
     def replaceable_by(self, stream_key_id: int) -> bool:
         """Whether a publisher with this stream key may replace the current one without asking
         to take over: there is none (grace), it is the same key holder reconnecting, or the current
         publisher has sent nothing for SILENT_AFTER (its network is gone, it just does not know)."""
         current = self.publisher
-        if current is None or current.stream_key_id == stream_key_id:
+        if current is None or current.relay_of is not None or current.stream_key_id == stream_key_id:
             return True
         timeout = SILENT_AFTER if self.media_seen else CONNECT_TIMEOUT
         return time.monotonic() - self.last_media > timeout
@@ -216,15 +282,16 @@ class Stream:
 
     # viewers
 
-    def add_viewer(self, pc: RTCPeerConnection) -> Viewer:
+    def add_viewer(self, pc: RTCPeerConnection, *, relay: bool = False) -> Viewer:
         legs = {kind: fanout.add_viewer() for kind, fanout in self.fanouts.items()}
-        viewer = Viewer(pc, legs)
+        viewer = Viewer(pc, legs, resource_id(self.node_id), relay)
         self.viewers[viewer.id] = viewer
         return viewer
 
     def remove_viewer(self, viewer: Viewer) -> None:
         if self.viewers.pop(viewer.id, None) is None:
             return
+        self.last_viewer = time.monotonic()
         for kind, leg in viewer.legs.items():
             self.fanouts[kind].remove_viewer(leg)
         background(viewer.pc.close())
@@ -235,7 +302,9 @@ class Stream:
         if self._ending is None:
             self._ending = asyncio.ensure_future(self.end(reason))
 
-    async def end(self, reason: str) -> None:
+    async def end(self, reason: str, *, record: bool | None = None) -> None:
+        """Close every connection; the origin (or, with `record`, an edge whose origin died)
+        records the end and tells the room, once across the cluster."""
         if self.state == "ended":
             return
         self.state = "ended"
@@ -255,14 +324,16 @@ class Stream:
         await asyncio.gather(*closing, return_exceptions=True)
         if self._recording is not None:
             await asyncio.gather(self._recording, return_exceptions=True)  # a start still being written
-        if self.session_id is not None:
+        if record if record is not None else self.is_origin:
             try:
-                await self.broadcasts.record_end(self.room_id, self.session_id, reason)
-                await self.broadcasts.announce(
-                    self.room_id,
-                    event_types.STREAM_ENDED,
-                    {"stream_session_id": self.session_id, "reason": reason},
-                )
+                if self.session_id is not None and await self.broadcasts.record_end(
+                    self.room_id, self.session_id, reason
+                ):
+                    await self.broadcasts.announce(
+                        self.room_id,
+                        event_types.STREAM_ENDED,
+                        {"stream_session_id": self.session_id, "reason": reason},
+                    )
             except Exception:
                 log.exception("room %s: could not record the end of the stream", self.room_id)
 
@@ -273,6 +344,12 @@ class Stream:
                 await asyncio.sleep(WATCH_INTERVAL)
                 publisher = self.publisher
                 if publisher is None or self.state != "live":
+                    continue
+                if publisher.relay_of is not None:
+                    # a relay's source may be in its own grace period (silent, still connected);
+                    # the node notices a source that died through the registry
+                    if publisher.pc.connectionState in ("failed", "closed"):
+                        self.publisher_lost(publisher, publisher.pc.connectionState)
                     continue
                 timeout = MEDIA_TIMEOUT if self.media_seen else CONNECT_TIMEOUT
                 silent = time.monotonic() - self.last_media > timeout

@@ -1,7 +1,10 @@
 """The WHEP endpoint of a room and its session resources: a viewer posts an SDP offer (recvonly
 audio and video) and gets an answer whose tracks carry the publisher's own encoded media; DELETE
-leaves. Viewers are admitted while the room is live on this node (or within its grace period),
-up to MAX_VIEWERS_PER_NODE."""
+leaves. Viewers are admitted while the room is live (or within its grace period), up to
+MAX_VIEWERS_PER_NODE: on a node that does not hold the publisher, the node relays the stream
+from the cluster. A full node redirects (307, RFC 9725 §4.5) to a node with room; 503 with
+Retry-After only when every node is full. Other nodes pulling a relay present the cluster's
+relay credential and are not counted against capacity (the relay tree bounds them)."""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from aiohttp import web
 
 from livecommerce.errors import AppError
 from livecommerce.http import error_response, int_param
-from livecommerce.media import offer, peer, signalling
+from livecommerce.media import offer, peer, relay, signalling
 from livecommerce.media.aiortc_internals import lean_sender
 from livecommerce.media.node import MediaNode
 
@@ -20,12 +23,14 @@ async def post(request: web.Request, node: MediaNode) -> web.Response:
     room_id = int_param(request, "room_id")
     offer.check_content_type(request.content_type)
     text, kinds = offer.parse_offer(await request.read(), sending=False)
-    if node.at_capacity():
-        error = AppError("over_capacity", "this node has as many viewers as it can serve; try again shortly")
-        return error_response(error, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+    is_relay = relay.is_relay_request(signalling.bearer(request), node.settings.secret_key)
+    if node.at_capacity() and not is_relay:
+        return await _elsewhere(request, node, room_id)
     stream = node.streams.get(room_id)
     if stream is None:
-        raise AppError("not_live", "this room is not live")
+        if is_relay:  # a relay pulls only from a node that holds the stream
+            raise AppError("not_live", "this node does not carry this room's stream")
+        stream = await node.edge_stream(room_id)
 
     sections = [
         peer.Section(kind, "sendonly", offer.viewer_preferences(stream.codecs[kind]))
@@ -44,7 +49,7 @@ async def post(request: web.Request, node: MediaNode) -> web.Response:
         await pc.close()
         raise AppError("not_live", "the stream ended")
 
-    viewer = stream.add_viewer(pc)
+    viewer = stream.add_viewer(pc, relay=is_relay)
     node.add_viewer(stream, viewer)
     for transceiver in transceivers:
         leg = viewer.legs.get(transceiver.kind)
@@ -60,7 +65,18 @@ async def post(request: web.Request, node: MediaNode) -> web.Response:
     return signalling.created(pc.localDescription.sdp, location, node.settings.ice_servers)
 
 
+async def _elsewhere(request: web.Request, node: MediaNode, room_id: int) -> web.Response:
+    """This node is full: send the viewer to a node with room, or ask it to come back later."""
+    target = await node.node_with_room(room_id)
+    if target is not None:
+        location = f"{target.url}/api/rooms/{room_id}/whep"
+        return web.Response(status=307, headers={"Location": location})
+    full = "every node" if node.cluster is not None else "this node"
+    error = AppError("over_capacity", f"{full} has as many viewers as it can serve; try again shortly")
+    return error_response(error, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+
 async def delete(request: web.Request, node: MediaNode) -> web.Response:
     if not node.remove_viewer(request.match_info["resource_id"]):
-        raise AppError("not_found", "no such WHEP session (it may have ended already)")
+        return await node.forward(request)
     return web.Response(status=200)

@@ -9,6 +9,10 @@ Rules for a room that already has a stream on this node:
 - within the grace period after its publisher dropped: a publisher with a key of the room
   resumes the same broadcast (same stream session, viewers keep their tracks).
 A resuming publisher should send the stream's codec; one that cannot starts a new broadcast.
+
+In a cluster the same rules hold across nodes: the registry says which node holds the room's
+publisher, and a publisher that comes back to another node within the grace period (or takes
+over) carries the same broadcast on there; the old origin becomes an edge of the new one.
 """
 
 from __future__ import annotations
@@ -22,8 +26,9 @@ from livecommerce.http import error_response, int_param
 from livecommerce.http.throttle import Throttle
 from livecommerce.media import broadcasts, offer, peer, signalling
 from livecommerce.media.aiortc_internals import negotiated_codecs, tap
-from livecommerce.media.node import MediaNode
-from livecommerce.media.stream import Publisher, PublisherSink, Stream
+from livecommerce.media.cluster import OriginEntry
+from livecommerce.media.node import MediaNode, parse_time
+from livecommerce.media.stream import Publisher, PublisherSink, Stream, resource_id
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +41,7 @@ def wrong_keys_throttle() -> Throttle:
     return Throttle("wrong stream keys from this address", WRONG_KEYS_PER_MINUTE)
 
 
-async def post(
-    request: web.Request, node: MediaNode, wrong_keys: Throttle
-) -> web.Response:
+async def post(request: web.Request, node: MediaNode, wrong_keys: Throttle) -> web.Response:
     room_id = int_param(request, "room_id")
     offer.check_content_type(request.content_type)
     key = signalling.bearer(request)
@@ -58,7 +61,10 @@ async def post(
 
     async with node.lock(room_id):
         stream = node.streams.get(room_id)
-        if stream is not None and not takeover and not stream.replaceable_by(key_id):
+        elsewhere = await node.origin_elsewhere(room_id) if stream is None or not stream.is_origin else None
+        live_here = stream is not None and stream.is_origin and not stream.replaceable_by(key_id)
+        live_elsewhere = elsewhere is not None and not elsewhere.replaceable_by(key_id)
+        if not takeover and (live_here or live_elsewhere):
             raise AppError(
                 "already_live",
                 "this room is live from another publisher; the key holder may take over with ?takeover=1",
@@ -68,7 +74,7 @@ async def post(
             if stream is not None and not offer.same_codecs(stream.codecs, publisher.codecs):
                 await stream.end("replaced")
                 stream = None
-            stream = await _attach(request, node, stream, publisher)
+            stream = await _attach(request, node, stream, publisher, elsewhere)
         except BaseException:
             await publisher.pc.close()
             raise
@@ -95,29 +101,35 @@ async def _negotiate(
         codec = offer.media_codec(negotiated_codecs(transceiver))
         if codec is not None:
             codecs[transceiver.kind] = codec
-    publisher = Publisher(pc=pc, stream_key_id=stream_key_id, codecs=codecs)
+    publisher = Publisher(pc=pc, stream_key_id=stream_key_id, codecs=codecs, id=resource_id(node.node_id))
     publisher.receivers = {transceiver.kind: transceiver.receiver for transceiver in transceivers}
     return publisher
 
 
 async def _attach(
-    request: web.Request, node: MediaNode, stream: Stream | None, publisher: Publisher
+    request: web.Request,
+    node: MediaNode,
+    stream: Stream | None,
+    publisher: Publisher,
+    elsewhere: OriginEntry | None,
 ) -> Stream:
     """Make the publisher the stream's current one (a new stream if none). A new broadcast is
     recorded and announced when its first frame arrives (`Stream.media_started`), not here: a
-    publisher whose DTLS or ICE fails never opens one."""
+    publisher whose DTLS or ICE fails never opens one. A broadcast that another node recorded (the
+    publisher moved here, or this node relayed it) carries on with the same stream session."""
+    room_id = int_param(request, "room_id")
+    broadcast = broadcasts.Broadcast(
+        room_id=room_id,
+        stream_key_id=publisher.stream_key_id,
+        publisher_address=request.remote or "",
+        user_agent=request.headers.get("User-Agent", ""),
+    )
     if stream is None:
-        room_id = int_param(request, "room_id")
-        stream = node.new_stream(
-            room_id,
-            publisher.codecs,
-            broadcasts.Broadcast(
-                room_id=room_id,
-                stream_key_id=publisher.stream_key_id,
-                publisher_address=request.remote or "",
-                user_agent=request.headers.get("User-Agent", ""),
-            ),
-        )
+        stream = node.new_stream(room_id, publisher.codecs, broadcast)
+        if elsewhere is not None and offer.same_codecs(elsewhere.codec_parameters(), publisher.codecs):
+            stream.adopt(elsewhere.session_id, parse_time(elsewhere.started_at))
+    elif not stream.is_origin:
+        stream.become_origin(broadcast)
     for kind, receiver in publisher.receivers.items():
         publisher.receivers[kind] = tap(receiver, PublisherSink(stream, publisher, kind))
 
@@ -128,13 +140,14 @@ async def _attach(
 
     stream.attach(publisher)
     node.add_publisher(stream, publisher)
+    await node.claim_origin(stream)
     return stream
 
 
 async def delete(request: web.Request, node: MediaNode) -> web.Response:
     entry = node.publishers.pop(request.match_info["resource_id"], None)
     if entry is None:
-        raise AppError("not_found", "no such WHIP session (it may have ended already)")
+        return await node.forward(request)
     stream, publisher = entry
     if stream.is_publisher(publisher):
         await stream.end("publisher_left")
