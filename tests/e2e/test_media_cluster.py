@@ -256,3 +256,59 @@ async def _offer() -> str:
     offer = pc.localDescription.sdp
     await pc.close()
     return offer
+
+
+async def test_workers_share_one_port_and_every_viewer_plays(tmp_path):
+    """`serve --workers 3 --demo`: embedded PostgreSQL and Valkey, three nodes on one port."""
+    import json
+
+    import psutil
+
+    env = {"RTC_HOST_ADDRESSES": "127.0.0.1", "LOG_LEVEL": "INFO"}
+    server = await asyncio.to_thread(spawn_server, env, "--workers", "3", "--demo", data_dir=tmp_path, timeout=180)
+    try:
+        await wait_for(lambda: "(3 workers:" in server.log(), timeout=180, message="all three workers listen")
+        demo = json.loads((tmp_path / "demo.json").read_text())
+        room_id, key = demo["room_id"], demo["stream_key"]
+        whip = f"{server.url}/api/rooms/{room_id}/whip"
+        whep = f"{server.url}/api/rooms/{room_id}/whep"
+        async with aiohttp.ClientSession() as http:
+            publisher = await testpattern.publish(http, whip, key, video=pattern(), audio=testpattern.ToneAudioTrack())
+            viewers = []
+            for _ in range(12):
+                # a connection of its own each time: the kernel spreads connections over the workers
+                async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as own:
+                    viewers.append(await testpattern.play(own, whep, decode=False))
+            for viewer in viewers:
+                await playing(viewer, 20, "every viewer plays, whichever worker it reached")
+            nodes = {viewer.location.rsplit("/", 1)[1].rpartition(".")[0] for viewer in viewers}
+            assert len(nodes) >= 2, nodes
+
+            # a worker that dies is restarted, and says so in the log
+            workers = psutil.Process(server.proc.pid).children()
+            assert len(workers) >= 3
+            victim = next(w for w in workers if "spawn_main" in " ".join(w.cmdline()))
+            victim.kill()
+            await wait_for(lambda: "restarting it" in server.log(), timeout=30, message="the supervisor notices")
+            await wait_for(
+                lambda: _worker_pids(server.proc.pid) - {w.pid for w in workers},
+                timeout=180,
+                message="a new worker runs",
+            )
+            for viewer in viewers:
+                await viewer.close()
+            await publisher.pc.close()
+    finally:
+        code = await asyncio.to_thread(server.stop, signal.SIGTERM, 60)
+    assert code == 0, server.log()[-3000:]
+    assert not _worker_pids(server.proc.pid)
+
+
+def _worker_pids(parent: int) -> set[int]:
+    import psutil
+
+    try:
+        children = psutil.Process(parent).children()
+    except psutil.NoSuchProcess:
+        return set()
+    return {child.pid for child in children if "spawn_main" in " ".join(child.cmdline())}
