@@ -58,8 +58,10 @@ def create_app(settings: Settings) -> web.Application:
     hub = app[HUB] = realtime.install(app, settings, db, registry, identity)
     app[COMMERCE] = commerce.install(app, settings, db, hub, registry)
     app[DRAWS] = draws.install(app, settings, db, hub)
-    app[MEDIA] = media.install(app, settings, db, hub)
-    http_surface.install(app, settings, db, registry, identity)
+    media_node = app[MEDIA] = media.install(app, settings, db, hub)
+    http_surface.install(
+        app, settings, db, registry, identity, {"stream_registry": media_node.registry_state}
+    )
     return app
 
 

@@ -57,6 +57,12 @@ class MediaNode:
             )
             self._heartbeat = asyncio.create_task(self._beat())
 
+    def registry_state(self) -> str:
+        """For /readyz: whether this node reaches the stream registry."""
+        if self.cluster is None:
+            return "not used"
+        return "ok" if self.cluster.healthy else self.cluster.last_error
+
     @property
     def http(self) -> aiohttp.ClientSession:
         assert self._http is not None, "MediaNode.start() not called"

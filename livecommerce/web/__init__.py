@@ -3,6 +3,8 @@ the request metrics middleware (`metrics.HttpMetrics`) is set up with the app it
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
@@ -15,8 +17,13 @@ from livecommerce.web.health import Health
 
 
 def install(
-    app: web.Application, settings: Settings, db: Database, metrics: CollectorRegistry, identity: Identity
+    app: web.Application,
+    settings: Settings,
+    db: Database,
+    metrics: CollectorRegistry,
+    identity: Identity,
+    readiness: dict[str, Callable[[], str]],
 ) -> None:
-    app.router.add_routes(Health(settings, db.engine, metrics).routes())
+    app.router.add_routes(Health(settings, db.engine, metrics, readiness).routes())
     app.router.add_routes(AccountsApi(identity, db.session_factory, settings).routes())
     pages.install(app, settings, db.session_factory)

@@ -1,8 +1,10 @@
-"""Liveness, readiness (database reachable) and Prometheus metrics."""
+"""Liveness, readiness (database reachable, and what else the node depends on) and Prometheus
+metrics."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -17,10 +19,17 @@ from livecommerce.web.metrics import require_scraper
 class Health:
     """`/healthz`, `/readyz` and `/metrics` for this node."""
 
-    def __init__(self, settings: Settings, engine: AsyncEngine, registry: CollectorRegistry) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        engine: AsyncEngine,
+        registry: CollectorRegistry,
+        readiness: dict[str, Callable[[], str]],
+    ) -> None:
         self.settings = settings
         self.engine = engine
         self.registry = registry
+        self.readiness = readiness  # name → "ok", "not used", or what is wrong
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -41,7 +50,11 @@ class Health:
             return json_response(
                 {"status": "unavailable", "database": f"unreachable: {type(exc).__name__}"}, status=503
             )
-        return json_response({"status": "ready", "database": "ok"})
+        parts = {name: state() for name, state in self.readiness.items()}
+        # a node whose other parts fail still serves what it holds (its streams), so it stays in
+        # the load balancer: "degraded", with the reason
+        degraded = any(state not in ("ok", "not used") for state in parts.values())
+        return json_response({"status": "degraded" if degraded else "ready", "database": "ok", **parts})
 
     async def metrics(self, request: web.Request) -> web.Response:
         require_scraper(request, self.settings)
