@@ -169,9 +169,7 @@ class Cluster:
                         ttl_ms,
                     )
                 for room_id, parent in relays.items():
-                    me = {"url": self.node_url, "parent": parent.node, "depth": parent.depth + 1, "at": now}
-                    pipe.hset(_relays_key(room_id), self.node_id, orjson.dumps(me))
-                    pipe.pexpire(_relays_key(room_id), ttl_ms)
+                    self._write_relay(pipe, room_id, parent, now)
                 await pipe.execute()
         except (RedisError, OSError) as exc:
             if self.healthy:
@@ -193,6 +191,17 @@ class Cluster:
         raw = await self._call(self._redis.get(key))
         if raw is not None and orjson.loads(raw)["node"] == self.node_id:
             await self._call(self._redis.delete(key))
+
+    def _write_relay(self, pipe: Any, room_id: int, parent: Source, now: float) -> None:
+        me = {"url": self.node_url, "parent": parent.node, "depth": parent.depth + 1, "at": now}
+        pipe.hset(_relays_key(room_id), self.node_id, orjson.dumps(me))
+        pipe.pexpire(_relays_key(room_id), int(ENTRY_TTL * 1000))
+
+    async def add_relay(self, room_id: int, parent: Source) -> None:
+        """Enter this node in the room's relay tree at once (the next relay may pull from it)."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            self._write_relay(pipe, room_id, parent, time.time())
+            await self._call(pipe.execute())
 
     async def drop_relay(self, room_id: int) -> None:
         await self._call(self._redis.hdel(_relays_key(room_id), self.node_id))

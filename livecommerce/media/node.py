@@ -168,6 +168,8 @@ class MediaNode:
         self.sources[stream.room_id] = source
         stream.origin_node = entry.node
         stream.attach(publisher)
+        with contextlib.suppress(AppError):  # else the next heartbeat enters it
+            await self.cluster.add_relay(stream.room_id, source)
         log.info("room %s: relaying from %s (depth %d)", stream.room_id, source.node, source.depth + 1)
 
     def _source_lost(self, stream: Stream) -> None:

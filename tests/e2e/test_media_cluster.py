@@ -77,12 +77,18 @@ def pattern() -> testpattern.PatternVideoTrack:
 
 async def publish(http, nodes: Nodes, node: str, world) -> testpattern.Publisher:
     return await testpattern.publish(
-        http, nodes.whip(node, world.room_id), world.stream_key, video=pattern(), audio=testpattern.ToneAudioTrack()
+        http,
+        nodes.whip(node, world.room_id),
+        world.stream_key,
+        video=pattern(),
+        audio=testpattern.ToneAudioTrack(),
     )
 
 
 async def playing(viewer: testpattern.Viewer, more_than: int = 10, message: str = "the viewer plays") -> None:
-    await wait_for(lambda: viewer.video_frames > more_than, timeout=MEDIA_TIMEOUT, interval=0.1, message=message)
+    await wait_for(
+        lambda: viewer.video_frames > more_than, timeout=MEDIA_TIMEOUT, interval=0.1, message=message
+    )
 
 
 async def test_a_viewer_on_another_node_plays_through_one_relay(server, start_nodes):
@@ -131,7 +137,9 @@ async def test_a_viewer_on_another_node_plays_through_one_relay(server, start_no
         await publisher.pc.close()
 
 
-async def _status_with(nodes: Nodes, http, node: str, room_id: int, check: Callable[[dict], bool]) -> dict | None:
+async def _status_with(
+    nodes: Nodes, http, node: str, room_id: int, check: Callable[[dict], bool]
+) -> dict | None:
     status = await nodes.status(http, node, room_id)
     return status if check(status) else None
 
@@ -141,7 +149,9 @@ async def test_the_publisher_moves_to_another_node_and_every_viewer_keeps_playin
     nodes = await start_nodes(["a", "b", "c"], PUBLISHER_GRACE_SECONDS="30")
     async with aiohttp.ClientSession() as http:
         first = await publish(http, nodes, "a", world)
-        viewers = {name: await testpattern.play(http, nodes.whep(name, world.room_id)) for name in ("a", "b", "c")}
+        viewers = {
+            name: await testpattern.play(http, nodes.whep(name, world.room_id)) for name in ("a", "b", "c")
+        }
         for viewer in viewers.values():
             await playing(viewer)
         session = (await nodes.status(http, "a", world.room_id))["stream_session_id"]
@@ -265,7 +275,9 @@ async def test_workers_share_one_port_and_every_viewer_plays(tmp_path):
     import psutil
 
     env = {"RTC_HOST_ADDRESSES": "127.0.0.1", "LOG_LEVEL": "INFO"}
-    server = await asyncio.to_thread(spawn_server, env, "--workers", "3", "--demo", data_dir=tmp_path, timeout=180)
+    server = await asyncio.to_thread(
+        spawn_server, env, "--workers", "3", "--demo", data_dir=tmp_path, timeout=180
+    )
     try:
         await wait_for(lambda: "(3 workers:" in server.log(), timeout=180, message="all three workers listen")
         demo = json.loads((tmp_path / "demo.json").read_text())
@@ -273,7 +285,9 @@ async def test_workers_share_one_port_and_every_viewer_plays(tmp_path):
         whip = f"{server.url}/api/rooms/{room_id}/whip"
         whep = f"{server.url}/api/rooms/{room_id}/whep"
         async with aiohttp.ClientSession() as http:
-            publisher = await testpattern.publish(http, whip, key, video=pattern(), audio=testpattern.ToneAudioTrack())
+            publisher = await testpattern.publish(
+                http, whip, key, video=pattern(), audio=testpattern.ToneAudioTrack()
+            )
             viewers = []
             for _ in range(12):
                 # a connection of its own each time: the kernel spreads connections over the workers
@@ -289,7 +303,9 @@ async def test_workers_share_one_port_and_every_viewer_plays(tmp_path):
             assert len(workers) >= 3
             victim = next(w for w in workers if "spawn_main" in " ".join(w.cmdline()))
             victim.kill()
-            await wait_for(lambda: "restarting it" in server.log(), timeout=30, message="the supervisor notices")
+            await wait_for(
+                lambda: "restarting it" in server.log(), timeout=30, message="the supervisor notices"
+            )
             await wait_for(
                 lambda: _worker_pids(server.proc.pid) - {w.pid for w in workers},
                 timeout=180,
@@ -312,3 +328,21 @@ def _worker_pids(parent: int) -> set[int]:
     except psutil.NoSuchProcess:
         return set()
     return {child.pid for child in children if "spawn_main" in " ".join(child.cmdline())}
+
+
+async def test_edges_pull_from_edges_when_the_origin_feeds_as_many_as_it_may(server, start_nodes):
+    world = await server.seed()
+    nodes = await start_nodes(["a", "b", "c"], RELAY_FANOUT="1")
+    async with aiohttp.ClientSession() as http:
+        publisher = await publish(http, nodes, "a", world)
+        on_b = await testpattern.play(http, nodes.whep("b", world.room_id))
+        await playing(on_b)
+        on_c = await testpattern.play(http, nodes.whep("c", world.room_id))
+        await playing(on_c, 20, "the viewer two hops from the publisher plays")
+        assert on_c.first_frame_keyframe and on_c.sizes == {(WIDTH, HEIGHT)}
+        at_a, at_b, at_c = [await nodes.status(http, name, world.room_id) for name in ("a", "b", "c")]
+        assert (at_a["relays"], at_b["relayed_from"], at_b["relays"]) == (1, "node-a", 1)
+        assert (at_c["relayed_from"], at_c["origin"], at_c["viewers"]) == ("node-b", "node-a", 1)
+        for viewer in (on_b, on_c):
+            await viewer.close()
+        await publisher.pc.close()
