@@ -19,6 +19,9 @@ import aiohttp
 import orjson
 from aiohttp import web
 
+WEBHOOK_SECRET = "whsec_test_local_secret"
+"""The webhook secret the test server and the fake share."""
+
 _ids = itertools.count(1)
 
 

@@ -72,10 +72,13 @@ class OrderLifecycle:
             if await self._status(order_id) != "reserved":
                 return await self._act(who, order_id, "cancel", "", self._refund_and_restock)
             try:
-                return await self._orders.cancel(who, order_id)
+                await self._orders.cancel(who, order_id)
             except AppError as exc:
                 if exc.code != "not_cancellable":
                     raise
+                continue
+            async with self._engine.connect() as conn:
+                return await _with_last_event(conn, order_id)
         raise AppError("conflict", "the order changed meanwhile; try again")
 
     async def request_return(self, who: Principal, order_id: int, reason: str) -> dict[str, Any]:
@@ -230,10 +233,16 @@ class OrderLifecycle:
                     target_id=order_id,
                     details={"reason": reason, **details},
                 )
-            view = await read_order(conn, order_id)
-            view["event"] = (await order_log.history(conn, order_id))[-1]
+            view = await _with_last_event(conn, order_id)
         self._orders.events.orders([view], order_action_event(action))
         return view
+
+
+async def _with_last_event(conn: AsyncConnection, order_id: int) -> dict[str, Any]:
+    """The order's view, with the event that just changed it."""
+    view = await read_order(conn, order_id)
+    view["event"] = (await order_log.history(conn, order_id))[-1]
+    return view
 
 
 def _actor_kind(who: Principal, order: Row[Any], action: str) -> str:
