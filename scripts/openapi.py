@@ -172,10 +172,18 @@ OPERATIONS = [
         errors=(400, 401, 403, 413, 415),
     ),
     Operation(
-        "post", "/api/orders/{order_id}/deliver", "Mark an order delivered", "fulfilment", errors=(401, 403, 404, 409)
+        "post",
+        "/api/orders/{order_id}/deliver",
+        "Mark an order delivered",
+        "fulfilment",
+        errors=(401, 403, 404, 409),
     ),
     Operation(
-        "post", "/api/orders/{order_id}/close", "Close a delivered order", "fulfilment", errors=(401, 403, 404, 409)
+        "post",
+        "/api/orders/{order_id}/close",
+        "Close a delivered order",
+        "fulfilment",
+        errors=(401, 403, 404, 409),
     ),
     Operation(
         "post",
@@ -456,6 +464,7 @@ OPERATIONS = [
         answer_type="text/html",
         errors=(404,),
     ),
+    Operation("get", "/orders", "The buyer's orders page", PAGES, ANYONE, answer_type="text/html"),
     Operation(
         "get",
         "/static/{filename}",
