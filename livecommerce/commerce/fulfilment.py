@@ -28,7 +28,8 @@ from livecommerce.errors import AppError
 from livecommerce.realtime.event_types import order_action_event
 
 ORDER_TO_ACT_ON = text(
-    "SELECT id, user_id, merchant_id, sku_id, quantity, status FROM orders WHERE id = :id FOR UPDATE"
+    "SELECT id, user_id, merchant_id, sku_id, quantity, amount_minor, status FROM orders "
+    "WHERE id = :id FOR UPDATE"
 )
 SET_STATUS = text(
     "UPDATE orders SET status = CAST(:status AS order_status), "
@@ -125,7 +126,7 @@ class OrderLifecycle:
         """Refund a paid order in full; its units stay sold (the goods may have left)."""
 
         async def refund(conn: AsyncConnection, order: Row[Any]) -> dict[str, Any]:
-            return {"amount_minor": await self._payments.refund_in(conn, order.id, reason)}
+            return {"amount_minor": await self._payments.refund_in(conn, order, reason)}
 
         return await self._act(who, order_id, "refund", reason.strip(), refund)
 
@@ -181,7 +182,7 @@ class OrderLifecycle:
         """Refund the order in full; the goods count back into stock only if `restock`."""
 
         async def accept(conn: AsyncConnection, order: Row[Any]) -> dict[str, Any]:
-            amount = await self._payments.refund_in(conn, order.id, reason or "return accepted")
+            amount = await self._payments.refund_in(conn, order, reason or "return accepted")
             if restock:
                 await ledger.take_back(conn, order.sku_id, order.quantity)
             return {"amount_minor": amount, "restocked": restock}
@@ -195,7 +196,7 @@ class OrderLifecycle:
 
     async def _refund_and_restock(self, conn: AsyncConnection, order: Row[Any]) -> dict[str, Any]:
         """A paid order cancelled before shipping: the money goes back, and so do the goods."""
-        amount = await self._payments.refund_in(conn, order.id, "cancelled before shipping")
+        amount = await self._payments.refund_in(conn, order, "cancelled before shipping")
         await ledger.take_back(conn, order.sku_id, order.quantity)
         return {"amount_minor": amount, "restocked": True}
 

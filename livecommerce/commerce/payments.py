@@ -187,7 +187,11 @@ async def mark_refunded(conn: AsyncConnection, payment_id: int, amount_refunded:
         )
     ).one()
     status = str(order.status)
-    if payment.status != "refunded" or payment.was == "refunded" or not lifecycle.allows("provider_refund", status):
+    if (
+        payment.status != "refunded"
+        or payment.was == "refunded"
+        or not lifecycle.allows("provider_refund", status)
+    ):
         return Applied([])
     if status == "reserved":
         await close_orders(conn, "refunded", [order.id])
@@ -416,12 +420,16 @@ class Payments:
             applied = await mark_refunded(conn, payment_id, payment.amount_minor)
         self._announce(applied)
 
-    async def refund_in(self, conn: AsyncConnection, order_id: int, reason: str) -> int:
+    async def refund_in(self, conn: AsyncConnection, order: Any, reason: str) -> int:
         """Refund what is left of the order's payment, inside the caller's transaction, which
         holds the order's row lock (so one refund of an order runs at a time, and a second finds
         nothing left); returns the amount. The provider's call carries one idempotency key per
         order and the amount not yet refunded, so neither a retry nor a race refunds twice or
-        more than was paid."""
+        more than was paid. `order` is the locked row (`id`, `amount_minor`); a free order (a
+        prize) has nothing to refund."""
+        order_id = order.id
+        if order.amount_minor == 0:
+            return 0
         payment = (await conn.execute(PAYMENT_TO_REFUND, {"order": order_id})).one_or_none()
         due = 0 if payment is None else payment.amount_minor - payment.amount_refunded_minor
         if payment is None or payment.status != "succeeded" or due <= 0:
