@@ -24,12 +24,12 @@ from livecommerce.commerce.api import (
     NewSale,
     NewSku,
     PlaceOrder,
-    RefundBody,
     Reprice,
     Restock,
     SkuPrice,
     StockChange,
 )
+from livecommerce.commerce.fulfilment_api import Parcel, Reason, ReturnAccepted
 from livecommerce.draws.api import ClaimBody
 from livecommerce.draws.service import StartDraw
 from livecommerce.web.accounts_api import GuestBody, LoginBody, StreamKeyBody
@@ -108,7 +108,30 @@ OPERATIONS = [
         errors=(401,),
     ),
     Operation(
-        "post", "/api/orders/{order_id}/cancel", "Cancel a reservation", "orders", errors=(401, 403, 404, 409)
+        "get",
+        "/api/orders/changes",
+        "The caller's order events after a point",
+        "orders",
+        query=(("after", {"type": "integer", "minimum": 0}),),
+        errors=(400, 401),
+    ),
+    Operation(
+        "get", "/api/orders/{order_id}", "One order with its parcel and history", "orders", errors=(401, 404)
+    ),
+    Operation(
+        "post",
+        "/api/orders/{order_id}/cancel",
+        "Cancel an order before it ships",
+        "orders",
+        errors=(401, 403, 404, 409, 502),
+    ),
+    Operation(
+        "post",
+        "/api/orders/{order_id}/return",
+        "Ask for a return or refund",
+        "orders",
+        body=Reason,
+        errors=(400, 401, 403, 404, 409),
     ),
     Operation(
         "post",
@@ -128,9 +151,55 @@ OPERATIONS = [
         "post",
         "/api/orders/{order_id}/refund",
         "Refund a paid order",
-        "orders",
-        body=RefundBody,
+        "fulfilment",
+        body=Reason,
         errors=(401, 403, 404, 409, 502),
+    ),
+    Operation(
+        "post",
+        "/api/orders/{order_id}/ship",
+        "Ship an order (carrier and tracking number)",
+        "fulfilment",
+        body=Parcel,
+        errors=(400, 401, 403, 404, 409),
+    ),
+    Operation(
+        "post",
+        "/api/shipments/import",
+        "Ship orders from a tracking CSV file",
+        "fulfilment",
+        body="text/csv",
+        errors=(400, 401, 403, 413, 415),
+    ),
+    Operation(
+        "post",
+        "/api/orders/{order_id}/deliver",
+        "Mark an order delivered",
+        "fulfilment",
+        errors=(401, 403, 404, 409),
+    ),
+    Operation(
+        "post",
+        "/api/orders/{order_id}/close",
+        "Close a delivered order",
+        "fulfilment",
+        errors=(401, 403, 404, 409),
+    ),
+    Operation(
+        "post",
+        "/api/orders/{order_id}/return/accept",
+        "Accept a return: refund, and restock if chosen",
+        "fulfilment",
+        body=ReturnAccepted,
+        errors=(400, 401, 403, 404, 409, 502),
+    ),
+    Operation(
+        "post",
+        "/api/orders/{order_id}/return/refuse",
+        "Refuse a return, saying why",
+        "fulfilment",
+        body=Reason,
+        errors=(400, 401, 403, 404, 409),
     ),
     Operation(
         "post",
@@ -395,6 +464,7 @@ OPERATIONS = [
         answer_type="text/html",
         errors=(404,),
     ),
+    Operation("get", "/orders", "The buyer's orders page", PAGES, ANYONE, answer_type="text/html"),
     Operation(
         "get",
         "/static/{filename}",

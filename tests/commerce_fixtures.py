@@ -1,5 +1,5 @@
-"""Fixtures for order tests: an HTTP client, and a seeded shop with a running flash sale and
-guest buyers on a real server.
+"""Fixtures for order tests: an HTTP client, a seeded shop with a running flash sale and guest
+buyers on a real server, and the real server with Stripe pointed at a local Stripe.
 
 tests/conftest.py makes them available to every test.
 """
@@ -13,7 +13,10 @@ from typing import Any
 import aiohttp
 import pytest
 from commerce_client import guests, start_sale
-from helpers import LiveServer, World
+from helpers import LiveServer, World, start_server
+from stripe_fake import WEBHOOK_SECRET, FakeStripe
+
+from livecommerce.config import Settings
 
 
 @dataclass
@@ -67,3 +70,27 @@ def sale_floor(http: aiohttp.ClientSession) -> OpenSale:
         return SaleFloor(server, world, sale, await guests(http, server.url, buyers) if buyers else [])
 
     return open_sale
+
+
+@pytest.fixture
+async def stripe() -> AsyncIterator[FakeStripe]:
+    fake = await FakeStripe(WEBHOOK_SECRET).start()
+    yield fake
+    await fake.stop()
+
+
+@pytest.fixture
+async def shop(settings: Settings, stripe: FakeStripe) -> AsyncIterator[LiveServer]:
+    """The real server with Stripe configured and pointed at the local Stripe."""
+    live = await start_server(
+        settings.model_copy(
+            update={
+                "stripe_secret_key": "sk_test_local",
+                "stripe_webhook_secret": WEBHOOK_SECRET,
+                "stripe_publishable_key": "pk_test_local",
+                "stripe_api_base": stripe.url,
+            }
+        )
+    )
+    yield live
+    await live.runner.cleanup()

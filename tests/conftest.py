@@ -13,7 +13,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from commerce_fixtures import http, sale_floor  # noqa: F401  (shared fixtures of the order tests)
+from commerce_fixtures import http, sale_floor, shop, stripe  # noqa: F401  (shared fixtures of the order tests)
 from helpers import LiveServer, start_server
 
 from livecommerce.config import Settings

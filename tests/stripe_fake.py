@@ -19,6 +19,9 @@ import aiohttp
 import orjson
 from aiohttp import web
 
+WEBHOOK_SECRET = "whsec_test_local_secret"
+"""The webhook secret the test server and the fake share."""
+
 _ids = itertools.count(1)
 
 
@@ -119,10 +122,19 @@ class FakeStripe:
                     "message": "No such payment_intent",
                 }
                 return 404, {"error": error}
+            refunded = sum(r["amount"] for r in self.refunds if r["payment_intent"] == intent["id"])
+            amount = int(params.get("amount", intent["amount"] - refunded))
+            if amount <= 0 or refunded + amount > intent["amount"]:
+                error = {
+                    "type": "invalid_request_error",
+                    "code": "charge_already_refunded" if refunded else "amount_too_large",
+                    "message": "Refund amount is greater than the unrefunded amount of the charge",
+                }
+                return 400, {"error": error}
             refund = {
                 "id": _id("re"),
                 "object": "refund",
-                "amount": intent["amount"],
+                "amount": amount,
                 "currency": intent["currency"],
                 "payment_intent": intent["id"],
                 "charge": f"ch_of_{intent['id']}",

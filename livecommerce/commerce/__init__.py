@@ -1,4 +1,4 @@
-"""Commerce plane: catalog, inventory, flash sales, orders, payments and prize orders.
+"""Commerce plane: catalog, inventory, flash sales, orders, payments, fulfilment and prize orders.
 
 `install` builds the plane's services, adds its HTTP routes and room commands, and runs its
 background loops (the sale clock, reservation expiry, refund retries) while the app runs.
@@ -21,6 +21,8 @@ from livecommerce.commerce.catalog import Catalog
 from livecommerce.commerce.dashboard import Dashboard
 from livecommerce.commerce.events import CommerceEvents
 from livecommerce.commerce.expiry import ExpirySweeper
+from livecommerce.commerce.fulfilment import OrderLifecycle
+from livecommerce.commerce.fulfilment_api import FulfilmentApi
 from livecommerce.commerce.inventory import Inventory
 from livecommerce.commerce.order_metrics import OrderMetrics
 from livecommerce.commerce.orders import OrderService
@@ -40,6 +42,7 @@ class Commerce:
     events: CommerceEvents
     orders: OrderService
     payments: Payments
+    lifecycle: OrderLifecycle
     catalog: Catalog
     inventory: Inventory
     sales: SaleService
@@ -63,10 +66,12 @@ def install(
         window_s=settings.order_batch_window_ms / 1000,
         metrics=OrderMetrics(metrics),
     )
+    payments = Payments(settings, engine, sessions, orders)
     commerce = Commerce(
         events=events,
         orders=orders,
-        payments=Payments(settings, engine, sessions, orders),
+        payments=payments,
+        lifecycle=OrderLifecycle(engine, sessions, orders, payments),
         catalog=Catalog(sessions, events),
         inventory=Inventory(engine, sessions),
         sales=SaleService(engine, sessions, directory, events),
@@ -81,6 +86,7 @@ def install(
             commerce.sales,
             commerce.dashboard,
         ).routes()
+        + FulfilmentApi(commerce.lifecycle).routes()
     )
     commands.register(hub, orders, commerce.sales)
     hub.on_publish(STREAM_ENDED, commerce.sales.end_with_live)

@@ -1,5 +1,5 @@
-"""Commerce over HTTP: buyers' orders and payments, the operator's catalog, inventory, sales,
-orders and refunds, the Stripe webhook and the sales dashboard. Handlers parse the request and
+"""Commerce over HTTP: buyers' orders and payments, the operator's catalog, inventory, sales and
+order lists, the Stripe webhook and the sales dashboard (orders after payment: fulfilment_api). Handlers parse the request and
 call a service, which authorizes, writes (with the audit row) and announces."""
 
 from __future__ import annotations
@@ -87,10 +87,6 @@ class AfterLive(Strict):
     keep_open_after_live: bool
 
 
-class RefundBody(Strict):
-    reason: str = Field("", max_length=300)
-
-
 def _time_param(request: web.Request, name: str) -> datetime | None:
     value = request.query.get(name)
     if not value:
@@ -117,10 +113,8 @@ class CommerceApi:
         return [
             web.post("/api/orders", self.place_order),
             web.get("/api/orders", self.my_orders),
-            web.post("/api/orders/{order_id}/cancel", self.cancel_order),
             web.post("/api/orders/{order_id}/pay", self.pay_order),
             web.post("/api/orders/{order_id}/test-confirm", self.confirm_test_payment),
-            web.post("/api/orders/{order_id}/refund", self.refund_order),
             web.post("/api/payments/stripe/webhook", self.stripe_webhook),
             web.get("/api/rooms/{room_id}/sales", self.room_sales),
             web.get("/api/sales/{sale_id}", self.get_sale),
@@ -158,10 +152,6 @@ class CommerceApi:
         who = principal(request)
         orders = await self.orders.own_orders(who.user_id, query_int(request, "room_id", minimum=1))
         return json_response({"orders": orders})
-
-    async def cancel_order(self, request: web.Request) -> web.Response:
-        order = await self.orders.cancel(principal(request), int_param(request, "order_id"))
-        return json_response({"order": order})
 
     async def pay_order(self, request: web.Request) -> web.Response:
         return json_response(await self.payments.start(principal(request), int_param(request, "order_id")))
@@ -272,11 +262,6 @@ class CommerceApi:
         who = principal(request)
         orders = await self.orders.in_room(who, int_param(request, "room_id"), request.query.get("status"))
         return json_response({"orders": orders})
-
-    async def refund_order(self, request: web.Request) -> web.Response:
-        body = await read_json(request, RefundBody)
-        order = await self.payments.refund(principal(request), int_param(request, "order_id"), body.reason)
-        return json_response({"order": order})
 
     async def room_streams(self, request: web.Request) -> web.Response:
         """The room's stream sessions, newest first: what the dashboard can be scoped to."""

@@ -9,7 +9,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from livecommerce.auth import Principal, audit, may
-from livecommerce.commerce import ledger
+from livecommerce.commerce import ledger, order_log
+from livecommerce.commerce.order_log import SYSTEM_ACTOR, Actor, Change
 from livecommerce.commerce.order_views import ORDER_COLUMNS, order_view
 from livecommerce.errors import AppError
 
@@ -24,8 +25,14 @@ class Closed:
     returned: ledger.Returned
 
 
-async def close_orders(conn: AsyncConnection, status: str, order_ids: list[int]) -> Closed:
-    """Close reserved orders (cancelled or expired) and return their units, in one transaction."""
+CLOSING_ACTIONS = {"expired": "expire", "cancelled": "cancel", "refunded": "provider_refund"}
+
+
+async def close_orders(
+    conn: AsyncConnection, status: str, order_ids: list[int], actor: Actor = SYSTEM_ACTOR
+) -> Closed:
+    """Close reserved orders (cancelled, expired, refunded) and return their units, in one
+    transaction, recording each change as the actor's."""
     rows = list(
         await conn.execute(
             text(
@@ -37,6 +44,8 @@ async def close_orders(conn: AsyncConnection, status: str, order_ids: list[int])
         )
     )
     returned = await ledger.return_units(conn, rows)
+    action = CLOSING_ACTIONS[status]
+    await order_log.record(conn, actor, [Change(row.id, action, "reserved", status) for row in rows])
     return Closed([order_view(row) for row in rows], returned)
 
 
@@ -49,7 +58,7 @@ async def cancel_order(session: AsyncSession, who: Principal, order_id: int) -> 
         raise AppError("not_found", "no such order")
     if order.status != "reserved":
         raise AppError("not_cancellable", f"the order is {order.status}")
-    closed = await close_orders(conn, "cancelled", [order_id])
+    closed = await close_orders(conn, "cancelled", [order_id], Actor.of(who))
     if order.user_id != who.user_id:
         await audit(
             session,

@@ -19,12 +19,15 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from livecommerce.auth import Principal
+from livecommerce.commerce.lifecycle import SOLD_STATUSES
 from livecommerce.commerce.ownership import authorize_on
 from livecommerce.errors import AppError
 from livecommerce.timestamps import iso
 
+SOLD = "(" + ", ".join(f"'{status}'" for status in SOLD_STATUSES) + ")"
+"""Orders counted as sold (paid, and on their way or delivered since) as an SQL list."""
 PER_PRODUCT = text(
-    """
+    f"""
     WITH taps AS (
         SELECT s.product_id, count(*) AS taps, count(DISTINCT a.user_id) AS tappers
         FROM order_attempts a JOIN flash_sales f ON f.id = a.sale_id JOIN skus s ON s.id = f.sku_id
@@ -32,10 +35,10 @@ PER_PRODUCT = text(
         GROUP BY s.product_id
     ), sold AS (
         SELECT s.product_id, count(*) AS orders,
-               count(*) FILTER (WHERE o.status = 'paid') AS paid_orders,
-               count(DISTINCT o.user_id) FILTER (WHERE o.status = 'paid') AS buyers,
-               coalesce(sum(o.quantity) FILTER (WHERE o.status = 'paid'), 0)::bigint AS units,
-               coalesce(sum(o.amount_minor) FILTER (WHERE o.status = 'paid'), 0)::bigint AS gmv_minor
+               count(*) FILTER (WHERE o.status IN {SOLD}) AS paid_orders,
+               count(DISTINCT o.user_id) FILTER (WHERE o.status IN {SOLD}) AS buyers,
+               coalesce(sum(o.quantity) FILTER (WHERE o.status IN {SOLD}), 0)::bigint AS units,
+               coalesce(sum(o.amount_minor) FILTER (WHERE o.status IN {SOLD}), 0)::bigint AS gmv_minor
         FROM orders o JOIN skus s ON s.id = o.sku_id
         WHERE o.room_id = :room AND o.created_at >= :since AND o.created_at < :until
         GROUP BY s.product_id
@@ -49,12 +52,12 @@ PER_PRODUCT = text(
     """
 )
 SERIES = text(
-    """
+    f"""
     SELECT to_timestamp(floor(extract(epoch FROM o.created_at) / :bucket) * :bucket) AS bucket_start,
            s.product_id, count(*) AS orders,
-           count(*) FILTER (WHERE o.status = 'paid') AS paid_orders,
-           coalesce(sum(o.quantity) FILTER (WHERE o.status = 'paid'), 0)::bigint AS units,
-           coalesce(sum(o.amount_minor) FILTER (WHERE o.status = 'paid'), 0)::bigint AS gmv_minor
+           count(*) FILTER (WHERE o.status IN {SOLD}) AS paid_orders,
+           coalesce(sum(o.quantity) FILTER (WHERE o.status IN {SOLD}), 0)::bigint AS units,
+           coalesce(sum(o.amount_minor) FILTER (WHERE o.status IN {SOLD}), 0)::bigint AS gmv_minor
     FROM orders o JOIN skus s ON s.id = o.sku_id
     WHERE o.room_id = :room AND o.created_at >= :since AND o.created_at < :until
     GROUP BY 1, 2 ORDER BY 1, 2

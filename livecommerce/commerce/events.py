@@ -125,16 +125,16 @@ class CommerceEvents:
         self.spawn(self.publish(room_id, type_, view))
         self.stock_changed(view["sale_id"])
 
-    def orders(self, orders: list[dict[str, Any]]) -> None:
-        """Each buyer's own order changed (private), and the staff order feed gets a line per
-        order: one background task for all of them (a batch reserves hundreds at once)."""
+    def orders(self, orders: list[dict[str, Any]], type_: str = ORDER_UPDATED) -> None:
+        """Each buyer's own order changed (private, as `type_`), and the staff order feed gets a
+        line per order: one background task for all of them (a batch reserves hundreds at once)."""
         in_rooms = [order for order in orders if order.get("room_id") is not None]
         if in_rooms:
-            self.spawn(self._announce_orders(in_rooms))
+            self.spawn(self._announce_orders(in_rooms, type_))
 
-    async def _announce_orders(self, orders: list[dict[str, Any]]) -> None:
+    async def _announce_orders(self, orders: list[dict[str, Any]], type_: str) -> None:
         for order in orders:
-            await self.publish(order["room_id"], ORDER_UPDATED, order, to_user=order["user_id"])
+            await self.publish(order["room_id"], type_, order, to_user=order["user_id"])
             # The feed is private to each of the merchant's staff accounts present in the room.
             feed = {key: order[key] for key in FEED_FIELDS}
             for user_id in await self._staff.get(order["room_id"]):

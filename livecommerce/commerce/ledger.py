@@ -8,6 +8,8 @@ The ledger of one SKU (`skus` row):
 - `reserved`: units promised and not yet sold: the whole allocation of every flash sale that
   has not ended (units still for sale plus units held by its unpaid orders) and the units held
   by unpaid orders of ended sales. `hold()` promises units, `release()` gives them back.
+- `take_back()`: goods of a paid order come back to the warehouse (a cancel before shipping,
+  a return the operator chooses to count in): `on_hand` grows, nothing is promised.
 - free stock = `on_hand - reserved`: what new sales, restocks and prizes may use; the check
   constraint `0 <= reserved <= on_hand` is the last guard against overselling.
 
@@ -68,6 +70,13 @@ async def sell_free(db: Db, sku_id: int, units: int) -> bool:
         {"id": sku_id, "q": units},
     )
     return result.rowcount == 1
+
+
+async def take_back(db: Db, sku_id: int, units: int) -> None:
+    """Units of a paid order come back into the warehouse as free stock."""
+    await db.execute(
+        text("UPDATE skus SET on_hand = on_hand + :q WHERE id = :id"), {"id": sku_id, "q": units}
+    )
 
 
 async def receive(db: Db, sku_id: int, delta: int) -> dict[str, int]:

@@ -1,4 +1,5 @@
-"""Orders as buyers and staff see them: the one view of an order row, and order listings."""
+"""Orders as buyers and staff see them: the one view of an order row (with its parcel, where
+the query joined it), and order listings."""
 
 from __future__ import annotations
 
@@ -14,6 +15,10 @@ ORDER_COLUMNS = (
     "o.id, o.room_id, o.sale_id, o.sku_id, o.user_id, o.status, o.quantity, o.unit_price_minor, "
     "o.amount_minor, o.currency, o.reserved_until, o.created_at, o.paid_at, o.closed_at, u.display_name AS buyer"
 )
+
+SHIPMENT_COLUMNS = "sh.carrier, sh.tracking_number, sh.shipped_at, sh.delivered_at"
+ORDERS_FROM = "orders o JOIN users u ON u.id = o.user_id LEFT JOIN shipments sh ON sh.order_id = o.id"
+"""Orders with their buyer and parcel: what `full_order_view` reads."""
 
 
 def order_view(row: Row[Any]) -> dict[str, Any]:
@@ -34,6 +39,22 @@ def order_view(row: Row[Any]) -> dict[str, Any]:
         "paid_at": iso(row.paid_at),
         "closed_at": iso(row.closed_at),
     }
+
+
+def full_order_view(row: Row[Any]) -> dict[str, Any]:
+    """The order's view with its parcel (`shipment`: null until it ships), from ORDERS_FROM."""
+    view = order_view(row)
+    view["shipment"] = (
+        None
+        if row.carrier is None
+        else {
+            "carrier": row.carrier,
+            "tracking_number": row.tracking_number,
+            "shipped_at": iso(row.shipped_at),
+            "delivered_at": iso(row.delivered_at),
+        }
+    )
+    return view
 
 
 async def recent_orders(
@@ -57,20 +78,20 @@ async def recent_orders(
     where = f"WHERE {' AND '.join(conditions)} " if conditions else ""
     rows = await conn.execute(
         text(
-            f"SELECT {ORDER_COLUMNS} FROM orders o JOIN users u ON u.id = o.user_id {where}"
+            f"SELECT {ORDER_COLUMNS}, {SHIPMENT_COLUMNS} FROM {ORDERS_FROM} {where}"
             "ORDER BY o.id DESC LIMIT :limit"
         ),
         {"user": user_id, "room": room_id, "status": status, "limit": limit},
     )
-    return [order_view(row) for row in rows]
+    return [full_order_view(row) for row in rows]
 
 
 async def read_order(conn: AsyncConnection, order_id: int) -> dict[str, Any]:
     """The view of one order that exists."""
     row = (
         await conn.execute(
-            text(f"SELECT {ORDER_COLUMNS} FROM orders o JOIN users u ON u.id = o.user_id WHERE o.id = :id"),
+            text(f"SELECT {ORDER_COLUMNS}, {SHIPMENT_COLUMNS} FROM {ORDERS_FROM} WHERE o.id = :id"),
             {"id": order_id},
         )
     ).one()
-    return order_view(row)
+    return full_order_view(row)

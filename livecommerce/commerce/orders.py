@@ -16,6 +16,7 @@ from livecommerce.auth import Principal, authorize
 from livecommerce.commerce.batching import Tap, TapBatcher
 from livecommerce.commerce.closing import Closed, cancel_order
 from livecommerce.commerce.events import CommerceEvents
+from livecommerce.commerce.lifecycle import STATUSES
 from livecommerce.commerce.order_metrics import OrderMetrics
 from livecommerce.commerce.order_views import recent_orders
 from livecommerce.commerce.ownership import authorize_on
@@ -35,7 +36,6 @@ MAX_QUANTITY = 100
 KEY_PATTERN = re.compile(r"[A-Za-z0-9._:-]{8,100}")
 CONTENDED_TRIES = 5
 ROOM_ORDERS_LIMIT = 500
-ORDER_STATUSES = ("reserved", "paid", "expired", "cancelled", "refunded")
 OPTIMISTIC_TRIES = 2  # then the batch is decided under the sale's row lock, which always succeeds
 
 
@@ -236,8 +236,8 @@ class OrderService:
 
     async def in_room(self, who: Principal, room_id: int, status: str | None) -> list[dict[str, Any]]:
         """The room's latest orders (narrowed to a status), for the merchant's staff."""
-        if status not in (None, *ORDER_STATUSES):
-            raise AppError("invalid", "status: reserved, paid, expired, cancelled or refunded")
+        if status not in (None, *STATUSES):
+            raise AppError("invalid", f"status: one of {', '.join(STATUSES)}")
         async with self._engine.connect() as conn:
             await authorize_on(conn, who, "sales.read", "rooms", room_id)
             return await recent_orders(conn, room_id=room_id, status=status, limit=ROOM_ORDERS_LIMIT)

@@ -4,7 +4,7 @@
   never creates a second PaymentIntent or refund. Amount and currency come from the order row.
 - A webhook is verified with STRIPE_WEBHOOK_SECRET, recorded in `payment_events` by its id and
   applied in the same transaction, so replays and duplicates do nothing. Each order status
-  moves only forward (reserved → paid → refunded), which makes any arrival order safe: a
+  moves only forward (the state machine in `lifecycle`), which makes any arrival order safe: a
   `payment_failed` after a success, or a success after a refund, changes nothing.
 - A success for an order whose reservation already expired or was cancelled takes the units
   again if the sale (or the SKU's free stock) still has them and the buyer's units in the sale
@@ -26,9 +26,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
-from livecommerce.auth import Principal, audit, authorize
-from livecommerce.commerce import ledger
+from livecommerce.auth import Principal
+from livecommerce.commerce import ledger, lifecycle, order_log
 from livecommerce.commerce.closing import close_orders
+from livecommerce.commerce.order_log import SYSTEM_ACTOR, Change
 from livecommerce.commerce.order_views import ORDER_COLUMNS, read_order
 from livecommerce.commerce.orders import OrderService
 from livecommerce.config import Settings
@@ -53,7 +54,11 @@ PAYMENT_OF_ORDER_SQL = (
     "WHERE order_id = :order ORDER BY id DESC LIMIT 1"
 )
 PAYMENT_OF_ORDER = text(PAYMENT_OF_ORDER_SQL)
-PAYMENT_OF_ORDER_FOR_UPDATE = text(PAYMENT_OF_ORDER_SQL + " FOR UPDATE")
+PAYMENT_TO_REFUND = text(
+    "SELECT id, provider, provider_ref, status, amount_minor, amount_refunded_minor FROM payments "
+    "WHERE order_id = :order AND status IN ('succeeded', 'refunded') "
+    "ORDER BY id DESC LIMIT 1 FOR UPDATE"
+)
 
 
 class EventObject(BaseModel):
@@ -130,12 +135,13 @@ async def _retake_sale_units(conn: AsyncConnection, order: Any) -> bool:
 
 
 async def mark_paid(conn: AsyncConnection, order_id: int, payment_id: int) -> Applied:
-    """Apply a confirmed payment to its order, whatever state the order is in by now."""
+    """Apply a confirmed payment to its order, whatever state the order is in by now: an order
+    paid once already (shipped, cancelled and refunded since, ...) is not paid again."""
     order = (await conn.execute(ORDER_FOR_UPDATE, {"id": order_id})).one_or_none()
     if order is None:
         return Applied([])
     status = str(order.status)
-    if status in ("paid", "refunded"):
+    if order.paid_at is not None or not lifecycle.allows("pay", status):
         return Applied([])
     if status == "reserved":
         await ledger.sell(conn, order.sku_id, order.quantity)
@@ -153,35 +159,47 @@ async def mark_paid(conn: AsyncConnection, order_id: int, payment_id: int) -> Ap
         text("UPDATE payments SET status = 'succeeded', updated_at = now() WHERE id = :id"),
         {"id": payment_id},
     )
+    await order_log.record(conn, SYSTEM_ACTOR, [Change(order_id, "pay", status, "paid")])
     return Applied([await read_order(conn, order_id)])
 
 
 async def mark_refunded(conn: AsyncConnection, payment_id: int, amount_refunded: int) -> Applied:
-    """Record a refund; a full refund closes the order (an unpaid one gives its units back).
+    """Record a refund the provider made; a full one closes the order (an unpaid one gives its
+    units back). A refund this server already recorded (a cancel, a return) changes nothing more.
 
     Units of a paid order stay sold: the goods may have left, and the operator restocks them.
+    The order's row is locked before the payment's, the one lock order of every order change.
     """
+    order_id = await conn.scalar(text("SELECT order_id FROM payments WHERE id = :id"), {"id": payment_id})
+    if order_id is None:
+        return Applied([])
+    order = (await conn.execute(ORDER_FOR_UPDATE, {"id": order_id})).one()
     payment = (
         await conn.execute(
             text(
+                "WITH before AS (SELECT status FROM payments WHERE id = :id) "
                 "UPDATE payments SET amount_refunded_minor = GREATEST(amount_refunded_minor, :r), "
                 "status = CASE WHEN GREATEST(amount_refunded_minor, :r) >= amount_minor THEN 'refunded' "
-                "ELSE status END, updated_at = now() WHERE id = :id RETURNING order_id, status"
+                "ELSE status END, updated_at = now() WHERE id = :id "
+                "RETURNING status, (SELECT status FROM before) AS was"
             ),
             {"id": payment_id, "r": amount_refunded},
         )
-    ).one_or_none()
-    if payment is None or payment.status != "refunded":
+    ).one()
+    status = str(order.status)
+    if (
+        payment.status != "refunded"
+        or payment.was == "refunded"
+        or not lifecycle.allows("provider_refund", status)
+    ):
         return Applied([])
-    order = (await conn.execute(ORDER_FOR_UPDATE, {"id": payment.order_id})).one()
-    if str(order.status) == "refunded":
-        return Applied([])
-    if str(order.status) == "reserved":
+    if status == "reserved":
         await close_orders(conn, "refunded", [order.id])
     else:
         await conn.execute(
             text("UPDATE orders SET status = 'refunded', closed_at = now() WHERE id = :id"), {"id": order.id}
         )
+        await order_log.record(conn, SYSTEM_ACTOR, [Change(order.id, "provider_refund", status, "refunded")])
     return Applied([await read_order(conn, order.id)])
 
 
@@ -402,57 +420,41 @@ class Payments:
             applied = await mark_refunded(conn, payment_id, payment.amount_minor)
         self._announce(applied)
 
-    async def refund(self, who: Principal, order_id: int, reason: str) -> dict[str, Any]:
-        """An operator refunds a paid order in full, once: concurrent refunds of one order wait
-        for each other on its payment's row lock, and all but the first find it refunded."""
-        async with self._sessions.begin() as session:
-            conn = await session.connection()
-            merchant_id = await conn.scalar(
-                text("SELECT merchant_id FROM orders WHERE id = :id"), {"id": order_id}
-            )
-            if merchant_id is None:
-                raise AppError("not_found", "no such order")
-            authorize(who, "order.manage", merchant_id)
-            # held until the refund is recorded, across the provider's call: an operator's action,
-            # rare, and the one way to make the check and the refund one step
-            payment = (await conn.execute(PAYMENT_OF_ORDER_FOR_UPDATE, {"order": order_id})).one_or_none()
-            order = (
-                await conn.execute(
-                    text("SELECT merchant_id, status FROM orders WHERE id = :id"), {"id": order_id}
+    async def refund_in(self, conn: AsyncConnection, order: Any, reason: str) -> int:
+        """Refund what is left of the order's payment, inside the caller's transaction, which
+        holds the order's row lock (so one refund of an order runs at a time, and a second finds
+        nothing left); returns the amount. The provider's call carries one idempotency key per
+        order and the amount not yet refunded, so neither a retry nor a race refunds twice or
+        more than was paid. `order` is the locked row (`id`, `amount_minor`); a free order (a
+        prize) has nothing to refund."""
+        order_id = order.id
+        if order.amount_minor == 0:
+            return 0
+        payment = (await conn.execute(PAYMENT_TO_REFUND, {"order": order_id})).one_or_none()
+        due = 0 if payment is None else payment.amount_minor - payment.amount_refunded_minor
+        if payment is None or payment.status != "succeeded" or due <= 0:
+            raise AppError("not_refundable", "the order has no payment left to refund")
+        if payment.provider == STRIPE_PROVIDER:
+            try:
+                await self.stripe.v1.refunds.create_async(
+                    {
+                        "payment_intent": payment.provider_ref,
+                        "amount": due,
+                        "metadata": {"order_id": str(order_id), "reason": reason[:500]},
+                    },
+                    {"idempotency_key": f"order-{order_id}-refund"},
                 )
-            ).one()
-            if order.status != "paid" or payment is None:
-                raise AppError(
-                    "not_refundable", f"only paid orders can be refunded; this one is {order.status}"
-                )
-            if payment.provider == STRIPE_PROVIDER:
-                try:
-                    await self.stripe.v1.refunds.create_async(
-                        {"payment_intent": payment.provider_ref, "metadata": {"order_id": str(order_id)}},
-                        {"idempotency_key": f"order-{order_id}-refund"},
-                    )
-                except stripe.StripeError as exc:
-                    log.warning("refund of order %s failed: %s", order_id, exc)
-                    raise AppError(
-                        "payment_provider_error", "the payment provider refused the refund"
-                    ) from None
-            applied = await mark_refunded(conn, payment.id, payment.amount_minor)
-            await audit(
-                session,
-                who,
-                "order.refund",
-                merchant_id=order.merchant_id,
-                target_type="order",
-                target_id=order_id,
-                details={
-                    "reason": reason,
-                    "amount_minor": payment.amount_minor,
-                    "provider": payment.provider,
-                },
-            )
-            view = await read_order(conn, order_id)
-        self._announce(applied)
-        return view
+            except stripe.StripeError as exc:
+                log.warning("refund of order %s failed: %s", order_id, exc)
+                raise AppError("payment_provider_error", "the payment provider refused the refund") from None
+        await conn.execute(
+            text(
+                "UPDATE payments SET amount_refunded_minor = amount_minor, status = 'refunded', "
+                "updated_at = now() WHERE id = :id"
+            ),
+            {"id": payment.id},
+        )
+        return due
 
     def _announce(self, applied: Applied) -> None:
         for order in applied.orders:

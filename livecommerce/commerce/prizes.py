@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from livecommerce.commerce import ledger
+from livecommerce.commerce.lifecycle import SOLD_STATUSES
 from livecommerce.db.models import Order, OrderKind, OrderStatus, Sku
 from livecommerce.errors import AppError
 
@@ -77,13 +78,13 @@ async def create_prize_order(
 
 
 async def buyers_since(session: AsyncSession, room_id: int, since: datetime) -> list[int]:
-    """User ids of everyone with a reserved or paid sale order in the room since T."""
+    """User ids of everyone with a reserved or paid (sold) sale order in the room since T."""
     rows = await session.scalars(
         select(Order.user_id)
         .where(
             Order.room_id == room_id,
             Order.kind == OrderKind.SALE,
-            Order.status.in_((OrderStatus.RESERVED, OrderStatus.PAID)),
+            Order.status.in_(("reserved", *SOLD_STATUSES)),
             Order.created_at >= since,
         )
         .distinct()

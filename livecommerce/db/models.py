@@ -71,6 +71,10 @@ class OrderStatus(enum.StrEnum):
     EXPIRED = "expired"
     CANCELLED = "cancelled"
     REFUNDED = "refunded"
+    SHIPPED = "shipped"
+    DELIVERED = "delivered"
+    CLOSED = "closed"
+    RETURN_REQUESTED = "return_requested"
 
 
 class OrderKind(enum.StrEnum):
@@ -283,6 +287,34 @@ class Order(Base):
         CheckConstraint("amount_minor = quantity * unit_price_minor", name="amount_matches"),
         Index("ix_orders_reserved_until", "reserved_until", postgresql_where=text("status = 'reserved'")),
     )
+
+
+class OrderEvent(Base):
+    """One change of an order's status: the action, who took it, when and why."""
+
+    __tablename__ = "order_events"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), index=True)
+    action: Mapped[str] = mapped_column(String(32))
+    from_status: Mapped[OrderStatus | None] = mapped_column(_enum(OrderStatus, "order_status"))
+    to_status: Mapped[OrderStatus] = mapped_column(_enum(OrderStatus, "order_status"))
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    actor_role: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text, server_default="")
+    details: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
+    at: Mapped[datetime] = _created()
+
+
+class Shipment(Base):
+    """The parcel of a shipped order: carrier and tracking number, and when it was delivered."""
+
+    __tablename__ = "shipments"
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), primary_key=True)
+    carrier: Mapped[str] = mapped_column(String(64))
+    tracking_number: Mapped[str] = mapped_column(String(64))
+    shipped_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    shipped_at: Mapped[datetime] = _created()
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class OrderAttempt(Base):

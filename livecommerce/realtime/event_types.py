@@ -32,6 +32,14 @@ SALE_UPDATED: Final = "sale.updated"
 STOCK: Final = "stock"
 ORDER_UPDATED: Final = "order.updated"
 ORDER_FEED: Final = "order.feed"
+ORDER_CANCELLED: Final = "order.cancelled"
+ORDER_REFUNDED: Final = "order.refunded"
+ORDER_SHIPPED: Final = "order.shipped"
+ORDER_DELIVERED: Final = "order.delivered"
+ORDER_CLOSED: Final = "order.closed"
+ORDER_RETURN_REQUESTED: Final = "order.return_requested"
+ORDER_RETURN_ACCEPTED: Final = "order.return_accepted"
+ORDER_RETURN_REFUSED: Final = "order.return_refused"
 
 DRAW_STARTED: Final = "draw.started"
 DRAW_ENTERED: Final = "draw.entered"
@@ -63,3 +71,21 @@ _SALE_STATE_EVENTS: Final = {
 def sale_state_event(state: str) -> str:
     """The event announcing that a sale entered `state` (scheduled, live, sold_out, ended)."""
     return _SALE_STATE_EVENTS[state]
+
+
+_ORDER_ACTION_EVENTS: Final = {
+    "cancel": ORDER_CANCELLED,
+    "refund": ORDER_REFUNDED,
+    "ship": ORDER_SHIPPED,
+    "deliver": ORDER_DELIVERED,
+    "close": ORDER_CLOSED,
+    "request_return": ORDER_RETURN_REQUESTED,
+    "accept_return": ORDER_RETURN_ACCEPTED,
+    "refuse_return": ORDER_RETURN_REFUSED,
+}
+
+
+def order_action_event(action: str) -> str:
+    """The event telling the buyer that an after-payment action was taken on their order
+    (reservations, payments and unpaid closes are told with `order.updated`)."""
+    return _ORDER_ACTION_EVENTS[action]

@@ -1,4 +1,5 @@
-"""The three pages people use (studio, watch, console), the index, and their static files."""
+"""The pages people use (studio, watch, console, and the buyer's orders), the index, and their
+static files."""
 
 from __future__ import annotations
 
@@ -81,7 +82,12 @@ def install(app: web.Application, settings: Settings, sessions: async_sessionmak
     async def index(request: web.Request) -> web.Response:
         return await _index(request, sessions)
 
+    async def orders(request: web.Request) -> web.Response:
+        """The buyer's orders across rooms: the page reads them with the viewer's own token."""
+        return _html(_page("orders"))
+
     for name in ("studio", "watch", "console"):
         app.router.add_get(f"/{name}/{{room_id}}", room_page(name))
+    app.router.add_get("/orders", orders)
     app.router.add_get("/", index)
     app.router.add_static("/static/", web_root(), append_version=False)

@@ -3,42 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import aiohttp
 import asyncpg
 import orjson
-import pytest
 from commerce_client import call, dsn_of, guests, ledger, new_key, start_sale
-from helpers import LiveServer, start_server, wait_for
+from helpers import wait_for
 from room_client import RoomClient
-from stripe_fake import FakeStripe, sign
-
-WEBHOOK_SECRET = "whsec_test_local_secret"
-
-
-@pytest.fixture
-async def stripe() -> AsyncIterator[FakeStripe]:
-    fake = await FakeStripe(WEBHOOK_SECRET).start()
-    yield fake
-    await fake.stop()
-
-
-@pytest.fixture
-async def shop(settings, stripe) -> AsyncIterator[LiveServer]:
-    """The real server with Stripe configured and pointed at the local Stripe."""
-    live = await start_server(
-        settings.model_copy(
-            update={
-                "stripe_secret_key": "sk_test_local",
-                "stripe_webhook_secret": WEBHOOK_SECRET,
-                "stripe_publishable_key": "pk_test_local",
-                "stripe_api_base": stripe.url,
-            }
-        )
-    )
-    yield live
-    await live.runner.cleanup()
+from stripe_fake import WEBHOOK_SECRET, sign
 
 
 async def _reserve(http, server, world, *, allocated=5, quantity=1, price=2500, buyers=1):

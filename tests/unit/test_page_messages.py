@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from livecommerce.commerce.lifecycle import STATUSES, TRANSITIONS
 from livecommerce.errors import HTTP_STATUS
 
 WEB = Path(__file__).resolve().parents[2] / "web"
@@ -18,7 +19,8 @@ PLACEHOLDER = re.compile(r"\{(\w+)\}")
 # keys the pages build from a value: `t(`badge.${state}`)` and the like
 BUILT_KEYS = {
     "badge.": ("connecting", "live", "reconnecting", "ended", "off", "off_air"),
-    "order.": ("reserved", "paid", "expired", "cancelled", "refunded"),
+    "order.": STATUSES,
+    "orders.event.": tuple(TRANSITIONS),
     "draw.rule.": ("keyword", "watching", "ordered"),
     "sale.state.": ("scheduled", "live", "sold_out", "ended"),
     "console.confirm_": ("cancel", "refund"),

@@ -12,7 +12,11 @@ export class ApiError extends Error {
 export async function api(path, { method = "GET", body, token, headers = {} } = {}) {
   const init = { method, headers: { Accept: "application/json", ...headers }, credentials: "same-origin" };
   if (token) init.headers.Authorization = `Bearer ${token}`;
-  if (body !== undefined) {
+  if (body instanceof Blob) {
+    // a file goes as it is (a tracking CSV), typed by the caller
+    init.headers["Content-Type"] = body.type;
+    init.body = body;
+  } else if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
   }

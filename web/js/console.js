@@ -1,8 +1,10 @@
-// The operator's console: inventory per SKU with restock and reprice, open sales, the live order
-// feed with cancel and refund, chat moderation, and the room's sales dashboard with CSV export.
+// The operator's console: inventory per SKU with restock and reprice, open sales, the orders
+// (live feed, fulfilment and after-sales: console-orders.js), chat moderation, and the room's
+// sales dashboard with CSV export.
 
 import { api } from "./api.js";
 import { ChatView, chatEvent } from "./chat.js";
+import { OrdersDesk } from "./console-orders.js";
 import { drawChart } from "./chart.js";
 import { countdown, dateTime, everySecond, money, number, parseMoney, timeOfDay } from "./format.js";
 import { errorText, language, onLanguage, t } from "./i18n.js";
@@ -186,44 +188,11 @@ async function repriceSale(event, sku) {
 // ---- orders ----------------------------------------------------------------------------------
 
 const ordersResult = $("#orders-result");
-const orders = new Map();
-
-function orderSeen(order, at) {
-  const known = orders.get(order.order_id) || { created_at: at };
-  orders.set(order.order_id, { ...known, ...order });
-  renderOrders();
-}
-
-function renderOrders() {
-  const rows = [...orders.values()].sort((a, b) => b.order_id - a.order_id).slice(0, 200);
-  $("#orders tbody").replaceChildren(...rows.map((order) => {
-    const sku = skus.find((s) => s.sku_id === order.sku_id);
-    let action = null;
-    if (order.status === "reserved") {
-      action = h("button", { type: "button", text: t("common.cancel"), "aria-label": t("console.cancel_named", { id: order.order_id }),
-        onclick: () => orderAction(order, "cancel", {}) });
-    } else if (order.status === "paid") {
-      action = h("button", { type: "button", text: t("console.refund"), "aria-label": t("console.refund_named", { id: order.order_id }),
-        onclick: () => orderAction(order, "refund", { reason: "refunded by the shop" }) });
-    }
-    return h("tr", { dataset: { orderId: order.order_id, status: order.status } },
-      h("td", { text: order.order_id }), h("td", { text: order.created_at ? timeOfDay(order.created_at) : "" }),
-      h("td", { text: order.buyer }), h("td", { text: sku ? sku.code : order.sku_id }),
-      h("td", { text: number(order.quantity) }), h("td", { text: money(order.amount_minor, order.currency) }),
-      h("td", { class: "status", dataset: { status: order.status }, text: t(`order.${order.status}`) }), h("td", {}, action));
-  }));
-}
-
-async function orderAction(order, action, body) {
-  if (!confirm(t(`console.confirm_${action}`, { id: order.order_id, buyer: order.buyer }))) return;
-  try {
-    const answer = await call(`/api/orders/${order.order_id}/${action}`, body, ordersResult);
-    orderSeen(answer.order);
-    say(ordersResult, t("console.order_now", { id: order.order_id, status: t(`order.${answer.order.status}`) }), "ok");
-  } catch {
-    // said by call()
-  }
-}
+const desk = new OrdersDesk({
+  roomId: ROOM,
+  call,
+  skuCode: (id) => (skus.find((s) => s.sku_id === id) || { code: id }).code,
+});
 
 // ---- moderation ------------------------------------------------------------------------------
 
@@ -365,8 +334,7 @@ function onSnapshot(snapshot) {
   for (const form of document.querySelectorAll("#slow-form, #words-form")) show(form, may.moderate);
   shop.loadSnapshot(snapshot);
   chat.load(snapshot.chat || []);
-  orders.clear();
-  for (const order of snapshot.order_feed || []) orderSeen(order);
+  desk.reset(snapshot.order_feed || []);
   $("#slow-seconds").value = snapshot.room.slow_mode_seconds;
   $("#blocked-words").value = (snapshot.room.blocked_words || []).join(", ");
   renderRoom();
@@ -385,7 +353,7 @@ function onEvent(type, data, message) {
     else if (type.startsWith("stream.")) refreshStreams();
     else refreshInventory();
   } else if (type === "order.feed") {
-    orderSeen(data, message.ts);
+    desk.seen(data, message.ts);
     refreshInventory();
     refreshDashboard();
   } else if (type === "room.settings") {
@@ -419,7 +387,7 @@ async function main() {
     rows.clear();
     $("#inventory tbody").replaceChildren();
     renderRoom();
-    renderOrders();
+    desk.render();
     chat.redraw();
     refreshStreams();
   });

@@ -22,6 +22,11 @@ const VIDEO_RETRY_MS = [500, 1000, 2000, 4000];
 const shop = new Shop();
 const chat = new ChatView($("#chat-list"));
 const orders = new Map();
+// every private event about one's own order carries the order as it is now
+const ORDER_EVENTS = new Set(["order.updated", "order.cancelled", "order.refunded", "order.shipped", "order.delivered",
+  "order.closed", "order.return_requested", "order.return_accepted", "order.return_refused"]);
+// statuses of orders whose units count toward a sale's per-viewer limit
+const HOLDING = new Set(["reserved", "paid", "shipped", "delivered", "closed", "return_requested"]);
 let room = null;
 let me = null;
 const likes = new Likes({
@@ -268,7 +273,7 @@ function renderCard() {
 function heldIn(sale) {
   let units = 0;
   for (const order of orders.values()) {
-    if (order.sale_id === sale.sale_id && (order.status === "reserved" || order.status === "paid")) units += order.quantity;
+    if (order.sale_id === sale.sale_id && HOLDING.has(order.status)) units += order.quantity;
   }
   return units;
 }
@@ -610,7 +615,7 @@ function onEvent(type, data) {
     renderAll();
     return;
   }
-  if (type === "order.updated") orderChanged(data);
+  if (ORDER_EVENTS.has(type)) orderChanged(data);
   else if (type === "draw.started" || type === "draw.closed") drawChanged(timedDraw(data, draw));
   else if (type === "draw.entered" && draw && draw.id === data.draw_id) drawChanged({ ...draw, entered: true });
   else if (type === "draw.won") prizeWon(data);
