@@ -57,6 +57,7 @@ class Operation:
     answer: int = 200
     answer_type: str = "application/json"
     errors: tuple[int, ...] = ()
+    redirect: str = ""  # when the operation may answer 307, what the redirect means
 
 
 PAGES = "pages"
@@ -382,6 +383,7 @@ OPERATIONS = [
         answer=201,
         answer_type="application/sdp",
         errors=(400, 404, 406, 409, 415, 503),
+        redirect="This node is full: post the same offer to the WHEP endpoint in Location (another node)",
     ),
     Operation("options", "/api/rooms/{room_id}/whep", "WHEP preflight", "media", ANYONE, answer=204),
     Operation(
@@ -406,7 +408,7 @@ OPERATIONS = [
     Operation(
         "get",
         "/api/rooms/{room_id}/stream",
-        "A room's broadcast on this node",
+        "A room's broadcast: its origin node, and this node's copy",
         "media",
         ANYONE,
         errors=(404,),
@@ -414,7 +416,14 @@ OPERATIONS = [
     Operation("get", "/api/ice-servers", "ICE servers for browsers", "media", ANYONE),
     # operations
     Operation("get", "/healthz", "The process runs", "health", ANYONE),
-    Operation("get", "/readyz", "PostgreSQL answers", "health", ANYONE, errors=(503,)),
+    Operation(
+        "get",
+        "/readyz",
+        "PostgreSQL answers (and the stream registry, in a cluster)",
+        "health",
+        ANYONE,
+        errors=(503,),
+    ),
     Operation(
         "get",
         "/metrics",
@@ -544,6 +553,11 @@ def _responses(operation: Operation) -> dict[str, Any]:
     elif operation.answer_type:
         answer["content"] = {operation.answer_type: {"schema": {"type": "string"}}}
     responses = {str(operation.answer): answer}
+    if operation.redirect:
+        responses["307"] = {
+            "description": operation.redirect,
+            "headers": {"Location": {"schema": {"type": "string", "format": "uri"}}},
+        }
     for status in sorted({*COMMON_ERRORS, *operation.errors}):
         responses[str(status)] = {"$ref": f"#/components/responses/{status}"}
     if operation.tag == PAGES:  # a page or file for people, not a JSON answer
