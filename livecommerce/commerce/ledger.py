@@ -45,12 +45,12 @@ _HOLD = text(
 
 async def hold(db: Db, sku_id: int, units: int) -> bool:
     """Promise `units` of the SKU's free stock (a sale's allocation, a prize); False if short."""
-    return await hold_at_list_price(db, sku_id, units) is not None
+    return await hold_with_price(db, sku_id, units) is not None
 
 
-async def hold_at_list_price(db: Db, sku_id: int, units: int) -> Row[Any] | None:
-    """Promise `units` of the SKU's free stock to an order at the SKU's list price, read in the
-    same statement (merchant_id, price_minor, currency); None if short."""
+async def hold_with_price(db: Db, sku_id: int, units: int) -> Row[Any] | None:
+    """Promise `units` of the SKU's free stock and read its merchant_id, price_minor and currency
+    in the same statement (an order at list price is priced by what it held); None if short."""
     return (await db.execute(_HOLD, {"id": sku_id, "q": units})).one_or_none()
 
 

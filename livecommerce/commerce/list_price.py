@@ -44,7 +44,7 @@ async def reserve_at_list_price(
         return BatchResult([replay(prior, tap, sku_id=sku_id)], room_id, False, 0)
     if await conn.scalar(IN_BAG, {"sku": sku_id, "room": room_id}) is None:
         raise AppError("not_offered", "this product is not offered in this live")
-    held = await ledger.hold_at_list_price(conn, sku_id, tap.quantity)
+    held = await ledger.hold_with_price(conn, sku_id, tap.quantity)
     if held is None:
         free = await ledger.free_units(conn, sku_id)
         outcome = Outcome.SOLD_OUT if free <= 0 else Outcome.INSUFFICIENT_STOCK
