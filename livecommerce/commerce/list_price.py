@@ -48,7 +48,7 @@ async def reserve_at_list_price(
     if held is None:
         free = await ledger.free_units(conn, sku_id)
         outcome = Outcome.SOLD_OUT if free <= 0 else Outcome.INSUFFICIENT_STOCK
-        await record_answer(conn, tap, outcome, None, sku_id=sku_id)
+        await record_answer(conn, tap, outcome, None, sku_id=sku_id, room_id=room_id)
         return BatchResult([Answer(outcome)], room_id, False, 0)
     row = (
         await conn.execute(
@@ -67,5 +67,5 @@ async def reserve_at_list_price(
             },
         )
     ).one()
-    await record_answer(conn, tap, Outcome.RESERVED, row.id, sku_id=sku_id)
+    await record_answer(conn, tap, Outcome.RESERVED, row.id, sku_id=sku_id, room_id=room_id)
     return BatchResult([Answer(Outcome.RESERVED, order_view(row))], room_id, False, tap.quantity)

@@ -100,8 +100,8 @@ INSERT_ORDERS = text(
     f"SELECT o.idempotency_key AS tap_key, {ORDER_COLUMNS} FROM o JOIN users u ON u.id = o.user_id"
 )
 INSERT_ANSWERS = text(
-    "INSERT INTO order_attempts (user_id, idempotency_key, sale_id, sku_id, quantity, outcome, order_id) "
-    "SELECT t.user_id, t.key, CAST(:sale AS bigint), CAST(:sku AS bigint), t.q, t.outcome, t.order_id FROM unnest(CAST(:users AS bigint[]), "
+    "INSERT INTO order_attempts (user_id, idempotency_key, sale_id, sku_id, room_id, quantity, outcome, order_id) "
+    "SELECT t.user_id, t.key, CAST(:sale AS bigint), CAST(:sku AS bigint), CAST(:room AS bigint), t.q, t.outcome, t.order_id FROM unnest(CAST(:users AS bigint[]), "
     "CAST(:keys AS text[]), CAST(:qs AS int[]), CAST(:outcomes AS text[]), CAST(:orders AS bigint[])) "
     "AS t(user_id, key, q, outcome, order_id)"
 )
@@ -318,13 +318,16 @@ async def record_answer(
     *,
     sale_id: int | None = None,
     sku_id: int | None = None,
+    room_id: int | None = None,
 ) -> None:
-    """Store one tap's first answer to the offer it named, so a repeated key gets it back."""
+    """Store one tap's first answer to the offer it named (a sale, or a SKU at list price in a
+    room), so a repeated key gets it back."""
     await conn.execute(
         INSERT_ANSWERS,
         {
             "sale": sale_id,
             "sku": sku_id,
+            "room": room_id,
             "users": [tap.user_id],
             "keys": [tap.key],
             "qs": [tap.quantity],

@@ -288,13 +288,15 @@ class Order(Base):
 class OrderAttempt(Base):
     """The first answer to each buyer's idempotency key, so a repeated key gets it back unchanged.
 
-    A tap names one offer: a flash sale (`sale_id`) or a SKU at its list price (`sku_id`)."""
+    A tap names one offer: a flash sale (`sale_id`) or a SKU at its list price (`sku_id`, with
+    the room it was tapped in; a sale's tap has its sale's room)."""
 
     __tablename__ = "order_attempts"
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
     idempotency_key: Mapped[str] = mapped_column(String(100), primary_key=True)
     sale_id: Mapped[int | None] = mapped_column(ForeignKey("flash_sales.id", ondelete="CASCADE"), index=True)
     sku_id: Mapped[int | None] = mapped_column(ForeignKey("skus.id", ondelete="CASCADE"), index=True)
+    room_id: Mapped[int | None] = mapped_column(ForeignKey("rooms.id", ondelete="SET NULL"), index=True)
     quantity: Mapped[int] = mapped_column(Integer)
     outcome: Mapped[str] = mapped_column(String(32))
     order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id", ondelete="SET NULL"))

@@ -5,8 +5,8 @@ Revises: 0005
 Create Date: 2026-11-29 18:00:00
 
 - room_products: the products a room offers in its live (the bag viewers open);
-- order_attempts may answer a tap at a SKU's list price (sku_id) instead of a flash sale's
-  (sale_id), exactly one of the two; outcomes get room for longer codes;
+- order_attempts may answer a tap at a SKU's list price (sku_id, and the room it was tapped in)
+  instead of a flash sale's (sale_id), exactly one of the two; outcomes get room for longer codes;
 - buyer_details: what a buyer last gave at checkout, to fill in the next one;
 - personal_data_access: every staff view or export of buyers' addresses.
 
@@ -59,6 +59,16 @@ def upgrade() -> None:
         ondelete="CASCADE",
     )
     op.create_index(op.f("ix_order_attempts_sku_id"), "order_attempts", ["sku_id"], unique=False)
+    op.add_column("order_attempts", sa.Column("room_id", sa.BigInteger(), nullable=True))
+    op.create_foreign_key(
+        op.f("fk_order_attempts_room_id_rooms"),
+        "order_attempts",
+        "rooms",
+        ["room_id"],
+        ["id"],
+        ondelete="SET NULL",
+    )
+    op.create_index(op.f("ix_order_attempts_room_id"), "order_attempts", ["room_id"], unique=False)
     op.create_check_constraint(
         op.f("ck_order_attempts_names_one_offer"), "order_attempts", "num_nonnulls(sale_id, sku_id) = 1"
     )
@@ -111,6 +121,9 @@ def downgrade() -> None:
     op.drop_table("buyer_details")
     op.execute("DELETE FROM order_attempts WHERE sale_id IS NULL")
     op.drop_constraint(op.f("ck_order_attempts_names_one_offer"), "order_attempts", type_="check")
+    op.drop_index(op.f("ix_order_attempts_room_id"), table_name="order_attempts")
+    op.drop_constraint(op.f("fk_order_attempts_room_id_rooms"), "order_attempts", type_="foreignkey")
+    op.drop_column("order_attempts", "room_id")
     op.drop_index(op.f("ix_order_attempts_sku_id"), table_name="order_attempts")
     op.drop_constraint(op.f("fk_order_attempts_sku_id_skus"), "order_attempts", type_="foreignkey")
     op.drop_column("order_attempts", "sku_id")

@@ -128,6 +128,8 @@ async def test_a_bag_product_sells_at_list_price_per_variant_and_the_sale_price_
     )
     status, answer = await buy(http, server, world, token, large, quantity=2)
     assert (status, answer["error"]["code"]) == (409, "insufficient_stock")
+    status, answer = await buy(http, server, world, token, large, quantity=1, key=key)
+    assert (status, answer["error"]["code"]) == (409, "idempotency_key_reused")
     # a flash sale on the small variant: its price applies to that SKU only, while it runs
     sale = await start_sale(
         http,
@@ -154,6 +156,12 @@ async def test_a_bag_product_sells_at_list_price_per_variant_and_the_sale_price_
     status, answer = await call(http, "GET", f"{server.url}/api/rooms/{world.room_id}/bag")
     left = {s["sku_id"]: s["available"] for s in answer["products"][0]["skus"]}
     assert left == {world.sku_id: 10 - 1 - 2, large: 0}
+    # the sales dashboard counts taps at list price with the sale's: six answered taps, one buyer
+    status, answer = await call(
+        http, "GET", f"{server.url}/api/rooms/{world.room_id}/dashboard", world.tokens["operator"]
+    )
+    [tea] = answer["products"]
+    assert (tea["taps"], tea["tappers"], tea["orders"]) == (6, 1, 4)
 
 
 async def test_many_buyers_of_two_variants_at_list_price_never_oversell_and_keys_answer_once(
