@@ -95,7 +95,7 @@ async def create_user(
     merchant_id: int | None = None,
 ) -> User:
     if len(password) < PASSWORD_MIN:
-        raise AppError("weak_password", f"password must be at least {PASSWORD_MIN} characters")
+        raise AppError("invalid", f"password must be at least {PASSWORD_MIN} characters")
     if role not in (Role.VIEWER, Role.ADMIN) and merchant_id is None:
         raise AppError("invalid", f"a {role.value} account belongs to a merchant")
     user = User(
@@ -143,12 +143,12 @@ async def sign_up(
     tokens are revoked (the answer carries a new one).
     """
     login = normal_email(login) if "@" in login else normal_phone(login)
-    if guest_id is None:
-        return await create_user(
-            session, login=login, password=password, role=Role.VIEWER, display_name=display_name or login
-        )
     if len(password) < PASSWORD_MIN:
         raise AppError("weak_password", f"password must be at least {PASSWORD_MIN} characters")
+    if guest_id is None:
+        # never the login as the name others see in chat: it is an email address or a phone number
+        name = display_name or f"Viewer {1000 + secrets.randbelow(9000)}"
+        return await create_user(session, login=login, password=password, role=Role.VIEWER, display_name=name)
     values: dict[str, object] = {
         "login": login,
         "password_hash": hash_password(password),

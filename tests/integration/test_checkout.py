@@ -309,6 +309,11 @@ async def test_a_guest_who_signs_up_keeps_its_orders_and_details_under_the_new_l
     status, _ = await call(http, "POST", signup, second_guest, body)
     assert status == 200
     assert await _login(http, server, "+8613900139000")
+    # without a guest's token, a new account; chat never shows its login as its name
+    body = {"login": "new@example.com", "password": "password123"}
+    status, answer = await call(http, "POST", signup, None, body)
+    assert status == 200 and answer["user"]["is_guest"] is False
+    assert "new@" not in answer["user"]["display_name"]
     for body, code in (
         ({"login": "not an email", "password": "password123"}, "invalid_phone"),
         ({"login": "ann@", "password": "password123"}, "invalid_email"),
