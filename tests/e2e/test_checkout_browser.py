@@ -9,6 +9,7 @@ from browser_fixtures import BUYER, PHONE, People, browser, give_buyer_details, 
 from helpers import LiveServer
 from playwright.async_api import expect
 from sqlalchemy import select
+from test_pages_phone_and_languages import fits_the_screen, serious_accessibility_violations
 
 from livecommerce.appkeys import SESSION_FACTORY
 from livecommerce.db.models import Order, Sku
@@ -64,6 +65,8 @@ async def test_a_viewer_buys_a_variant_from_the_bag_with_details_that_fill_in_th
     await watch.locator("#product-buy").click()
     await expect(watch.locator("#product-result")).to_contain_text("Reserved for you")
     await expect(watch.locator("#pay-summary")).to_contain_text("2 × $39.00 = $78.00")
+    await fits_the_screen(watch)
+    assert await serious_accessibility_violations(watch) == []  # the product and the checkout form open
 
     # a bad phone number is refused where it was typed, and nothing is paid
     await give_buyer_details(watch, {**BUYER, "phone": "call me"})
