@@ -160,7 +160,7 @@ OPERATIONS = [
             ("status", {"type": "string", "enum": ["reserved", "paid", "expired", "cancelled", "refunded"]}),
         ),
         answer_type="text/csv",
-        errors=(400, 401, 403, 404),
+        errors=(400, 401, 403),
     ),
     # buyers
     Operation(
