@@ -734,6 +734,12 @@ function prizeWon(won) {
   if (won.prize.sku_id === null || won.prize.sku_id === undefined) return;
   claim = won;
   say($("#claim-result"), "");
+  // a winner who checked out before finds the same address filled in
+  const claimForm = $("#claim-form");
+  for (const input of claimForm.querySelectorAll("input")) {
+    const given = checkoutForm.elements[input.name];
+    if (!input.value && given) input.value = given.value;
+  }
   renderClaim();
 }
 
