@@ -15,6 +15,35 @@ from livecommerce.errors import AppError
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 DISPLAY_NAME_MAX = 32
+PASSWORD_MIN = 8
+# a phone number as people type it: digits with spaces, dots, dashes, brackets, a leading +
+_PHONE_TYPED = re.compile(r"^\+?[0-9 ().-]+$")
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
+
+
+def normal_phone(phone: str) -> str:
+    """A phone number as stored: + and 6 to 15 digits (E.164 at most); `invalid_phone` if not one."""
+    typed = phone.strip()
+    digits = re.sub(r"[^0-9]", "", typed)
+    if not _PHONE_TYPED.fullmatch(typed) or not 6 <= len(digits) <= 15:
+        raise AppError("invalid_phone", "phone: a phone number of 6 to 15 digits, e.g. +86 138 0013 8000")
+    return ("+" if typed.startswith("+") else "") + digits
+
+
+def normal_email(email: str) -> str:
+    """An email address as stored (trimmed, lower case); `invalid_email` if it is not one."""
+    cleaned = email.strip().lower()
+    if len(cleaned) > 254 or not _EMAIL.fullmatch(cleaned):
+        raise AppError("invalid_email", "email: an address such as name@example.com")
+    return cleaned
+
+
+def normal_login(login: str) -> str:
+    """A login as stored: a phone number's digits, or the login in lower case."""
+    typed = login.strip()
+    if "@" not in typed and _PHONE_TYPED.fullmatch(typed) and sum(ch.isdigit() for ch in typed) >= 6:
+        return normal_phone(typed)
+    return typed.lower()
 
 
 def clean_display_name(name: str) -> str:
@@ -65,12 +94,12 @@ async def create_user(
     display_name: str,
     merchant_id: int | None = None,
 ) -> User:
-    if len(password) < 8:
-        raise AppError("invalid", "password must be at least 8 characters")
+    if len(password) < PASSWORD_MIN:
+        raise AppError("invalid", f"password must be at least {PASSWORD_MIN} characters")
     if role not in (Role.VIEWER, Role.ADMIN) and merchant_id is None:
         raise AppError("invalid", f"a {role.value} account belongs to a merchant")
     user = User(
-        login=login.strip().lower(),
+        login=normal_login(login),
         password_hash=hash_password(password),
         role=role,
         display_name=clean_display_name(display_name),
@@ -97,10 +126,50 @@ _DUMMY_HASH = hash_password(secrets.token_urlsafe(16))
 
 
 async def sign_in(session: AsyncSession, login: str, password: str) -> User:
-    user = await session.scalar(select(User).where(User.login == login.strip().lower()))
+    user = await session.scalar(select(User).where(User.login == normal_login(login)))
     password_ok = verify_password(password, user.password_hash if user is not None else _DUMMY_HASH)
     if user is None or user.disabled or not password_ok:
         raise AppError("invalid_credentials", "wrong login or password")
+    return user
+
+
+async def sign_up(
+    session: AsyncSession, *, login: str, password: str, display_name: str | None, guest_id: int | None
+) -> User:
+    """A viewer account whose login is an email address or a phone number.
+
+    A guest who signs up keeps everything: the guest's own identity becomes the account, so its
+    orders, saved checkout details and draw entries are the account's from now on; the guest's
+    tokens are revoked (the answer carries a new one).
+    """
+    login = normal_email(login) if "@" in login else normal_phone(login)
+    if len(password) < PASSWORD_MIN:
+        raise AppError("weak_password", f"password must be at least {PASSWORD_MIN} characters")
+    if guest_id is None:
+        # never the login as the name others see in chat: it is an email address or a phone number
+        name = display_name or f"Viewer {1000 + secrets.randbelow(9000)}"
+        return await create_user(session, login=login, password=password, role=Role.VIEWER, display_name=name)
+    values: dict[str, object] = {
+        "login": login,
+        "password_hash": hash_password(password),
+        "is_guest": False,
+        "token_version": User.token_version + 1,
+    }
+    if display_name:
+        values["display_name"] = clean_display_name(display_name)
+    try:
+        async with session.begin_nested():
+            user = await session.scalar(
+                update(User)
+                .where(User.id == guest_id, User.is_guest)
+                .values(**values)
+                .returning(User)
+                .execution_options(populate_existing=True)
+            )
+    except IntegrityError:
+        raise AppError("already_exists", "that login already has an account; sign in instead") from None
+    if user is None:
+        raise AppError("already_registered", "this account is already signed up")
     return user
 
 

@@ -131,7 +131,8 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "sales.read": frozenset({Role.ANCHOR, Role.OPERATOR, Role.ADMIN}),
     "inventory.manage": frozenset({Role.OPERATOR, Role.ADMIN}),
     "order.manage": frozenset({Role.OPERATOR, Role.ADMIN}),
-    "order.read_pii": frozenset({Role.OPERATOR, Role.ADMIN}),
+    # buyers' addresses and phones: only the merchant that ships the order, never the platform
+    "order.read_pii": frozenset({Role.OPERATOR}),
     "chat.delete": frozenset({Role.MODERATOR, Role.OPERATOR, Role.ADMIN}),
     "user.mute": frozenset({Role.MODERATOR, Role.OPERATOR, Role.ADMIN}),
     "user.ban": frozenset({Role.MODERATOR, Role.OPERATOR, Role.ADMIN}),

@@ -29,10 +29,11 @@ from livecommerce.commerce.api import (
     SkuPrice,
     StockChange,
 )
+from livecommerce.commerce.checkout_api import BuyerDetailsBody, ShipToBody
 from livecommerce.commerce.fulfilment_api import Parcel, Reason, ReturnAccepted
 from livecommerce.draws.api import ClaimBody
 from livecommerce.draws.service import StartDraw
-from livecommerce.web.accounts_api import GuestBody, LoginBody, StreamKeyBody
+from livecommerce.web.accounts_api import GuestBody, LoginBody, SignUpBody, StreamKeyBody
 
 SPEC_PATH = Path(__file__).resolve().parent.parent / "docs" / "openapi.yaml"
 MAX_ID = 2**63 - 1
@@ -78,6 +79,15 @@ OPERATIONS = [
     Operation(
         "post", "/api/auth/guest", "Become a guest viewer", "accounts", ANYONE, GuestBody, errors=(429,)
     ),
+    Operation(
+        "post",
+        "/api/auth/signup",
+        "Create a viewer account (a guest's token: the guest becomes it)",
+        "accounts",
+        ANYONE_OR_SIGNED_IN,
+        SignUpBody,
+        errors=(400, 409, 429),
+    ),
     Operation("post", "/api/auth/logout", "Sign out everywhere", "accounts", ANYONE_OR_SIGNED_IN),
     Operation("get", "/api/me", "The caller's account", "accounts", errors=(401,)),
     Operation(
@@ -95,6 +105,63 @@ OPERATIONS = [
     Operation("post", "/api/rooms/{room_id}/follow", "Follow a room", "rooms", errors=(401, 403, 404)),
     Operation(
         "delete", "/api/rooms/{room_id}/follow", "Stop following a room", "rooms", errors=(401, 403, 404)
+    ),
+    # the live's bag and checkout
+    Operation("get", "/api/rooms/{room_id}/bag", "The products of the room's live", "rooms", ANYONE),
+    Operation(
+        "put",
+        "/api/rooms/{room_id}/bag/{product_id}",
+        "Put a product in the live's bag",
+        "rooms",
+        errors=(401, 403, 404),
+    ),
+    Operation(
+        "delete",
+        "/api/rooms/{room_id}/bag/{product_id}",
+        "Take a product out of the live's bag",
+        "rooms",
+        errors=(401, 403, 404),
+    ),
+    Operation(
+        "get", "/api/me/details", "The caller's remembered checkout details", "checkout", errors=(401,)
+    ),
+    Operation(
+        "put",
+        "/api/me/details",
+        "Remember checkout details",
+        "checkout",
+        body=BuyerDetailsBody,
+        errors=(400, 401),
+    ),
+    Operation(
+        "delete", "/api/me/details", "Delete the remembered checkout details", "checkout", errors=(401,)
+    ),
+    Operation(
+        "put",
+        "/api/orders/{order_id}/shipping",
+        "Give a reserved order the buyer's details",
+        "checkout",
+        body=ShipToBody,
+        errors=(400, 401, 404, 409),
+    ),
+    Operation(
+        "get",
+        "/api/orders/{order_id}/shipping",
+        "An order's shipping details (its buyer; the shop's operators, recorded)",
+        "checkout",
+        errors=(401, 403, 404),
+    ),
+    Operation(
+        "get",
+        "/api/merchants/{merchant_id}/orders.csv",
+        "Export the shop's orders with shipping details (recorded)",
+        "checkout",
+        query=(
+            ("room_id", ID_QUERY),
+            ("status", {"type": "string", "enum": ["reserved", "paid", "expired", "cancelled", "refunded"]}),
+        ),
+        answer_type="text/csv",
+        errors=(400, 401, 403),
     ),
     # buyers
     Operation(

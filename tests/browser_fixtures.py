@@ -114,6 +114,25 @@ async def video_plays(page: Page, selector: str = "#video") -> None:
     await page.wait_for_function(advanced, timeout=TIMEOUT_MS)
 
 
+BUYER = {
+    "name": "Li Lei",
+    "phone": "+86 138 0013 8000",
+    "email": "li.lei@example.com",
+    "line1": "88 Jianguo Road",
+    "city": "Hangzhou",
+    "region": "Zhejiang",
+    "postal_code": "310000",
+    "country": "CN",
+}
+
+
+async def give_buyer_details(page: Page, details: dict[str, str] = BUYER) -> None:
+    """Fill in the watch page's checkout form: who receives the order and where it goes."""
+    form = page.locator("#checkout-form")
+    for name, value in details.items():
+        await form.locator(f"[name={name}]").fill(value)
+
+
 def png_size(path: Path) -> tuple[int, int]:
     """Width and height from a PNG's IHDR chunk."""
     header = path.read_bytes()[:24]

@@ -1,4 +1,5 @@
-"""Commerce plane: catalog, inventory, flash sales, orders, payments, fulfilment and prize orders.
+"""Commerce plane: catalog, the live's bag, inventory, flash sales, orders, checkout, payments,
+fulfilment and prize orders.
 
 `install` builds the plane's services, adds its HTTP routes and room commands, and runs its
 background loops (the sale clock, reservation expiry, refund retries) while the app runs.
@@ -15,9 +16,13 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from livecommerce.commerce import commands
+from livecommerce.commerce.address_access import AddressAccess
 from livecommerce.commerce.api import CommerceApi
+from livecommerce.commerce.bag import Bag
 from livecommerce.commerce.cards import Cards
 from livecommerce.commerce.catalog import Catalog
+from livecommerce.commerce.checkout import Checkout
+from livecommerce.commerce.checkout_api import CheckoutApi
 from livecommerce.commerce.dashboard import Dashboard
 from livecommerce.commerce.events import CommerceEvents
 from livecommerce.commerce.expiry import ExpirySweeper
@@ -47,6 +52,9 @@ class Commerce:
     inventory: Inventory
     sales: SaleService
     dashboard: Dashboard
+    bag: Bag
+    checkout: Checkout
+    addresses: AddressAccess
 
 
 def install(
@@ -76,6 +84,9 @@ def install(
         inventory=Inventory(engine, sessions),
         sales=SaleService(engine, sessions, directory, events),
         dashboard=Dashboard(engine),
+        bag=Bag(sessions, events),
+        checkout=Checkout(engine),
+        addresses=AddressAccess(engine),
     )
     app.add_routes(
         CommerceApi(
@@ -88,9 +99,11 @@ def install(
         ).routes()
         + FulfilmentApi(commerce.lifecycle).routes()
     )
+    app.add_routes(CheckoutApi(commerce.bag, commerce.checkout, commerce.addresses).routes())
     commands.register(hub, orders, commerce.sales)
     hub.on_publish(STREAM_ENDED, commerce.sales.end_with_live)
-    Cards(sessions, events).register(hub)
+    commerce.bag.register(hub)
+    Cards(sessions, events, commerce.bag).register(hub)
 
     async def running(app: web.Application) -> AsyncIterator[None]:
         loops = [

@@ -31,6 +31,8 @@ class Outcome(enum.StrEnum):
     LIMIT_EXCEEDED = "limit_exceeded"
     NOT_STARTED = "not_started"
     ENDED = "ended"
+    INSUFFICIENT_STOCK = "insufficient_stock"
+    """Buying at list price: some units are left, fewer than the tap asked for."""
     KEY_REUSED = "idempotency_key_reused"
     """The key already answered another purchase (another sale or quantity); nothing is
     recorded for this tap, and the key keeps its first answer."""

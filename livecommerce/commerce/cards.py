@@ -1,4 +1,5 @@
-"""Product cards: anchors and operators pin a product to the room; every viewer sees it live."""
+"""Product cards: anchors and operators pin a product to the room; every viewer sees it live.
+Pinning a product also puts it in the live's bag."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from livecommerce.auth import Principal, audit, authorize
+from livecommerce.commerce.bag import Bag, bag_cards, put_in_bag
 from livecommerce.commerce.catalog import product_card
 from livecommerce.commerce.events import CommerceEvents
 from livecommerce.db.models import Product, Room
@@ -26,9 +28,10 @@ class PinCard(BaseModel):
 class Cards:
     """Pins and unpins a room's product card (audited) and announces it to the room."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], events: CommerceEvents) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], events: CommerceEvents, bag: Bag) -> None:
         self._sessions = sessions
         self._events = events
+        self._bag = bag
 
     async def pin(self, ctx: CommandContext, data: dict[str, Any]) -> dict[str, Any]:
         authorize(ctx.principal, "card.pin", ctx.merchant_id)
@@ -54,7 +57,11 @@ class Cards:
                 target_id=body.product_id,
             )
             card = await product_card(session, body.product_id)
+            added = await put_in_bag(session, ctx.room_id, body.product_id)
+            bag = await bag_cards(session, ctx.room_id) if added else None
         await self._events.publish(ctx.room_id, CARD_PINNED, {"card": card})
+        if bag is not None:
+            await self._bag.announce(ctx.room_id, bag)
         return {"card": card}
 
     async def unpin(self, ctx: CommandContext, data: dict[str, Any]) -> dict[str, Any]:

@@ -30,8 +30,13 @@ PER_PRODUCT = text(
     f"""
     WITH taps AS (
         SELECT s.product_id, count(*) AS taps, count(DISTINCT a.user_id) AS tappers
-        FROM order_attempts a JOIN flash_sales f ON f.id = a.sale_id JOIN skus s ON s.id = f.sku_id
-        WHERE f.room_id = :room AND a.created_at >= :since AND a.created_at < :until
+        FROM (
+            SELECT a.user_id, f.sku_id FROM order_attempts a JOIN flash_sales f ON f.id = a.sale_id
+            WHERE f.room_id = :room AND a.created_at >= :since AND a.created_at < :until
+            UNION ALL
+            SELECT a.user_id, a.sku_id FROM order_attempts a
+            WHERE a.room_id = :room AND a.sku_id IS NOT NULL AND a.created_at >= :since AND a.created_at < :until
+        ) a JOIN skus s ON s.id = a.sku_id
         GROUP BY s.product_id
     ), sold AS (
         SELECT s.product_id, count(*) AS orders,

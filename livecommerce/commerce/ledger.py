@@ -39,13 +39,26 @@ Db = AsyncConnection | AsyncSession
 # -- a SKU's stock --------------------------------------------------------------------------------
 
 
+_HOLD = text(
+    "UPDATE skus SET reserved = reserved + :q WHERE id = :id AND on_hand - reserved >= :q "
+    "RETURNING merchant_id, price_minor, currency"
+)
+
+
 async def hold(db: Db, sku_id: int, units: int) -> bool:
     """Promise `units` of the SKU's free stock (a sale's allocation, a prize); False if short."""
-    result = await db.execute(
-        text("UPDATE skus SET reserved = reserved + :q WHERE id = :id AND on_hand - reserved >= :q"),
-        {"id": sku_id, "q": units},
-    )
-    return result.rowcount == 1
+    return await hold_with_price(db, sku_id, units) is not None
+
+
+async def hold_with_price(db: Db, sku_id: int, units: int) -> Row[Any] | None:
+    """Promise `units` of the SKU's free stock and read its merchant_id, price_minor and currency
+    in the same statement (an order at list price is priced by what it held); None if short."""
+    return (await db.execute(_HOLD, {"id": sku_id, "q": units})).one_or_none()
+
+
+async def free_units(db: Db, sku_id: int) -> int:
+    """The SKU's free stock now."""
+    return await db.scalar(text("SELECT on_hand - reserved FROM skus WHERE id = :id"), {"id": sku_id}) or 0
 
 
 async def release(db: Db, sku_id: int, units: int) -> None:

@@ -17,6 +17,7 @@ from livecommerce.commerce.batching import Tap, TapBatcher
 from livecommerce.commerce.closing import Closed, cancel_order
 from livecommerce.commerce.events import CommerceEvents
 from livecommerce.commerce.lifecycle import STATUSES
+from livecommerce.commerce.list_price import reserve_at_list_price
 from livecommerce.commerce.order_metrics import OrderMetrics
 from livecommerce.commerce.order_views import recent_orders
 from livecommerce.commerce.ownership import authorize_on
@@ -103,12 +104,16 @@ class OrderService:
         sku_id: int | None = None,
         room_id: int | None = None,
     ) -> Answer:
-        """Reserve units of a running sale (named by sale, or by SKU within a room)."""
+        """Reserve units of a sale (named by sale, or by SKU within a room while the SKU has a sale
+        that has not ended), or of a SKU in the room's bag at its list price."""
         tap = tap_of(who, quantity, key)
         if sale_id is not None:
             ref = sale_in_room(await self.directory.get(sale_id), room_id)
         elif sku_id is not None and room_id is not None:
-            ref = await self.directory.for_sku(room_id, sku_id)
+            found = await self.directory.for_sku(room_id, sku_id)
+            if found is None:
+                return await self._decide_at_list_price(room_id, sku_id, tap)
+            ref = found
         else:
             raise AppError("invalid", "name a sale_id, or a sku_id in a room")
         if self.batching:
@@ -194,6 +199,14 @@ class OrderService:
                     raise
         raise AssertionError("unreachable")
 
+    async def _decide_at_list_price(self, room_id: int, sku_id: int, tap: Tap) -> Answer:
+        """A tap on a SKU at its list price: one transaction on a pooled connection."""
+        result = await self._in_transaction(
+            lambda conn: reserve_at_list_price(conn, room_id, sku_id, tap, self.ttl_s)
+        )
+        self._announce_orders(result)
+        return result.answers[0]
+
     def _decided(self, sale_id: int, taps: int, result: BatchResult, started: float) -> None:
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
         self.metrics.batch_taps.observe(taps)
@@ -204,6 +217,9 @@ class OrderService:
             self.events.stock_changed(sale_id)
         if result.sold_out:
             self.events.spawn(self._announce_sale(sale_id, SALE_SOLD_OUT))
+        self._announce_orders(result)
+
+    def _announce_orders(self, result: BatchResult) -> None:
         # a key repeated within the batch shares its first tap's answer: announce each order once
         reserved = {
             a.order["order_id"]: a.order for a in result.answers if a.order is not None and not a.replayed

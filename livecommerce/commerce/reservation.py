@@ -35,6 +35,7 @@ MESSAGES = {
     Outcome.LIMIT_EXCEEDED: "that would exceed the per-viewer limit of this sale",
     Outcome.NOT_STARTED: "the sale has not started",
     Outcome.ENDED: "the sale has ended",
+    Outcome.INSUFFICIENT_STOCK: "fewer units are left than you asked for; choose fewer",
     Outcome.KEY_REUSED: "this idempotency key was already used for another purchase; send a new key for each purchase",
 }
 
@@ -66,7 +67,7 @@ class Answer:
 
 PRIOR_ANSWERS = text(
     "SELECT a.user_id AS tap_user, a.idempotency_key AS tap_key, a.outcome, a.sale_id AS attempt_sale, "
-    f"a.quantity AS attempt_quantity, {ORDER_COLUMNS} "
+    f"a.sku_id AS attempt_sku, a.quantity AS attempt_quantity, {ORDER_COLUMNS} "
     "FROM order_attempts a "
     "JOIN unnest(CAST(:users AS bigint[]), CAST(:keys AS text[])) AS t(user_id, key) "
     "ON a.user_id = t.user_id AND a.idempotency_key = t.key "
@@ -81,7 +82,8 @@ SALE_AND_TAPS = text(
     "s.available AS sale_available, s.per_user_limit AS sale_limit, s.sale_price_minor AS sale_price, "
     "s.currency AS sale_currency, s.starts_at AS sale_starts, s.ends_at AS sale_ends, now() AS now, "
     "t.user_id AS tap_user, t.key AS tap_key, coalesce(b.units, 0) AS held, a.outcome, "
-    f"a.sale_id AS attempt_sale, a.quantity AS attempt_quantity, {ORDER_COLUMNS} FROM flash_sales s "
+    f"a.sale_id AS attempt_sale, a.sku_id AS attempt_sku, a.quantity AS attempt_quantity, {ORDER_COLUMNS} "
+    "FROM flash_sales s "
     "CROSS JOIN unnest(CAST(:users AS bigint[]), CAST(:keys AS text[])) AS t(user_id, key) "
     "LEFT JOIN sale_buyers b ON b.sale_id = s.id AND b.user_id = t.user_id "
     "LEFT JOIN order_attempts a ON a.user_id = t.user_id AND a.idempotency_key = t.key "
@@ -90,16 +92,16 @@ SALE_AND_TAPS = text(
 INSERT_ORDERS = text(
     "WITH o AS (INSERT INTO orders (merchant_id, room_id, sale_id, sku_id, user_id, kind, status, quantity, "
     "unit_price_minor, amount_minor, currency, idempotency_key, reserved_until) "
-    "SELECT :merchant, :room, :sale, :sku, t.user_id, 'sale', 'reserved', t.q, CAST(:price AS bigint), "
-    "t.q * CAST(:price AS bigint), "
+    "SELECT :merchant, :room, CAST(:sale AS bigint), :sku, t.user_id, 'sale', 'reserved', t.q, "
+    "CAST(:price AS bigint), t.q * CAST(:price AS bigint), "
     ":currency, t.key, now() + make_interval(secs => CAST(:ttl AS double precision)) "
     "FROM unnest(CAST(:users AS bigint[]), CAST(:keys AS text[]), CAST(:qs AS int[])) AS t(user_id, key, q) "
     "RETURNING *) "
     f"SELECT o.idempotency_key AS tap_key, {ORDER_COLUMNS} FROM o JOIN users u ON u.id = o.user_id"
 )
 INSERT_ANSWERS = text(
-    "INSERT INTO order_attempts (user_id, idempotency_key, sale_id, quantity, outcome, order_id) "
-    "SELECT t.user_id, t.key, :sale, t.q, t.outcome, t.order_id FROM unnest(CAST(:users AS bigint[]), "
+    "INSERT INTO order_attempts (user_id, idempotency_key, sale_id, sku_id, room_id, quantity, outcome, order_id) "
+    "SELECT t.user_id, t.key, CAST(:sale AS bigint), CAST(:sku AS bigint), CAST(:room AS bigint), t.q, t.outcome, t.order_id FROM unnest(CAST(:users AS bigint[]), "
     "CAST(:keys AS text[]), CAST(:qs AS int[]), CAST(:outcomes AS text[]), CAST(:orders AS bigint[])) "
     "AS t(user_id, key, q, outcome, order_id)"
 )
@@ -128,9 +130,11 @@ WRITE_BATCH = text(
 )
 
 
-def _replay(row: Row[Any], sale_id: int, tap: Tap) -> Answer:
-    """The first answer of a key sent again; KEY_REUSED if it now asks for another purchase."""
-    if row.attempt_sale != sale_id or row.attempt_quantity != tap.quantity:
+def replay(row: Row[Any], tap: Tap, *, sale_id: int | None = None, sku_id: int | None = None) -> Answer:
+    """The first answer of a key sent again; KEY_REUSED if it now asks for another purchase
+    (another offer, a flash sale's or a SKU's at list price, or another quantity)."""
+    offer = (row.attempt_sale, row.attempt_sku, row.attempt_quantity)
+    if offer != (sale_id, sku_id, tap.quantity):
         return Answer(Outcome.KEY_REUSED)
     return Answer(Outcome(row.outcome), order_view(row) if row.id is not None else None, replayed=True)
 
@@ -249,7 +253,9 @@ async def reserve_batch(
         ]
     )
     answers = [
-        _replay(prior[(t.user_id, t.key)], sale_id, t) if (t.user_id, t.key) in prior else next(decided)
+        replay(prior[(t.user_id, t.key)], t, sale_id=sale_id)
+        if (t.user_id, t.key) in prior
+        else next(decided)
         for t in taps
     ]
     return BatchResult(answers, sale.sale_room, sold_out, plan.taken)
@@ -259,7 +265,7 @@ async def reserve_one(conn: AsyncConnection, sale_id: int, tap: Tap, ttl_s: int)
     """The baseline: one tap, one transaction, the sale row locked by its conditional decrement."""
     prior = (await conn.execute(PRIOR_ANSWERS, {"users": [tap.user_id], "keys": [tap.key]})).one_or_none()
     if prior is not None:
-        return BatchResult([_replay(prior, sale_id, tap)], 0, False, 0)
+        return BatchResult([replay(prior, tap, sale_id=sale_id)], 0, False, 0)
     taken = await ledger.take_from_sale(conn, sale_id, tap.quantity, for_taps=True)
     outcome = Outcome.RESERVED
     if taken is None:
@@ -279,7 +285,7 @@ async def reserve_one(conn: AsyncConnection, sale_id: int, tap: Tap, ttl_s: int)
         if taken is not None:
             # give the units back in this same transaction: the net change is nothing
             await ledger.put_back(conn, {sale_id: tap.quantity}, allocate=False)
-        await _record_answer(conn, sale_id, tap, outcome, None)
+        await record_answer(conn, tap, outcome, None, sale_id=sale_id)
         return BatchResult([Answer(outcome)], 0, False, 0)
     row = (
         await conn.execute(
@@ -298,20 +304,30 @@ async def reserve_one(conn: AsyncConnection, sale_id: int, tap: Tap, ttl_s: int)
             },
         )
     ).one()
-    await _record_answer(conn, sale_id, tap, Outcome.RESERVED, row.id)
+    await record_answer(conn, tap, Outcome.RESERVED, row.id, sale_id=sale_id)
     return BatchResult(
         [Answer(Outcome.RESERVED, order_view(row))], taken.room_id, taken.available == 0, tap.quantity
     )
 
 
-async def _record_answer(
-    conn: AsyncConnection, sale_id: int, tap: Tap, outcome: Outcome, order_id: int | None
+async def record_answer(
+    conn: AsyncConnection,
+    tap: Tap,
+    outcome: Outcome,
+    order_id: int | None,
+    *,
+    sale_id: int | None = None,
+    sku_id: int | None = None,
+    room_id: int | None = None,
 ) -> None:
-    """Store one tap's first answer, so a repeated key gets the same answer back."""
+    """Store one tap's first answer to the offer it named (a sale, or a SKU at list price in a
+    room), so a repeated key gets it back."""
     await conn.execute(
         INSERT_ANSWERS,
         {
             "sale": sale_id,
+            "sku": sku_id,
+            "room": room_id,
             "users": [tap.user_id],
             "keys": [tap.key],
             "qs": [tap.quantity],

@@ -138,8 +138,8 @@ class SaleDirectory:
             raise AppError("not_found", "no such sale")
         return SaleRef(row.id, row.room_id, row.merchant_id, row.sku_id)
 
-    async def for_sku(self, room_id: int, sku_id: int) -> SaleRef:
-        """The open sale of a SKU in a room (or its latest one, to answer `ended`)."""
+    async def for_sku(self, room_id: int, sku_id: int) -> SaleRef | None:
+        """The SKU's sale in a room that has not ended, or None: the SKU sells at list price."""
         async with self._engine.connect() as conn:
             sku = (
                 await conn.execute(
@@ -156,14 +156,12 @@ class SaleDirectory:
                 raise AppError("invalid", "that SKU is not sold in this room")
             sale_id = await conn.scalar(
                 text(
-                    "SELECT id FROM flash_sales WHERE room_id = :room AND sku_id = :sku "
-                    "ORDER BY (state <> 'ended') DESC, id DESC LIMIT 1"
+                    "SELECT id FROM flash_sales WHERE room_id = :room AND sku_id = :sku AND state <> 'ended' "
+                    "ORDER BY id DESC LIMIT 1"
                 ),
                 {"sku": sku_id, "room": room_id},
             )
-        if sale_id is None:
-            raise AppError("not_started", "this SKU has no flash sale in this room")
-        return await self.get(sale_id)
+        return None if sale_id is None else await self.get(sale_id)
 
 
 async def create_sale(

@@ -318,16 +318,22 @@ class Shipment(Base):
 
 
 class OrderAttempt(Base):
-    """The first answer to each buyer's idempotency key, so a repeated key gets it back unchanged."""
+    """The first answer to each buyer's idempotency key, so a repeated key gets it back unchanged.
+
+    A tap names one offer: a flash sale (`sale_id`) or a SKU at its list price (`sku_id`, with
+    the room it was tapped in; a sale's tap has its sale's room)."""
 
     __tablename__ = "order_attempts"
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
     idempotency_key: Mapped[str] = mapped_column(String(100), primary_key=True)
-    sale_id: Mapped[int] = mapped_column(ForeignKey("flash_sales.id", ondelete="CASCADE"), index=True)
+    sale_id: Mapped[int | None] = mapped_column(ForeignKey("flash_sales.id", ondelete="CASCADE"), index=True)
+    sku_id: Mapped[int | None] = mapped_column(ForeignKey("skus.id", ondelete="CASCADE"), index=True)
+    room_id: Mapped[int | None] = mapped_column(ForeignKey("rooms.id", ondelete="SET NULL"), index=True)
     quantity: Mapped[int] = mapped_column(Integer)
-    outcome: Mapped[str] = mapped_column(String(16))
+    outcome: Mapped[str] = mapped_column(String(32))
     order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = _created()
+    __table_args__ = (CheckConstraint("num_nonnulls(sale_id, sku_id) = 1", name="names_one_offer"),)
 
 
 class Payment(Base):
@@ -462,4 +468,42 @@ class AuditLog(Base):
     room_id: Mapped[int | None] = mapped_column(ForeignKey("rooms.id", ondelete="SET NULL"))
     target_type: Mapped[str] = mapped_column(String(32), server_default="")
     target_id: Mapped[str] = mapped_column(String(64), server_default="")
+    details: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
+
+
+class RoomProduct(Base):
+    """A product offered in a room's live: what viewers find in the room's bag."""
+
+    __tablename__ = "room_products"
+    room_id: Mapped[int] = mapped_column(ForeignKey("rooms.id", ondelete="CASCADE"), primary_key=True)
+    product_id: Mapped[int] = mapped_column(
+        ForeignKey("products.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    position: Mapped[int] = mapped_column(Integer)
+    added_at: Mapped[datetime] = _created()
+
+
+class BuyerDetails(Base):
+    """What a buyer last gave at checkout (name, phone, email, address), to fill in the next
+    checkout; each order keeps its own copy in `orders.shipping`."""
+
+    __tablename__ = "buyer_details"
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    details: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    updated_at: Mapped[datetime] = _created()
+
+
+class PersonalDataAccess(Base):
+    """Every time staff saw or exported buyers' addresses: who, when, what they did, which orders."""
+
+    __tablename__ = "personal_data_access"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    at: Mapped[datetime] = _created()
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
+    actor_role: Mapped[str] = mapped_column(String(16))
+    merchant_id: Mapped[int | None] = mapped_column(
+        ForeignKey("merchants.id", ondelete="SET NULL"), index=True
+    )
+    action: Mapped[str] = mapped_column(String(32))
+    order_ids: Mapped[list[int]] = mapped_column(ARRAY(BigInteger))
     details: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")

@@ -21,6 +21,7 @@ FOLLOWERS: Final = "followers"
 
 CARD_PINNED: Final = "card.pinned"
 CARD_UNPINNED: Final = "card.unpinned"
+BAG_UPDATED: Final = "bag.updated"
 
 SALE_SCHEDULED: Final = "sale.scheduled"
 SALE_LIVE: Final = "sale.live"

@@ -24,6 +24,12 @@ class LoginBody(BaseModel):
     password: str = Field(min_length=1, max_length=500)
 
 
+class SignUpBody(BaseModel):
+    login: str = Field(min_length=1, max_length=254, description="an email address or a phone number")
+    password: str = Field(min_length=1, max_length=500)
+    display_name: str | None = Field(None, max_length=200)
+
+
 class GuestBody(BaseModel):
     display_name: str = Field(min_length=1, max_length=200)
 
@@ -51,6 +57,7 @@ class AccountsApi:
         return [
             web.post("/api/auth/login", self.login),
             web.post("/api/auth/guest", self.guest),
+            web.post("/api/auth/signup", self.sign_up),
             web.post("/api/auth/logout", self.logout),
             web.post("/api/users/{user_id}/disable", self.disable_user),
             web.get("/api/me", self.me),
@@ -98,6 +105,27 @@ class AccountsApi:
         async with self.sessions.begin() as session:
             user = await accounts.create_guest(session, body.display_name)
         return self._session_response(accounts.principal_of(user))
+
+    async def sign_up(self, request: web.Request) -> web.Response:
+        """A viewer account (login: email or phone). Called with a guest's token, the guest
+        becomes the account and keeps its orders and saved details."""
+        body = await read_json(request, SignUpBody)
+        self.sign_in_per_address.check(request.remote)
+        who = optional_principal(request)
+        if who is not None and not who.is_guest:
+            raise AppError("already_registered", "you are signed in to an account already")
+        async with self.sessions.begin() as session:
+            user = await accounts.sign_up(
+                session,
+                login=body.login,
+                password=body.password,
+                display_name=body.display_name,
+                guest_id=who.user_id if who is not None else None,
+            )
+            principal_ = accounts.principal_of(user)
+        if who is not None:
+            self.identity.revocations.forget(who.user_id)
+        return self._session_response(principal_)
 
     async def logout(self, request: web.Request) -> web.Response:
         """Sign out everywhere: every token issued to the caller so far is refused from now on."""

@@ -13,6 +13,7 @@ from browser_fixtures import (
     DESKTOP,
     People,
     browser,
+    give_buyer_details,
     people,
     server,
     video_plays,
@@ -106,6 +107,7 @@ async def test_sale_buy_and_test_payment_move_stock_on_every_page_and_restock_re
     await watch.get_by_role("button", name="Buy").click()
     await expect(watch.locator("#buy-result")).to_contain_text("Reserved for you")
     await expect(watch.locator("#pay-test-note")).to_be_visible()
+    await give_buyer_details(watch)
     await watch.locator("#pay-button").click()
     await expect(watch.locator("#pay-result")).to_contain_text("Paid (test mode)")
 

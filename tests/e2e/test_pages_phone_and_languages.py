@@ -9,7 +9,17 @@ import re
 from pathlib import Path
 
 import pytest
-from browser_fixtures import LAPTOP, PHONE, People, browser, people, png_size, server, video_plays
+from browser_fixtures import (
+    LAPTOP,
+    PHONE,
+    People,
+    browser,
+    give_buyer_details,
+    people,
+    png_size,
+    server,
+    video_plays,
+)
 from helpers import ROOT, LiveServer
 from playwright.async_api import Page, expect
 
@@ -114,6 +124,7 @@ async def test_a_phone_in_chinese_goes_live_and_a_viewer_chats_buys_and_pays(
     await watch.get_by_role("button", name=re.compile("^立即购买")).click()
     await expect(watch.locator("#buy-result")).to_have_text("已为你锁定，付款后完成下单。")
     await expect(watch.locator("#pay-test-note")).to_be_visible()
+    await give_buyer_details(watch)
     await watch.locator("#pay-button").click()
     await expect(watch.locator("#pay-result")).to_have_text("支付成功（测试模式），感谢下单！")
     # no stale "reserved" above "paid", and the per-viewer limit of one is reached
@@ -122,7 +133,7 @@ async def test_a_phone_in_chinese_goes_live_and_a_viewer_chats_buys_and_pays(
     await expect(watch.locator("#buy")).to_have_text("已达限购")
     await expect(studio.locator("#ticker-units")).to_have_text("1")
     assert await serious_accessibility_violations(watch) == []  # with the bag open
-    await watch.get_by_role("button", name="关闭我的订单").click()
+    await watch.get_by_role("button", name="关闭购物袋").click()
 
     for page in (studio, watch):
         await page_checks(page)
@@ -178,10 +189,11 @@ async def test_a_laptop_in_english_runs_the_sale_from_the_console_and_the_table_
     line = console.locator("#chat-list li", has_text="Does it ship to Leeds?")
     await expect(line.get_by_role("button", name=re.compile("^Mute 10 min: Guest"))).to_be_visible()
     await watch.get_by_role("button", name="Buy: Green tea").click()
+    await give_buyer_details(watch)
     await watch.locator("#pay-button").click()
     await expect(watch.locator("#pay-result")).to_contain_text("Paid (test mode)")
     await expect(console.locator("#orders tbody tr .status")).to_have_text("paid")
-    await watch.get_by_role("button", name="Close your orders").click()
+    await watch.get_by_role("button", name="Close the shop").click()
 
     on_stream = console.get_by_role("columnheader", name="On stream")
     right = await on_stream.evaluate("(cell) => cell.getBoundingClientRect().right")

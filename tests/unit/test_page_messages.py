@@ -24,7 +24,7 @@ BUILT_KEYS = {
     "draw.rule.": ("keyword", "watching", "ordered"),
     "sale.state.": ("scheduled", "live", "sold_out", "ended"),
     "console.confirm_": ("cancel", "refund"),
-    "buy.": ("sold_out", "limit_exceeded", "not_started", "ended"),
+    "buy.": ("sold_out", "limit_exceeded", "not_started", "ended", "insufficient_stock", "not_offered"),
     "chat.badge.": ("anchor", "staff"),
 }
 

@@ -71,6 +71,11 @@ export async function signIn(scope, login, password) {
   return saveSession(scope, await api("/api/auth/login", { method: "POST", body: { login, password } }));
 }
 
+// An account whose login is an email or a phone; a guest's token makes the guest that account.
+export async function signUp(scope, login, password, token) {
+  return saveSession(scope, await api("/api/auth/signup", { method: "POST", token, body: { login, password } }));
+}
+
 export async function joinAsGuest(scope, displayName) {
   return saveSession(scope, await api("/api/auth/guest", { method: "POST", body: { display_name: displayName } }));
 }

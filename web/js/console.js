@@ -10,7 +10,7 @@ import { countdown, dateTime, everySecond, money, number, parseMoney, timeOfDay 
 import { errorText, language, onLanguage, t } from "./i18n.js";
 import { RoomSocket } from "./room.js";
 import { saleForm } from "./saleform.js";
-import { Shop } from "./shop.js";
+import { Shop, bagButton } from "./shop.js";
 import { staffSession, signOutButton } from "./signin.js";
 import { $, busy, h, roomId, say, show, throttled } from "./ui.js";
 
@@ -56,11 +56,13 @@ function renderInventory() {
     row.available.textContent = number(sku.available);
     const sale = shop.saleFor(sku.sku_id);
     const pinned = Boolean(shop.card && shop.card.product_id === sku.product_id);
-    const state = `${language()}:${sale ? sale.sale_id : ""}:${pinned}`;
+    const inBag = shop.bag.some((p) => p.product_id === sku.product_id);
+    const state = `${language()}:${sale ? sale.sale_id : ""}:${pinned}:${inBag}`;
     if (row.state !== state) {
       row.state = state;
       row.reprice.replaceChildren(repriceForm(sku, sale));
-      row.actions.replaceChildren(...cardButtons(sku, sale, pinned));
+      row.actions.replaceChildren(...cardButtons(sku, sale, pinned), bagButton(sku, inBag, pinned,
+        (type, data) => roomCommand(type, data, inventoryResult)));
     }
   }
   renderSales();
@@ -321,6 +323,19 @@ $("#csv-link").addEventListener("click", async (event) => {
   URL.revokeObjectURL(link.href);
 });
 
+// Operators export the shop's orders of this room with buyers' addresses; each export is recorded.
+$("#export-addresses").addEventListener("click", async () => {
+  const url = `/api/merchants/${session.user.merchant_id}/orders.csv?room_id=${ROOM}`;
+  const response = await fetch(url, { headers: { Authorization: `Bearer ${session.token}` } });
+  if (!response.ok) {
+    say(ordersResult, t("console.export_failed"), "error");
+    return;
+  }
+  const link = h("a", { href: URL.createObjectURL(await response.blob()), download: `room-${ROOM}-orders-with-addresses.csv` });
+  link.click();
+  URL.revokeObjectURL(link.href);
+});
+
 // ---- the room --------------------------------------------------------------------------------
 
 // What this account may do is read from the snapshot: the room's order feed comes only to those
@@ -331,6 +346,7 @@ function onSnapshot(snapshot) {
   may.sell = snapshot.order_feed !== null && snapshot.order_feed !== undefined;
   may.moderate = Array.isArray(snapshot.room.blocked_words);
   for (const panel of document.querySelectorAll(".inventory, .orders, .dashboard")) show(panel, may.sell);
+  show($("#addresses"), session.user.role === "operator");
   for (const form of document.querySelectorAll("#slow-form, #words-form")) show(form, may.moderate);
   shop.loadSnapshot(snapshot);
   chat.load(snapshot.chat || []);

@@ -1,5 +1,8 @@
 // What a room is selling right now, kept from the join snapshot and the room's events:
-// the pinned product card, the open flash sale of each SKU, and whether the stream is live.
+// the pinned product card, the live's bag, the open flash sale of each SKU, and whether the stream is live.
+
+import { t } from "./i18n.js";
+import { h } from "./ui.js";
 
 const SALE_EVENTS = new Set(["sale.scheduled", "sale.live", "sale.sold_out", "sale.ended", "sale.restocked", "sale.repriced", "sale.updated"]);
 
@@ -9,9 +12,22 @@ function timed(sale) {
   return { ...sale, startsAtMs: now + sale.starts_in_s * 1000, endsAtMs: now + sale.ends_in_s * 1000 };
 }
 
+// The anchor's and operator's button that puts a product in the live's bag or takes it out (a
+// pinned product stays in the bag until it is unpinned). `send(type, data)` sends the room command.
+export function bagButton(product, inBag, pinned, send) {
+  const name = product.name || product.product;
+  if (!inBag) {
+    return h("button", { type: "button", text: t("console.bag_add"), "aria-label": `${t("console.bag_add")}: ${name}`,
+      onclick: () => send("bag.add", { product_id: product.product_id }) });
+  }
+  return h("button", { type: "button", text: t("console.bag_remove"), "aria-label": `${t("console.bag_remove")}: ${name}`,
+    disabled: pinned, onclick: () => send("bag.remove", { product_id: product.product_id }) });
+}
+
 export class Shop {
   constructor() {
     this.card = null;
+    this.bag = [];
     this.sales = new Map();
     this.versions = new Map();
     this.live = false;
@@ -20,6 +36,7 @@ export class Shop {
 
   loadSnapshot(snapshot) {
     this.card = snapshot.card || null;
+    this.bag = snapshot.bag || [];
     this.sales.clear();
     this.versions.clear();
     for (const sale of snapshot.sales || []) {
@@ -33,6 +50,7 @@ export class Shop {
   // Apply one room event; true when it changed what the shop shows.
   apply(type, data) {
     if (type === "card.pinned") this.card = data.card;
+    else if (type === "bag.updated") this.bag = data.products;
     else if (type === "card.unpinned") this.card = null;
     else if ((SALE_EVENTS.has(type) || type === "stock") && this.stale(data)) return false;
     else if (SALE_EVENTS.has(type)) {

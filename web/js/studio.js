@@ -9,7 +9,7 @@ import { countdown, elapsed, everySecond, money, number } from "./format.js";
 import { errorText, language, onLanguage, t } from "./i18n.js";
 import { RoomSocket } from "./room.js";
 import { saleForm } from "./saleform.js";
-import { Shop } from "./shop.js";
+import { Shop, bagButton } from "./shop.js";
 import { staffSession, signOutButton } from "./signin.js";
 import { $, busy, copyText, h, roomId, say, setupSheets, show, throttled } from "./ui.js";
 import { publish } from "./whip.js";
@@ -266,7 +266,8 @@ let productsShown = "";
 function renderProducts() {
   const pinnedId = shop.card ? shop.card.product_id : null;
   // rebuild the buttons only when something they show changed, so keyboard focus stays put
-  const shown = `${language()}:${pinnedId}:${products.map((p) => p.product_id).join()}`;
+  const inBag = new Set(shop.bag.map((p) => p.product_id));
+  const shown = `${language()}:${pinnedId}:${products.map((p) => p.product_id).join()}:${[...inBag].join()}`;
   $("#pinned-line").textContent = shop.card ? t("studio.pinned", { product: shop.card.name }) : "";
   show($("#pinned-line"), Boolean(shop.card));
   if (shown === productsShown) {
@@ -286,6 +287,7 @@ function renderProducts() {
         pinned
           ? h("button", { type: "button", onclick: () => command("card.unpin", {}), text: t("studio.unpin"), "aria-label": t("studio.unpin_named", { product: p.name }) })
           : h("button", { type: "button", onclick: () => command("card.pin", { product_id: p.product_id }), text: t("studio.pin"), "aria-label": t("studio.pin_named", { product: p.name }) }),
+        bagButton(p, inBag.has(p.product_id), pinned, command),
         h("button", { type: "button", onclick: () => chooseSale(p), text: t("studio.sale"), "aria-label": t("studio.sale_named", { product: p.name }) })));
   }));
   renderSale();

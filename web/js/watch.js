@@ -1,8 +1,9 @@
 // The viewer's page, phone first: the stream full screen (WHEP, muted autoplay) with chat, the
-// pinned card, Buy, the bag, likes, follow and share over it; paying, prize draws, and a room socket that
-// resumes silently after the network comes back.
+// pinned card, Buy, the live's bag (its products, variants and quantity), likes, follow and share over
+// it; checkout with the buyer's details (remembered for next time), paying, keeping a guest's orders by
+// signing up, prize draws, and a room socket that resumes silently after the network comes back.
 
-import { api, idempotencyKey, joinAsGuest, loadSession, signIn } from "./api.js";
+import { api, idempotencyKey, joinAsGuest, loadSession, signIn, signUp } from "./api.js";
 import { ChatView, chatEvent, chatForm } from "./chat.js";
 import { prizeText, ruleText, showWinners, verifyInto } from "./draws.js";
 import { countdown, dateTime, everySecond, money, number, toMillis } from "./format.js";
@@ -305,19 +306,25 @@ function renderOffer() {
     stock.textContent = sku.available > 0 ? t("watch.in_stock", { count: number(sku.available) }) : t("watch.out_of_stock");
     stock.dataset.available = sku.available;
     show(clock, false);
-    buy.disabled = true;
-    buy.textContent = t("watch.not_on_sale");
+    buy.disabled = sku.available <= 0 || pendingBuy !== null;
+    buy.textContent = sku.available > 0 ? t("watch.buy") : t("watch.out_of_stock");
   }
   buy.setAttribute("aria-label", `${buy.textContent}: ${shop.card.name}`);
 }
 
-async function buy() {
-  const sku = selectedSku();
-  if (!sku || pendingBuy) return;
-  pendingBuy = { sku_id: sku.sku_id, quantity: 1, idempotency_key: idempotencyKey() };
+// One purchase at a time, from the pinned card or the bag: the tap and where its answer is said.
+function startBuy(skuId, quantity, result) {
+  if (pendingBuy) return;
+  pendingBuy = { tap: { sku_id: skuId, quantity, idempotency_key: idempotencyKey() }, result };
   renderOffer();
-  say(buyResult, t("watch.reserving"), "info");
-  await sendBuy();
+  renderProduct();
+  say(result, t("watch.reserving"), "info");
+  sendBuy();
+}
+
+function buy() {
+  const sku = selectedSku();
+  if (sku) startBuy(sku.sku_id, 1, buyResult);
 }
 
 // Send the pending purchase; a dropped connection retries with the same idempotency key, so
@@ -328,24 +335,151 @@ let buyInFlight = false;
 async function sendBuy() {
   if (buyInFlight) return;
   buyInFlight = true;
+  const { tap, result } = pendingBuy;
   try {
-    const answer = await room.send("order.place", pendingBuy);
+    const answer = await room.send("order.place", tap);
     pendingBuy = null;
     orderChanged(answer.order);
-    say(buyResult, t("watch.reserved"), "ok");
+    say(result, t("watch.reserved"), "ok");
     sheet($("#bag"), true);
+    refreshBag();
+    $("#pay").scrollIntoView({ block: "nearest" });
   } catch (error) {
     if (error.code === "disconnected" || error.code === "timeout") {
-      say(buyResult, t("watch.tap_queued"), "info");
+      say(result, t("watch.tap_queued"), "info");
       return;
     }
     pendingBuy = null;
-    say(buyResult, has(`buy.${error.code}`) ? t(`buy.${error.code}`) : errorText(error), "error");
+    say(result, has(`buy.${error.code}`) ? t(`buy.${error.code}`) : errorText(error), "error");
   } finally {
     buyInFlight = false;
   }
   renderOffer();
+  renderProduct();
 }
+
+// ---- the live's bag: its products, each with its variants (SKUs) and a quantity ---------------
+
+const productForm = $("#product");
+const productResult = $("#product-result");
+// the product the viewer opened in the bag, and the variant chosen
+let chosen = null;
+
+function bagProduct(productId) {
+  return shop.bag.find((product) => product.product_id === productId) || null;
+}
+
+// What one variant sells at now: its flash sale's price and units while one runs, else its list price.
+function offerOf(sku) {
+  const sale = shop.saleFor(sku.sku_id);
+  if (sale) return { price: sale.sale_price_minor, list: sale.list_price_minor, currency: sale.currency, left: sale.available, sale };
+  return { price: sku.price_minor, list: sku.price_minor, currency: sku.currency, left: sku.available, sale: null };
+}
+
+function renderBag() {
+  const products = shop.bag.filter((product) => product.skus.length);
+  $("#bag-products").replaceChildren(...products.map((product) => {
+    const offers = product.skus.map(offerOf);
+    const cheapest = offers.reduce((a, b) => (b.price < a.price ? b : a));
+    const left = offers.reduce((sum, offer) => sum + Math.max(0, offer.left), 0);
+    const pinned = shop.card && shop.card.product_id === product.product_id;
+    return h("li", { dataset: { productId: product.product_id, pinned: pinned ? "yes" : undefined } },
+      product.image_url ? h("img", { class: "bag-image", src: product.image_url, alt: "" }) : null,
+      h("span", { class: "bag-info" },
+        h("span", { class: "bag-name", text: product.name }),
+        h("span", { class: "muted", text: t(product.skus.length > 1 ? "bag.from" : "bag.price", { price: money(cheapest.price, cheapest.currency) })
+          + " · " + (left > 0 ? t("watch.left", { count: number(left) }) : t("watch.sold_out")) })),
+      h("button", { type: "button", class: "chip", text: t("bag.choose"), "aria-label": `${t("bag.choose")}: ${product.name}`,
+        onclick: () => choose(product.product_id) }));
+  }));
+  show($("#bag-empty"), !products.length);
+  renderProduct();
+}
+
+function choose(productId) {
+  const product = bagProduct(productId);
+  if (!product) return;
+  const inStock = product.skus.find((sku) => offerOf(sku).left > 0) || product.skus[0];
+  chosen = { productId, skuId: inStock.sku_id };
+  $("#quantity").value = "1";
+  say(productResult, "");
+  renderProduct();
+  productForm.scrollIntoView({ block: "nearest" });
+  $("#product-name").focus({ preventScroll: true });
+}
+
+// The most units of a variant one tap may ask for: what is left, within a sale's per-viewer limit.
+function mostUnits(offer) {
+  let most = Math.min(100, offer.left);
+  if (offer.sale && offer.sale.per_user_limit !== undefined) most = Math.min(most, offer.sale.per_user_limit - heldIn(offer.sale));
+  return Math.max(0, most);
+}
+
+function renderProduct() {
+  const product = chosen && bagProduct(chosen.productId);
+  show(productForm, Boolean(product && product.skus.length));
+  if (!product || !product.skus.length) return;
+  const sku = product.skus.find((s) => s.sku_id === chosen.skuId) || product.skus[0];
+  chosen.skuId = sku.sku_id;
+  $("#product-name").textContent = product.name;
+  const image = $("#product-image");
+  show(image, Boolean(product.image_url));
+  if (product.image_url && image.getAttribute("src") !== product.image_url) image.src = product.image_url;
+  const variants = $("#variants");
+  const ids = product.skus.map((s) => String(s.sku_id)).join();
+  if (variants.dataset.skus !== ids) {
+    variants.dataset.skus = ids;
+    variants.replaceChildren(variants.querySelector("legend"), ...product.skus.map((s) =>
+      h("label", { class: "variant" }, h("input", { type: "radio", name: "variant", value: s.sku_id }), h("span", { text: s.name }))));
+  }
+  for (const input of variants.querySelectorAll("input")) input.checked = Number(input.value) === sku.sku_id;
+  show(variants, product.skus.length > 1);
+  const offer = offerOf(sku);
+  $("#product-price").textContent = money(offer.price, offer.currency);
+  $("#product-list-price").textContent = money(offer.list, offer.currency);
+  show($("#product-list-price"), offer.list !== offer.price);
+  $("#product-stock").textContent = offer.left > 0 ? t("watch.left", { count: number(offer.left) }) : t("watch.sold_out");
+  const most = mostUnits(offer);
+  $("#quantity").max = String(Math.max(1, most));
+  const upcoming = offer.sale && offer.sale.state === "scheduled";
+  const button = $("#product-buy");
+  button.disabled = upcoming || most < 1 || pendingBuy !== null;
+  button.textContent = offer.left <= 0 ? t("watch.sold_out") : upcoming ? t("watch.starts_in", { time: countdown(offer.sale.startsAtMs) })
+    : most < 1 ? t("watch.at_limit") : t("watch.buy");
+}
+
+$("#variants").addEventListener("change", (event) => {
+  chosen.skuId = Number(event.target.value);
+  say(productResult, "");
+  renderProduct();
+});
+
+productForm.addEventListener("submit", (event) => {
+  event.preventDefault();
+  const product = chosen && bagProduct(chosen.productId);
+  const sku = product && product.skus.find((s) => s.sku_id === chosen.skuId);
+  if (!sku) return;
+  const quantity = Number($("#quantity").value);
+  const most = mostUnits(offerOf(sku));
+  if (!Number.isInteger(quantity) || quantity < 1 || quantity > most) {
+    say(productResult, t("bag.quantity_range", { most: number(Math.max(1, most)) }), "error");
+    return;
+  }
+  startBuy(sku.sku_id, quantity, productResult);
+});
+
+// The bag's products arrive on the room socket; their stock is read again when the bag is opened
+// and after each reservation.
+async function refreshBag() {
+  try {
+    shop.bag = (await api(`/api/rooms/${ROOM}/bag`)).products;
+    renderBag();
+  } catch {
+    // the products from the room socket stay on show
+  }
+}
+
+$("#bag-button").addEventListener("click", refreshBag);
 
 skuChoice.addEventListener("change", renderOffer);
 $("#card-image").addEventListener("error", (event) => show(event.target, false));
@@ -358,6 +492,7 @@ function orderChanged(order) {
   if (order.status !== "reserved" && buyResult.dataset.tone === "ok") say(buyResult, "");
   renderPay();
   renderOrders();
+  renderProduct();
 }
 
 function renderOrders() {
@@ -369,6 +504,7 @@ function renderOrders() {
   const open = list.filter((o) => o.status === "reserved").length;
   $("#bag-count").textContent = number(open);
   show($("#bag-count"), open > 0);
+  show($("#keep-orders"), Boolean(me && me.user.is_guest && list.length));
 }
 
 function payable() {
@@ -389,6 +525,7 @@ function renderPay() {
         : [t("pay.expired"), "error"];
       say($("#pay-result"), ...outcome);
       $("#pay-button").hidden = true;
+      show($("#checkout-form"), false);
       $("#pay-deadline").textContent = "";
       show($("#pay-test-note"), false);
     }
@@ -397,6 +534,8 @@ function renderPay() {
   if (payingFor !== order.order_id) {
     payingFor = order.order_id;
     $("#pay-button").hidden = false;
+    show($("#checkout-form"), true);
+    say($("#details-result"), "");
     say($("#pay-result"), "");
     $("#stripe-element").replaceChildren();
   }
@@ -424,6 +563,7 @@ async function pay() {
       await confirmStripe(stripeCheckout);
       return;
     }
+    if (!(await shipTo(order))) return;
     const start = await api(`/api/orders/${order.order_id}/pay`, { method: "POST", token: me.token, body: {} });
     if (start.mode === "test") {
       const paid = await api(`/api/orders/${order.order_id}/test-confirm`, { method: "POST", token: me.token, body: {} });
@@ -464,7 +604,78 @@ async function confirmStripe({ stripe, elements }) {
   say($("#pay-result"), t("pay.sent"), "info");
 }
 
-$("#pay-button").addEventListener("click", pay);
+$("#checkout-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  pay();
+});
+
+// ---- the buyer's details: on each order as given, remembered for the next checkout if asked ---
+
+const checkoutForm = $("#checkout-form");
+const DETAIL_FIELDS = ["name", "phone", "email", "line1", "line2", "city", "region", "postal_code", "country"];
+
+function detailsFrom(form) {
+  return Object.fromEntries(DETAIL_FIELDS.map((name) => [name, form.elements[name].value.trim()]));
+}
+
+function fillDetails(details) {
+  for (const name of DETAIL_FIELDS) checkoutForm.elements[name].value = details[name] || "";
+}
+
+// Put the details on the order; a refused field is marked and focused, its words said in place.
+async function shipTo(order) {
+  const remember = checkoutForm.elements.remember.checked;
+  for (const input of checkoutForm.querySelectorAll("input")) input.removeAttribute("aria-invalid");
+  try {
+    await api(`/api/orders/${order.order_id}/shipping`, { method: "PUT", token: me.token, body: { details: detailsFrom(checkoutForm), remember } });
+  } catch (error) {
+    const field = error.details && checkoutForm.elements[error.details.field];
+    if (field) {
+      field.setAttribute("aria-invalid", "true");
+      field.focus();
+    }
+    say($("#details-result"), errorText(error), "error");
+    return false;
+  }
+  say($("#details-result"), "");
+  if (remember) show($("#saved-details"), true);
+  return true;
+}
+
+async function loadSavedDetails() {
+  try {
+    const { details } = await api("/api/me/details", { token: me.token });
+    if (details) fillDetails(details);
+    show($("#saved-details"), Boolean(details));
+  } catch {
+    // an empty form is asked for instead
+  }
+}
+
+$("#forget-details").addEventListener("click", async () => {
+  try {
+    await api("/api/me/details", { method: "DELETE", token: me.token });
+    fillDetails({});
+    show($("#saved-details"), false);
+    say($("#pay-result"), t("details.forgotten"), "ok");
+  } catch (error) {
+    say($("#pay-result"), errorText(error), "error");
+  }
+});
+
+// A guest keeps their orders by signing up: the guest becomes the account.
+$("#signup-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const form = event.currentTarget;
+  try {
+    me = await busy(form, () => signUp(SCOPE, form.elements.login.value.trim(), form.elements.password.value, me.token));
+    say($("#signup-result"), t("signup.done"), "ok");
+    show(form, false);
+    connect();
+  } catch (error) {
+    say($("#signup-result"), errorText(error), "error");
+  }
+});
 
 // ---- prize draws -----------------------------------------------------------------------------
 
@@ -528,6 +739,12 @@ function prizeWon(won) {
   if (won.prize.sku_id === null || won.prize.sku_id === undefined) return;
   claim = won;
   say($("#claim-result"), "");
+  // a winner who checked out before finds the same address filled in
+  const claimForm = $("#claim-form");
+  for (const input of claimForm.querySelectorAll("input")) {
+    const given = checkoutForm.elements[input.name];
+    if (!input.value && given) input.value = given.value;
+  }
   renderClaim();
 }
 
@@ -625,6 +842,7 @@ function onEvent(type, data) {
 function renderAll() {
   $("#viewers").textContent = t("viewers", { count: shop.viewers, number: number(shop.viewers) });
   renderCard();
+  renderBag();
   renderPay();
   renderDraw();
   renderOrders();
@@ -654,12 +872,14 @@ async function main() {
   everySecond(() => {
     watchForStall();
     renderOffer();
+    renderProduct();
     renderPay();
     if (draw) renderDraw();
     if (claim) renderClaim();
   });
   me = await viewerSession();
   connect();
+  await loadSavedDetails();
 }
 
 main().catch((error) => say($("#connection"), errorText(error), "error"));
