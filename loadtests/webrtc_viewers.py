@@ -90,33 +90,29 @@ async def _viewers_main(conn: Connection, whep_url: str, count: int, measuring_p
             except (testpattern.SignallingError, aiohttp.ClientError):
                 failed += 1
         conn.send(("connected", len(viewers), failed))
-        await asyncio.to_thread(conn.recv)  # the window starts
-        frames_before = _video_counters(viewers)
-        rtp_before = await _rtp_counts(viewers)
-        for viewer in viewers:
-            viewer.latencies_ms.clear()
-        await asyncio.to_thread(conn.recv)  # the window ends
-        frames = [
-            after - before for after, before in zip(_video_counters(viewers), frames_before, strict=True)
-        ]
-        rtp_after = await _rtp_counts(viewers)
-        latencies = [value for viewer in viewers for value in viewer.latencies_ms]
-        ended = sum(viewer.ended.is_set() for viewer in viewers)
-        conn.send(
-            (
-                "report",
-                {
-                    "frames": frames,
-                    "latencies_ms": latencies,
-                    "rtp_received": rtp_after[0] - rtp_before[0],
-                    "rtp_lost": rtp_after[1] - rtp_before[1],
-                    "ended": ended,
-                    "decode_errors": sum(viewer.decode_errors for viewer in viewers),
-                },
-            )
-        )
+        # measured windows, each "start" … "stop", until "close"
+        while await asyncio.to_thread(conn.recv) == "start":
+            conn.send(("report", await _window_report(conn, viewers)))
         for viewer in viewers:
             await viewer.close()
+
+
+async def _window_report(conn: Connection, viewers: list[testpattern.Viewer]) -> dict[str, Any]:
+    frames_before = _video_counters(viewers)
+    rtp_before = await _rtp_counts(viewers)
+    for viewer in viewers:
+        viewer.latencies_ms.clear()
+    await asyncio.to_thread(conn.recv)  # the window ends
+    frames = [after - before for after, before in zip(_video_counters(viewers), frames_before, strict=True)]
+    rtp_after = await _rtp_counts(viewers)
+    return {
+        "frames": frames,
+        "latencies_ms": [value for viewer in viewers for value in viewer.latencies_ms],
+        "rtp_received": rtp_after[0] - rtp_before[0],
+        "rtp_lost": rtp_after[1] - rtp_before[1],
+        "ended": sum(viewer.ended.is_set() for viewer in viewers),
+        "decode_errors": sum(viewer.decode_errors for viewer in viewers),
+    }
 
 
 def viewers_process(conn: Connection, whep_url: str, count: int, measuring: bool) -> None:
@@ -203,6 +199,8 @@ def _measure(
     for pipe in pipes:
         pipe.send("stop")
     reports = [pipe.recv()[1] for pipe in pipes]
+    for pipe in pipes:
+        pipe.send("close")
     for child in children:
         child.join(30)
         if child.is_alive():
@@ -420,6 +418,8 @@ def run_cluster(args: argparse.Namespace, work: Path, bar: tqdm) -> dict[str, An
         everywhere = _window(servers, groups, args.duration)
         sent = _frames_sent(publisher) - sent_before
         bar.update(1)
+        for pipe in (pipe for group in groups.values() for pipe in group):
+            pipe.send("close")
     finally:
         if publishing.is_alive():
             publisher.send("stop")

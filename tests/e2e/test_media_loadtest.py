@@ -38,3 +38,31 @@ def test_webrtc_viewers_load_test_smoke_run(tmp_path):
         assert result["latency_samples"] > 0
         assert result["decode_errors"] == 0
     assert data["machine"]["cores"] >= 1
+
+
+def test_webrtc_viewers_over_nodes_smoke_run(tmp_path):
+    completed = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "loadtests" / "webrtc_viewers.py"),
+            "--smoke",
+            "--nodes",
+            "2",
+            "--results-dir",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=280,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    data = json.loads((tmp_path / "webrtc_cluster-smoke-latest.json").read_text())
+    assert list(tmp_path.glob("webrtc_cluster-smoke-*.png"))
+    origin, edge = data["nodes"]
+    assert (origin["role"], edge["role"]) == ("origin", "edge")
+    for node in data["nodes"]:
+        assert node["viewers"] == 2
+        assert node["delivery_ratio"] > 0
+        assert node["glass_to_glass_ms"]["p50"] is not None
+    assert data["summary"]["edge_cost_in_viewers"] is not None
