@@ -332,7 +332,7 @@ def _worker_pids(parent: int) -> set[int]:
 
 async def test_edges_pull_from_edges_when_the_origin_feeds_as_many_as_it_may(server, start_nodes):
     world = await server.seed()
-    nodes = await start_nodes(["a", "b", "c"], RELAY_FANOUT="1")
+    nodes = await start_nodes(["a", "b", "c"], RELAY_FANOUT="1", RELAY_IDLE_SECONDS="2")
     async with aiohttp.ClientSession() as http:
         publisher = await publish(http, nodes, "a", world)
         on_b = await testpattern.play(http, nodes.whep("b", world.room_id))
@@ -343,6 +343,15 @@ async def test_edges_pull_from_edges_when_the_origin_feeds_as_many_as_it_may(ser
         at_a, at_b, at_c = [await nodes.status(http, name, world.room_id) for name in ("a", "b", "c")]
         assert (at_a["relays"], at_b["relayed_from"], at_b["relays"]) == (1, "node-a", 1)
         assert (at_c["relayed_from"], at_c["origin"], at_c["viewers"]) == ("node-b", "node-a", 1)
-        for viewer in (on_b, on_c):
-            await viewer.close()
+
+        # the last viewer of node c leaves: a short while later c stops pulling from b
+        await on_c.close()
+        await wait_for(
+            lambda: _status_with(nodes, http, "b", world.room_id, lambda s: s["relays"] == 0),
+            timeout=60,
+            interval=0.5,
+            message="node c's relay ends after its last viewer",
+        )
+        assert (await nodes.status(http, "c", world.room_id))["relayed_from"] is None
+        await on_b.close()
         await publisher.pc.close()
