@@ -22,6 +22,7 @@ def install(app: web.Application, settings: Settings, db: Database, hub: Hub) ->
     api = DrawsApi(service)
     app.router.add_routes(api.routes())
     api.register(hub)
+    hub.on_tick(service.announce_entrants)
 
     async def closer_running(app: web.Application) -> AsyncIterator[None]:
         closer = asyncio.create_task(service.run_closer(), name="draw-closer")

@@ -35,6 +35,7 @@ ORDER_FEED: Final = "order.feed"
 
 DRAW_STARTED: Final = "draw.started"
 DRAW_ENTERED: Final = "draw.entered"
+DRAW_ENTRANTS: Final = "draw.entrants"
 DRAW_CLOSED: Final = "draw.closed"
 DRAW_WON: Final = "draw.won"
 
