@@ -194,7 +194,7 @@ class DrawService:
         self._keyword_cache: dict[int, tuple[float, tuple[int, str] | None]] = {}
         self._watchers_cache: dict[int, tuple[float, dict[int, float]]] = {}
         self._unannounced_entries: dict[int, int] = {}  # draw id -> room id
-        self._entrants_announced_at = 0.0
+        self._entries_arrived = asyncio.Event()
 
     # starting
 
@@ -357,22 +357,29 @@ class DrawService:
         data = {"draw_id": draw.id, "entered": True}
         await self._hub.publish(draw.room_id, event_types.DRAW_ENTERED, data, to_user=who.user_id)
         self._unannounced_entries[draw.id] = draw.room_id
+        self._entries_arrived.set()
         return data
 
-    async def announce_entrants(self) -> None:
-        """A tick observer: send each room whose draw gained entries on this node the count so
-        far and the newest names, at most every `ENTRANTS_EVERY_SECONDS`. The numbers come from
-        the database, so every node announces the cluster-wide count."""
-        now = time.monotonic()
-        if not self._unannounced_entries or now - self._entrants_announced_at < ENTRANTS_EVERY_SECONDS:
-            return
-        pending, self._unannounced_entries = self._unannounced_entries, {}
-        self._entrants_announced_at = now
-        async with self._sessions() as session:
-            for draw_id, room_id in pending.items():
-                data = await entrants_so_far(session, draw_id)
-                payload = protocol.unsequenced_event(event_types.DRAW_ENTRANTS, data, time.time())
-                await self._hub.broker.publish_volatile(room_id, KIND, event_types.DRAW_ENTRANTS, payload)
+    async def run_announcer(self) -> None:
+        """For as long as the app runs: send each room whose draw gained entries on this node
+        the count so far and the newest names, at most every `ENTRANTS_EVERY_SECONDS`. The
+        numbers come from the database, so every node announces the cluster-wide count. Its
+        own task, so an entry storm's queries never hold up the room tick."""
+        while True:
+            await self._entries_arrived.wait()
+            self._entries_arrived.clear()
+            pending, self._unannounced_entries = self._unannounced_entries, {}
+            try:
+                async with self._sessions() as session:
+                    for draw_id, room_id in pending.items():
+                        data = await entrants_so_far(session, draw_id)
+                        payload = protocol.unsequenced_event(event_types.DRAW_ENTRANTS, data, time.time())
+                        await self._hub.broker.publish_volatile(
+                            room_id, KIND, event_types.DRAW_ENTRANTS, payload
+                        )
+            except Exception:
+                log.exception("announcing draw entrants failed; the next entry tries again")
+            await asyncio.sleep(ENTRANTS_EVERY_SECONDS)
 
     # closing
 
