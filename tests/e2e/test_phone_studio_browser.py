@@ -9,6 +9,7 @@ from helpers import LiveServer
 from playwright.async_api import Page, expect
 from room_client import RoomClient
 from sqlalchemy import func, select
+from test_pages_phone_and_languages import page_checks
 
 from livecommerce.appkeys import SESSION_FACTORY
 from livecommerce.db.models import StreamSession
@@ -42,6 +43,8 @@ async def test_the_studio_and_the_watch_page_count_entrants_while_the_draw_runs(
             await client.send("draw.enter", {})
         await expect(studio.locator("#draw-entrants")).to_have_text("3 entered · latest: Cy, Bo, Ann")
         await expect(watch.locator("#draw-entrants")).to_have_text("3 entered")
+        await page_checks(studio)
+        await page_checks(watch)
     finally:
         for client in clients:
             await client.close()
