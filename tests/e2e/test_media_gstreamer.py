@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import shutil
 import subprocess
 from collections.abc import AsyncIterator
@@ -62,9 +63,7 @@ def gstreamer() -> None:
     apt = shutil.which("apt-get")
     if apt is None:
         pytest.skip("GStreamer's webrtcbin is not installed and apt-get is not available to install it")
-    sudo = (
-        [] if subprocess.run(["id", "-u"], capture_output=True, text=True).stdout.strip() == "0" else ["sudo"]
-    )
+    sudo = [] if os.geteuid() == 0 else ["sudo"]
     env = {"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
     subprocess.run([*sudo, apt, "update", "-qq"], check=True, env=env, timeout=600)
     subprocess.run([*sudo, apt, "install", "-y", "-qq", *DEBIAN_PACKAGES], check=True, env=env, timeout=900)
