@@ -8,6 +8,7 @@ captured, and each text line's box is compared pixel by pixel with the text's co
 from __future__ import annotations
 
 import io
+import time
 from typing import Any
 
 import numpy as np
@@ -23,6 +24,7 @@ __all__ = ["browser", "people", "server"]
 
 MINIMUM_CONTRAST = 4.5  # WCAG 2 AA for body text
 FRAMES = {"white": (255, 255, 255), "black": (0, 0, 0)}
+FRAME_TIMEOUT_S = 30
 
 SHOW_FRAME = """([r, g, b]) => {
   const video = document.querySelector('video');
@@ -104,19 +106,27 @@ def worst_contrasts(screenshot: bytes, lines: list[dict[str, Any]]) -> list[tupl
     return results
 
 
+async def screenshot_over(page: Page, rgb: tuple[int, int, int], name: str) -> bytes:
+    """A capture of the page once the frame shows on screen (a pixel clear of the overlays)."""
+    deadline = time.monotonic() + FRAME_TIMEOUT_S
+    while True:
+        shot = await page.screenshot()
+        shown = tuple(np.asarray(Image.open(io.BytesIO(shot)).convert("RGB"))[300, 5])
+        if shown == rgb:
+            return shot
+        assert time.monotonic() < deadline, f"the {name} frame never showed behind the overlays: {shown}"
+
+
 async def low_contrast_lines(page: Page, roots: str) -> list[str]:
     """The overlay lines under the minimum contrast over a white and over a black frame."""
     failures = []
     for name, rgb in FRAMES.items():
         await page.evaluate(SHOW_FRAME, list(rgb))
-        await page.wait_for_function("() => document.querySelector('video').videoWidth > 0")
         lines = await page.evaluate(TEXT_LINES, roots)
         assert lines, f"no overlay text found under {roots}"
         await page.evaluate(HIDE_TEXT, roots)
-        shot = await page.screenshot()
+        shot = await screenshot_over(page, rgb, name)
         await page.evaluate("() => document.getElementById('hide-text').remove()")
-        middle = np.asarray(Image.open(io.BytesIO(shot)).convert("RGB"))[300, 5]
-        assert tuple(middle) == rgb, f"the {name} frame is not behind the overlays: {middle}"
         failures += [
             f"{text!r} ({color}) {ratio:.2f}:1 over {name}"
             for ratio, text, color in worst_contrasts(shot, lines)
