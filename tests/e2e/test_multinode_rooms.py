@@ -190,8 +190,8 @@ async def test_a_client_hopping_between_nodes_cannot_chat_faster_than_the_limit(
                 )
         await client.close()
     elapsed = time.monotonic() - started
+    # per-node budgets would take 5 on each node (10) and more as node a's refills
     assert accepted <= 5 + math.floor(elapsed * 1) + 1, (accepted, elapsed)
-    assert accepted < 10, (accepted, elapsed)  # per-node budgets would take 5 on each node at least
 
 
 class ValkeyLink:
