@@ -243,7 +243,7 @@ def start_livecommerce(work: Path, max_viewers: int) -> tuple[ServerProcess, dic
     env = {
         "PORT": str(port),
         "DATA_DIR": str(data_dir),
-        "LOG_LEVEL": "WARNING",
+        "LOG_LEVEL": "INFO",
         "RTC_HOST_ADDRESSES": "127.0.0.1",
         "ICE_SERVERS": "",
         "MAX_VIEWERS_PER_NODE": str(max_viewers + 10),
@@ -302,7 +302,7 @@ def start_cluster(
         "DATABASE_URL": database.url,
         "REDIS_URL": valkey.connection_url,
         "SECRET_KEY": secrets.token_urlsafe(48),
-        "LOG_LEVEL": "WARNING",
+        "LOG_LEVEL": "INFO",
         "RTC_HOST_ADDRESSES": "127.0.0.1",
         "ICE_SERVERS": "",
         "MAX_VIEWERS_PER_NODE": str(max_viewers + 10),

@@ -17,18 +17,24 @@ from livecommerce.realtime.hub import Hub
 
 
 def install(app: web.Application, settings: Settings, db: Database, hub: Hub) -> DrawService:
-    """The draw service, its routes and room commands; its closer runs while the app does."""
+    """The draw service, its routes and room commands; its closer and its announcer of
+    entrants run while the app does."""
     service = DrawService(db.session_factory, hub, settings.draw_min_watch_seconds)
     api = DrawsApi(service)
     app.router.add_routes(api.routes())
     api.register(hub)
 
     async def closer_running(app: web.Application) -> AsyncIterator[None]:
-        closer = asyncio.create_task(service.run_closer(), name="draw-closer")
+        tasks = [
+            asyncio.create_task(service.run_closer(), name="draw-closer"),
+            asyncio.create_task(service.run_announcer(), name="draw-entrants"),
+        ]
         yield
-        closer.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await closer
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     app.cleanup_ctx.append(closer_running)
     return service

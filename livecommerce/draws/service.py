@@ -35,13 +35,15 @@ from livecommerce.db.models import (
 from livecommerce.draws import verification
 from livecommerce.errors import AppError
 from livecommerce.http import Id
-from livecommerce.realtime import event_types
+from livecommerce.realtime import event_types, protocol
 from livecommerce.timestamps import iso
 
 if TYPE_CHECKING:
     from livecommerce.realtime.hub import Hub
 
 log = logging.getLogger(__name__)
+
+KIND = "draws"
 
 POLL_SECONDS = 5.0
 """How often a node looks for draws that other nodes opened (its own wake it at once)."""
@@ -52,6 +54,11 @@ announcement and type the keyword."""
 WATCHERS_CACHE_SECONDS = 1.0
 """Entries check watch time against the room's watchers fetched at most this long ago (a user
 missing from that map is looked up afresh), not one cluster-wide presence read per entry."""
+ENTRANTS_EVERY_SECONDS = 0.5
+"""A running draw's entrant count goes to the room at most this often from each node, however
+many entries arrive: an entry storm becomes a couple of `draw.entrants` events a second."""
+LATEST_ENTRANTS = 5
+"""How many of the newest entrants' names each `draw.entrants` event carries."""
 
 
 class StartDraw(BaseModel):
@@ -128,6 +135,18 @@ def draw_view(
     return view
 
 
+async def entrants_so_far(session: AsyncSession, draw_id: int) -> dict[str, Any]:
+    """A running draw's entrant count and its newest entrants' names, newest first."""
+    count = await session.scalar(select(func.count()).where(DrawEntry.draw_id == draw_id))
+    latest = await session.scalars(
+        select(DrawEntry.display_name)
+        .where(DrawEntry.draw_id == draw_id)
+        .order_by(DrawEntry.entered_at.desc(), DrawEntry.user_id.desc())
+        .limit(LATEST_ENTRANTS)
+    )
+    return {"draw_id": draw_id, "entrant_count": count or 0, "latest": list(latest.all())}
+
+
 async def _winners(session: AsyncSession, draw_id: int) -> list[tuple[DrawWinner, str]]:
     rows = await session.execute(
         select(DrawWinner, DrawEntry.display_name)
@@ -174,6 +193,8 @@ class DrawService:
         self._wake = asyncio.Event()
         self._keyword_cache: dict[int, tuple[float, tuple[int, str] | None]] = {}
         self._watchers_cache: dict[int, tuple[float, dict[int, float]]] = {}
+        self._unannounced_entries: dict[int, int] = {}  # draw id -> room id
+        self._entries_arrived = asyncio.Event()
 
     # starting
 
@@ -335,7 +356,30 @@ class DrawService:
             raise AppError("draw_closed", "the draw has closed")
         data = {"draw_id": draw.id, "entered": True}
         await self._hub.publish(draw.room_id, event_types.DRAW_ENTERED, data, to_user=who.user_id)
+        self._unannounced_entries[draw.id] = draw.room_id
+        self._entries_arrived.set()
         return data
+
+    async def run_announcer(self) -> None:
+        """For as long as the app runs: send each room whose draw gained entries on this node
+        the count so far and the newest names, at most every `ENTRANTS_EVERY_SECONDS`. The
+        numbers come from the database, so every node announces the cluster-wide count. Its
+        own task, so an entry storm's queries never hold up the room tick."""
+        while True:
+            await self._entries_arrived.wait()
+            self._entries_arrived.clear()
+            pending, self._unannounced_entries = self._unannounced_entries, {}
+            try:
+                async with self._sessions() as session:
+                    for draw_id, room_id in pending.items():
+                        data = await entrants_so_far(session, draw_id)
+                        payload = protocol.unsequenced_event(event_types.DRAW_ENTRANTS, data, time.time())
+                        await self._hub.broker.publish_volatile(
+                            room_id, KIND, event_types.DRAW_ENTRANTS, payload
+                        )
+            except Exception:
+                log.exception("announcing draw entrants failed; the next entry tries again")
+            await asyncio.sleep(ENTRANTS_EVERY_SECONDS)
 
     # closing
 
@@ -521,7 +565,13 @@ class DrawService:
             if draw is None:
                 return None
             entered = who is not None and await session.get(DrawEntry, (draw.id, who.user_id)) is not None
-        return {**draw_view(draw), "entered": entered}
+            so_far = await entrants_so_far(session, draw.id)
+        return {
+            **draw_view(draw),
+            "entered": entered,
+            "entrant_count": so_far["entrant_count"],
+            "latest_entrants": so_far["latest"],
+        }
 
     # claiming
 

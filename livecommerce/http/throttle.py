@@ -71,6 +71,25 @@ class BucketMap:
         return len(self._buckets)
 
 
+class LocalBuckets:
+    """Named token buckets of any rate and burst, kept in this process: the in-process side of
+    the cluster-wide rate limits (the only side without Redis, the fallback while Redis is out)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._maps: dict[tuple[float, float], BucketMap] = {}
+
+    def take(self, key: Hashable, rate: float, burst: float) -> float:
+        """Take one token from the key's bucket: 0.0 when there was one, else the seconds until
+        the next."""
+        buckets = self._maps.get((rate, burst))
+        if buckets is None:
+            buckets = self._maps[(rate, burst)] = BucketMap(rate, burst, self._clock)
+        if buckets.allow(key):
+            return 0.0
+        return max(buckets.retry_after(key), 0.001)
+
+
 class Throttle:
     """At most `per_minute` attempts per key, in bursts of up to that many; 0 means unlimited."""
 

@@ -1,5 +1,5 @@
 """The seam between nodes: sequence numbers, resume history, event fan-out, presence, like
-counters and the display names taken in each room.
+counters, rate-limit buckets and the display names taken in each room.
 
 `make_broker(settings)` picks the in-process broker, or the Redis one when REDIS_URL is set.
 Nothing outside this module and its two implementations knows which one is in use.
@@ -78,6 +78,11 @@ class Broker(ABC):
     @abstractmethod
     async def claim(self, key: str, seconds: float) -> bool:
         """True for the first caller of `key` within `seconds` across all nodes (slow mode)."""
+
+    @abstractmethod
+    async def take_token(self, key: str, rate: float, burst: float) -> float:
+        """Take one token from the bucket `key` (refilled at `rate` a second, up to `burst`)
+        shared by every node: 0.0 when there was one, else the seconds until the next."""
 
     @abstractmethod
     async def publish_volatile(self, room_id: int, kind: str, type_: str, payload: bytes) -> None:

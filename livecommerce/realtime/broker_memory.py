@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from livecommerce.http.throttle import LocalBuckets
 from livecommerce.realtime.broker import Broker
 from livecommerce.realtime.protocol import BrokerMessage
 from livecommerce.realtime.resume import HistoryView, RoomHistory
@@ -18,6 +19,7 @@ class MemoryBroker(Broker):
         self._claims: dict[str, float] = {}
         self._likes: dict[int, int] = {}
         self._names: dict[int, dict[str, int]] = {}
+        self._buckets = LocalBuckets()
 
     def _history(self, room_id: int) -> RoomHistory:
         history = self._histories.get(room_id)
@@ -80,6 +82,9 @@ class MemoryBroker(Broker):
             self._claims = {k: until for k, until in self._claims.items() if until > now}
         self._claims[key] = now + seconds
         return True
+
+    async def take_token(self, key: str, rate: float, burst: float) -> float:
+        return self._buckets.take(key, rate, burst)
 
     async def publish_volatile(self, room_id: int, kind: str, type_: str, payload: bytes) -> None:
         self._emit(BrokerMessage(room_id, kind, type_, None, None, payload))

@@ -4,7 +4,11 @@ Publishing is one Lua script (INCR, ZADD, trim, PUBLISH), so every node receives
 events in sequence order and history never misses an event that was delivered. Presence is
 one hash per room and node with a TTL that the node refreshes: a crashed node's viewers
 vanish from counts when its keys expire. Like totals are one counter per room (INCRBY), the
-display names taken in a room one hash per room.
+display names taken in a room one hash per room, rate limits one token bucket per user and
+action (a Lua script on Redis's clock).
+
+When the node's subscription drops and comes back, the events its rooms missed meanwhile are
+delivered from the rooms' history, in order and once each, so its sockets need not reconnect.
 """
 
 from __future__ import annotations
@@ -13,17 +17,23 @@ import asyncio
 import contextlib
 import logging
 
+import orjson
 import redis.asyncio as redis
 from redis.exceptions import RedisError
 
 from livecommerce.errors import AppError
+from livecommerce.http.throttle import LocalBuckets
 from livecommerce.realtime.broker import Broker, Deliver
-from livecommerce.realtime.protocol import broker_header, decode_broker_message
+from livecommerce.realtime.protocol import BrokerMessage, broker_header, decode_broker_message
 from livecommerce.realtime.resume import HistoryView
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "lc:events"
+RESUBSCRIBE_SECONDS = 0.5
+REPLAYED = "history"
+"""The kind of events delivered from history after a lost subscription (history keeps the
+envelope, not the publisher's kind)."""
 
 # ARGV[6] is the highest seq this node has seen in the room: a counter lost with Redis's data
 # (a restart without persistence) starts above it, so seq never goes back on any socket.
@@ -37,6 +47,27 @@ redis.call('ZADD', KEYS[2], seq, payload)
 redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -(tonumber(ARGV[4]) + 1))
 redis.call('PUBLISH', ARGV[5], ARGV[3] .. seq .. '\\n' .. payload)
 return seq
+"""
+
+# A token bucket as a hash {tokens, stamp} on Redis's own clock, so every node draws from the
+# same bucket however their clocks differ; it expires once it would be full again anyway.
+TAKE_TOKEN = """
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+local rate, burst = tonumber(ARGV[1]), tonumber(ARGV[2])
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'stamp')
+local tokens = tonumber(state[1]) or burst
+local stamp = tonumber(state[2]) or now
+tokens = math.min(burst, tokens + math.max(0, now - stamp) * rate)
+local wait = 0
+if tokens >= 1 then
+  tokens = tokens - 1
+else
+  wait = (1 - tokens) / rate
+end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'stamp', tostring(now))
+redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
+return tostring(wait)
 """
 
 HISTORY_AFTER = """
@@ -108,14 +139,18 @@ class RedisBroker(Broker):
     def __init__(self, url: str, *, node_id: str, history_limit: int, presence_ttl: float) -> None:
         super().__init__(history_limit=history_limit, presence_ttl=presence_ttl)
         self.node_id = node_id
-        self._redis = redis.from_url(url)
+        self._redis = redis.from_url(url, client_name=f"livecommerce:{node_id}")
         self._publish_event = self._redis.register_script(PUBLISH_EVENT)
         self._history_after = self._redis.register_script(HISTORY_AFTER)
         self._take_name = self._redis.register_script(TAKE_NAME)
-        self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+        self._take_token = self._redis.register_script(TAKE_TOKEN)
+        self._local_buckets = LocalBuckets()
+        # subscribe confirmations are read: one after a drop says the subscription is back
+        self._pubsub = self._redis.pubsub()
         self._reader: asyncio.Task[None] | None = None
         self._local_rooms: set[int] = set()
         self._seen_seq: dict[int, int] = {}
+        self._delivered_seq: dict[int, int] = {}
 
     async def start(self, deliver: Deliver) -> None:
         await super().start(deliver)
@@ -123,21 +158,56 @@ class RedisBroker(Broker):
         self._reader = asyncio.create_task(self._read(deliver), name="redis-broker-reader")
 
     async def _read(self, deliver: Deliver) -> None:
+        subscribed = False
         while True:
             try:
                 message = await self._pubsub.get_message(timeout=None)
             except (RedisError, OSError) as exc:
                 log.warning("broker subscription lost (%s); reconnecting", exc)
-                await asyncio.sleep(0.5)
+                await asyncio.sleep(RESUBSCRIBE_SECONDS)
                 continue
-            if message is not None and message["type"] == "message":
+            if message is None:
+                continue
+            if message["type"] == "subscribe":
+                # every confirmation after the first is a subscription that came back, after
+                # our own retry or one the client library made on a dropped connection
+                if subscribed:
+                    await self._deliver_missed(deliver)
+                subscribed = True
+                continue
+            if message["type"] == "message":
                 try:
-                    event = decode_broker_message(message["data"])
-                    if event.seq is not None:
-                        self._saw(event.room_id, event.seq)
-                    deliver(event)
+                    self._deliver_once(decode_broker_message(message["data"]), deliver)
                 except Exception:
                     log.exception("dropping an undeliverable broker message")
+
+    def _deliver_once(self, event: BrokerMessage, deliver: Deliver) -> None:
+        """Deliver a room event unless history already did (after a lost subscription)."""
+        if event.seq is not None:
+            self._saw(event.room_id, event.seq)
+            if event.seq <= self._delivered_seq.get(event.room_id, 0):
+                return
+            self._delivered_seq[event.room_id] = event.seq
+        deliver(event)
+
+    async def _deliver_missed(self, deliver: Deliver) -> None:
+        """The subscription is back: deliver each local room's events published while it was
+        down, from the room's history."""
+        try:
+            for room_id in sorted(self._local_rooms):
+                since = self._delivered_seq.get(room_id)
+                if since is None:
+                    continue
+                view = await self.history_after(room_id, since)
+                if view.oldest is not None and view.oldest > since + 1:
+                    log.warning(
+                        "room %s: events %s to %s aged out of history", room_id, since + 1, view.oldest - 1
+                    )
+                for seq, payload in view.events:
+                    type_ = orjson.loads(payload)["type"]
+                    self._deliver_once(BrokerMessage(room_id, REPLAYED, type_, None, seq, payload), deliver)
+        except (RedisError, OSError) as exc:
+            log.warning("cannot read the history missed while unsubscribed (%s)", exc)
 
     async def close(self) -> None:
         if self._reader is not None:
@@ -177,14 +247,23 @@ class RedisBroker(Broker):
         )
 
     async def latest_seq(self, room_id: int) -> int:
-        return int(await self._redis.get(_seq_key(room_id)) or 0)
+        latest = int(await self._redis.get(_seq_key(room_id)) or 0)
+        self._joined_at_seq(room_id, latest)
+        return latest
 
     async def history_after(self, room_id: int, since: int) -> HistoryView:
         latest, oldest, events = await self._history_after(
             keys=[_seq_key(room_id), _history_key(room_id)], args=[max(since, 0)]
         )
         oldest_seq = int(oldest) or None
+        self._joined_at_seq(room_id, int(latest))
         return HistoryView(int(latest), oldest_seq, [(_seq_of(p), p) for p in events])
+
+    def _joined_at_seq(self, room_id: int, latest: int) -> None:
+        """Where a room's delivery starts on this node, when no event of it came yet: sockets
+        join it with a snapshot at (or after) `latest`, so what a lost subscription misses
+        after that is delivered from history when it comes back."""
+        self._delivered_seq.setdefault(room_id, latest)
 
     async def presence_join(
         self, room_id: int, user_id: int, joined_at: float, *, staff: bool = False
@@ -258,6 +337,15 @@ class RedisBroker(Broker):
 
     async def claim(self, key: str, seconds: float) -> bool:
         return bool(await self._redis.set(f"lc:claim:{key}", b"1", nx=True, px=max(1, int(seconds * 1000))))
+
+    async def take_token(self, key: str, rate: float, burst: float) -> float:
+        try:
+            wait = await self._take_token(keys=[f"lc:bucket:{key}"], args=[rate, burst])
+        except (RedisError, OSError) as exc:
+            # limits stay enforced while Redis is out, per node, rather than not at all
+            log.warning("rate limit %s taken on this node only (%s)", key, exc)
+            return self._local_buckets.take(key, rate, burst)
+        return float(wait)
 
     async def publish_volatile(self, room_id: int, kind: str, type_: str, payload: bytes) -> None:
         await self._redis.publish(CHANNEL, broker_header(room_id, kind, type_, None) + b"0\n" + payload)

@@ -18,9 +18,9 @@ from livecommerce.config import Settings
 from livecommerce.db.models import ChatMessage, Role, User
 from livecommerce.errors import AppError
 from livecommerce.http import parse
-from livecommerce.http.throttle import BucketMap
 from livecommerce.realtime import event_types, moderation
 from livecommerce.realtime.hub import CommandContext, Hub
+from livecommerce.realtime.limits import UserRateLimit
 
 RECENT_IN_SNAPSHOT = 50
 
@@ -76,18 +76,20 @@ class Chat:
         self.hub = hub
         self.sessions = sessions
         self.max_length = settings.chat_max_length
-        self.buckets = BucketMap(settings.chat_rate_per_second, settings.chat_burst)
+        self.limit = UserRateLimit(
+            hub.broker,
+            "chat",
+            settings.chat_rate_per_second,
+            settings.chat_burst,
+            "you are sending messages too fast",
+        )
 
     async def send(self, ctx: CommandContext, data: dict[str, Any]) -> dict[str, Any]:
         principal = authorize(ctx.principal, "chat.send", ctx.merchant_id)
         text = clean_text(parse(SendChat, data).text, self.max_length)
         if blocked_word_in(text, ctx.room.blocked_words):
             raise AppError("blocked_content", "the message contains a word this room does not allow")
-        if not self.buckets.allow(principal.user_id):
-            retry = round(self.buckets.retry_after(principal.user_id), 2)
-            raise AppError(
-                "rate_limited", "you are sending messages too fast", details={"retry_after": retry}
-            )
+        await self.limit.check(principal.user_id)
         async with self.sessions.begin() as session:
             until = await moderation.muted_until(session, ctx.room_id, principal.user_id)
             if until is not None:

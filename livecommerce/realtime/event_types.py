@@ -44,6 +44,7 @@ ORDER_RETURN_REFUSED: Final = "order.return_refused"
 
 DRAW_STARTED: Final = "draw.started"
 DRAW_ENTERED: Final = "draw.entered"
+DRAW_ENTRANTS: Final = "draw.entrants"
 DRAW_CLOSED: Final = "draw.closed"
 DRAW_WON: Final = "draw.won"
 

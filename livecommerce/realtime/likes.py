@@ -16,11 +16,10 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from livecommerce.auth import Principal
-from livecommerce.errors import AppError
 from livecommerce.http import parse
-from livecommerce.http.throttle import BucketMap
 from livecommerce.realtime import event_types, protocol
 from livecommerce.realtime.hub import CommandContext, Hub
+from livecommerce.realtime.limits import UserRateLimit
 
 log = logging.getLogger(__name__)
 
@@ -40,18 +39,17 @@ class Likes:
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
         self.pending: dict[int, int] = {}
-        self.buckets = BucketMap(SENDS_PER_SECOND, SEND_BURST)
+        self.limit = UserRateLimit(
+            hub.broker,
+            "like",
+            SENDS_PER_SECOND,
+            SEND_BURST,
+            f"at most {SENDS_PER_SECOND:g} like sends per second: batch the taps",
+        )
 
     async def like(self, ctx: CommandContext, data: dict[str, Any]) -> dict[str, Any]:
         taps = parse(LikeTaps, data).count
-        user_id = ctx.principal.user_id
-        if not self.buckets.allow(user_id):
-            retry = round(self.buckets.retry_after(user_id), 2)
-            raise AppError(
-                "rate_limited",
-                f"at most {SENDS_PER_SECOND:g} like sends per second: batch the taps",
-                details={"retry_after": retry},
-            )
+        await self.limit.check(ctx.principal.user_id)
         self.pending[ctx.room_id] = self.pending.get(ctx.room_id, 0) + taps
         return {"count": taps}
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from pathlib import Path
 
 import aiohttp
 import psutil
@@ -28,8 +27,6 @@ TRANSPORT_LINES = (
     "a=candidate:",
     "a=end-of-candidates",
 )
-GST_CLIENT = Path(__file__).with_name("gst_webrtc_client.py")
-SYSTEM_PYTHON = "/usr/bin/python3"
 
 
 def as_max_bundle(sdp: str) -> str:

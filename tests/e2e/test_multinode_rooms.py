@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import math
 import signal
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+import redis.asyncio as redis
 from helpers import ServerProcess, spawn_server, wait_for
 from room_client import RoomClient
 from valkey_fixture import redis_url, valkey  # noqa: F401
@@ -29,24 +34,30 @@ class Cluster:
         return client
 
 
-@pytest.fixture
-async def cluster(server, settings, redis_url, tmp_path) -> AsyncIterator[Cluster]:  # noqa: F811
+@contextlib.asynccontextmanager
+async def running_cluster(settings, redis_urls: dict[str, str], tmp_path) -> AsyncIterator[Cluster]:
+    """One node per entry of `redis_urls` (node name -> the Valkey URL it uses)."""
     env = {
         "DATABASE_URL": settings.database_url,
-        "REDIS_URL": redis_url,
         "SECRET_KEY": settings.secret_key,
         "PRESENCE_INTERVAL_SECONDS": "0.5",
         "LOG_LEVEL": "WARNING",
     }
     nodes = []
     try:
-        for name in ("a", "b"):
-            node_env = {**env, "NODE_ID": f"node-{name}"}
+        for name, url in redis_urls.items():
+            node_env = {**env, "REDIS_URL": url, "NODE_ID": f"node-{name}"}
             nodes.append(await asyncio.to_thread(spawn_server, node_env, data_dir=tmp_path / name))
         yield Cluster(nodes)
     finally:
         for node in nodes:
             await asyncio.to_thread(node.stop)
+
+
+@pytest.fixture
+async def cluster(server, settings, redis_url, tmp_path) -> AsyncIterator[Cluster]:  # noqa: F811
+    async with running_cluster(settings, {"a": redis_url, "b": redis_url}, tmp_path) as nodes:
+        yield nodes
 
 
 async def test_chat_cards_and_counts_cross_nodes(server, cluster):
@@ -158,3 +169,94 @@ async def test_a_crashed_nodes_viewers_leave_the_count(server, cluster):
         message="the crashed node's viewer to expire",
     )
     await ann.close()
+
+
+async def test_a_client_hopping_between_nodes_cannot_chat_faster_than_the_limit(server, cluster):
+    """CHAT_BURST (5) at once and CHAT_RATE_PER_SECOND (1) after that, per user over the cluster:
+    a new connection on the other node does not bring a fresh budget."""
+    world = await server.seed()
+    _, token = await server.guest("Hopper")
+    accepted = 0
+    started = time.monotonic()
+    for node in (0, 1, 0):
+        client = await cluster.join(node, world.room_id, token)
+        for n in range(5):
+            reply = await client.send("chat.send", {"text": f"node {node} #{n}"})
+            if reply["type"] == "ack":
+                accepted += 1
+            else:
+                assert (
+                    reply["error"]["code"] == "rate_limited" and reply["error"]["details"]["retry_after"] > 0
+                )
+        await client.close()
+    elapsed = time.monotonic() - started
+    # per-node budgets would take 5 on each node (10) and more as node a's refills
+    assert accepted <= 5 + math.floor(elapsed * 1) + 1, (accepted, elapsed)
+
+
+class ValkeyLink:
+    """A node's own Valkey account, so a test can cut that node off (and let it back) alone."""
+
+    def __init__(self, url: str, user: str) -> None:
+        self.admin = redis.from_url(url)
+        self.user = user
+        address = urlsplit(url)
+        self.url = urlunsplit(address._replace(netloc=f"{user}:{PASSWORD}@{address.hostname}:{address.port}"))
+
+    async def create(self) -> None:
+        await self.admin.acl_setuser(
+            self.user,
+            enabled=True,
+            passwords=[f"+{PASSWORD}"],
+            keys=["*"],
+            channels=["*"],
+            commands=["+@all"],
+        )
+
+    async def cut(self) -> None:
+        """Refuse the node's new connections and close its open ones (its subscription too)."""
+        await self.admin.acl_setuser(self.user, enabled=False)
+        await self.admin.execute_command("CLIENT", "KILL", "USER", self.user)
+
+    async def restore(self) -> None:
+        await self.admin.acl_setuser(self.user, enabled=True)
+
+
+PASSWORD = "node-secret"
+
+
+async def test_events_published_while_a_nodes_subscription_is_cut_reach_its_clients_in_order_once(
+    server,
+    settings,
+    redis_url,  # noqa: F811
+    tmp_path,
+):
+    link = ValkeyLink(redis_url, "node-b")
+    await link.create()
+    async with running_cluster(settings, {"a": redis_url, "b": link.url}, tmp_path) as cluster:
+        world = await server.seed()
+        _, ann_token = await server.guest("Ann")
+        ann = await cluster.join(1, world.room_id, ann_token)
+        anchor = await cluster.join(0, world.room_id, world.tokens["anchor"])
+        await anchor.ok("chat.send", {"text": "before"})
+        await ann.event("chat.message", text="before")
+
+        await link.cut()
+        texts = [f"while cut {n}" for n in range(3)]
+        for text in texts:
+            await anchor.ok("chat.send", {"text": text})
+        await anchor.event("chat.message", text=texts[-1])
+        assert not [m for m in ann.events("chat.message") if m["data"]["text"] in texts]
+        await link.restore()
+        await ann.event("chat.message", text=texts[-1], timeout=30)
+        await anchor.ok("chat.send", {"text": "after"})
+        await ann.event("chat.message", text="after", timeout=30)
+
+        chat = ann.events("chat.message")
+        assert [m["data"]["text"] for m in chat] == ["before", *texts, "after"]
+        seqs = [m["seq"] for m in chat]
+        assert seqs == sorted(set(seqs))
+        assert not ann.events("resumed") and ann.close_code is None  # the same socket throughout
+        for client in (ann, anchor):
+            await client.close()
+    await link.admin.aclose()

@@ -4,6 +4,7 @@ published record, winners told personally, prize claims, and the verify-draw com
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import sys
 from datetime import UTC, datetime, timedelta
@@ -421,8 +422,39 @@ async def test_snapshot_carries_the_running_draw(server):
     again, snapshot = await joined(server, world.room_id, token)
     try:
         assert snapshot["draw"]["entered"] is True
+        assert snapshot["draw"]["entrant_count"] == 1 and len(snapshot["draw"]["latest_entrants"]) == 1
     finally:
         await again.close()
+
+
+async def test_entrants_are_announced_live_and_coalesced(server):
+    world = await server.seed()
+    guests = [await server.guest(f"Entrant {i}") for i in range(12)]
+    studio = await RoomClient.connect(server.room_ws(world.room_id, world.tokens["anchor"]))
+    clients = [await RoomClient.connect(server.room_ws(world.room_id, token)) for _, token in guests]
+    try:
+        _, started = await api(
+            "POST", f"{server.url}/api/rooms/{world.room_id}/draws", world.tokens["anchor"], keyword_draw()
+        )
+        await studio.event("draw.started")
+        await asyncio.gather(*(client.send("draw.enter", {}) for client in clients[:6]))
+        for client in clients[6:]:
+            await client.send("chat.send", {"text": "tea"})
+            await private(client, "draw.entered")
+        last = await studio.wait(
+            lambda m: m.get("type") == "draw.entrants" and m["data"]["entrant_count"] == 12
+        )
+        assert last["seq"] is None and last["data"]["draw_id"] == started["id"]
+        assert last["data"]["latest"][0] == "Entrant 11" and len(last["data"]["latest"]) == 5
+        announced = studio.events("draw.entrants")
+        counts = [event["data"]["entrant_count"] for event in announced]
+        assert counts == sorted(counts) and len(announced) < 12
+        gaps = [b["ts"] - a["ts"] for a, b in itertools.pairwise(announced)]
+        assert all(gap >= 0.45 for gap in gaps), gaps
+        assert (await clients[0].event("draw.entrants"))["data"]["entrant_count"] >= 1
+    finally:
+        for client in [studio, *clients]:
+            await client.close()
 
 
 async def run_cli(settings, *args: str) -> tuple[int, str, str]:

@@ -117,3 +117,20 @@ async def test_claims_are_shared_between_nodes(nodes):
     assert await a.claim("slow:1:2", 30)
     assert not await b.claim("slow:1:2", 30)
     assert await b.claim("slow:1:3", 30)
+
+
+async def test_both_nodes_draw_from_one_rate_limit_bucket(nodes):
+    (a, b), _ = nodes
+    assert [await a.take_token("chat:7", 0.5, 3) for _ in range(3)] == [0.0, 0.0, 0.0]
+    wait = await b.take_token("chat:7", 0.5, 3)
+    assert 1.5 < wait <= 2.0  # one token comes back every 2 s, counted from node a's last take
+    assert await b.take_token("chat:8", 0.5, 3) == 0.0  # another user's bucket is full
+
+
+async def test_a_rate_limit_still_holds_on_the_node_while_redis_is_unreachable():
+    broker = RedisBroker("redis://127.0.0.1:1", node_id="n0", history_limit=5, presence_ttl=1.0)
+    try:
+        assert [await broker.take_token("like:1", 1, 2) for _ in range(2)] == [0.0, 0.0]
+        assert await broker.take_token("like:1", 1, 2) > 0
+    finally:
+        await broker.close()

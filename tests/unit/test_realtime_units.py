@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from livecommerce.errors import AppError
-from livecommerce.http.throttle import BucketMap, Throttle, TokenBucket
+from livecommerce.http.throttle import BucketMap, LocalBuckets, Throttle, TokenBucket
 from livecommerce.realtime import event_types, protocol
 from livecommerce.realtime.chat import blocked_word_in, clean_text
 from livecommerce.realtime.coalesce import TickBatch, sample_evenly
@@ -125,6 +125,16 @@ def test_bucket_map_keeps_users_apart():
     assert buckets.allow(2)
     assert buckets.retry_after(1) == pytest.approx(1.0)
     assert buckets.retry_after(3) == 0.0
+
+
+def test_local_buckets_keep_each_limit_and_key_apart_and_say_how_long_to_wait():
+    clock = Clock()
+    buckets = LocalBuckets(clock=clock)
+    assert [buckets.take("chat:1", 1, 2) for _ in range(3)] == [0.0, 0.0, pytest.approx(1.0)]
+    assert buckets.take("chat:2", 1, 2) == 0.0
+    assert buckets.take("like:1", 4, 8) == 0.0  # another limit, another bucket
+    clock.now += 1
+    assert buckets.take("chat:1", 1, 2) == 0.0
 
 
 def _view(latest: int, oldest: int | None) -> HistoryView:

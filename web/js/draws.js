@@ -3,6 +3,7 @@
 
 import { api } from "./api.js";
 import { verifyDraw } from "./draw-verify.js";
+import { number } from "./format.js";
 import { t } from "./i18n.js";
 import { h } from "./ui.js";
 
@@ -13,6 +14,19 @@ export function ruleText(draw) {
 
 export function prizeText(draw) {
   return draw.prize.text || t("draw.a_prize");
+}
+
+// A running keyword draw's entrants so far: the count and, in the studio, the newest names.
+export function entrantsText(draw, { names = false } = {}) {
+  const count = t("draw.entrants", { count: draw.entrant_count || 0, number: number(draw.entrant_count || 0) });
+  const latest = names && draw.latest_entrants && draw.latest_entrants.length ? draw.latest_entrants.join(", ") : "";
+  return latest ? `${count} · ${t("draw.latest_entrants", { names: latest })}` : count;
+}
+
+// The draw with a `draw.entrants` event's count and names, if the event is about this draw.
+export function withEntrants(draw, data) {
+  if (!draw || draw.id !== data.draw_id || draw.state !== "open") return null;
+  return { ...draw, entrant_count: data.entrant_count, latest_entrants: data.latest };
 }
 
 export function showWinners(list, draw) {

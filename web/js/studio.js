@@ -4,7 +4,7 @@
 
 import { api } from "./api.js";
 import { ChatView, chatEvent, chatForm } from "./chat.js";
-import { prizeText, ruleText, showWinners } from "./draws.js";
+import { entrantsText, prizeText, ruleText, showWinners, withEntrants } from "./draws.js";
 import { countdown, elapsed, everySecond, money, number } from "./format.js";
 import { errorText, language, onLanguage, t } from "./i18n.js";
 import { RoomSocket } from "./room.js";
@@ -59,11 +59,20 @@ const preview = $("#preview");
 const stageStatus = $("#stage-status");
 let media = null;
 
+// The camera is asked for a picture shaped like the screen, so the stream follows how the phone
+// is held: upright publishes portrait, turned sideways landscape.
+const portraitScreen = matchMedia("(orientation: portrait)");
+
+function pictureShape() {
+  const [long, short] = [{ ideal: 1280 }, { ideal: 720 }];
+  return portraitScreen.matches ? { width: short, height: long } : { width: long, height: short };
+}
+
 async function openCamera() {
   const facingMode = $("#camera").value;
   const micId = $("#microphone").value;
   const next = await navigator.mediaDevices.getUserMedia({
-    video: { facingMode, width: { ideal: 1280 }, height: { ideal: 720 } },
+    video: { facingMode, ...pictureShape() },
     audio: micId ? { deviceId: { exact: micId } } : true,
   });
   const previous = media;
@@ -93,6 +102,20 @@ async function swapTracks(pc, stream) {
     if (track) await sender.replaceTrack(track);
   }
 }
+
+// The phone turned: reshape the running camera track in place (the WHIP sender keeps it, so
+// viewers see the new shape without a new session); a camera that cannot is opened afresh.
+async function orientationChanged() {
+  const track = media && media.getVideoTracks()[0];
+  if (!track) return;
+  try {
+    await track.applyConstraints(pictureShape());
+  } catch (_) {
+    await cameraChanged();
+  }
+}
+
+portraitScreen.addEventListener("change", orientationChanged);
 
 async function cameraChanged() {
   try {
@@ -370,6 +393,8 @@ function renderDraw() {
   $("#draw-prize").textContent = prizeText(draw);
   $("#draw-countdown").textContent = t("draw.closes_in", { time: countdown(draw.closesAtMs) });
   $("#draw-rule-line").textContent = ruleText(draw);
+  show($("#draw-entrants"), Boolean(open && draw.rule === "keyword"));
+  $("#draw-entrants").textContent = entrantsText(draw, { names: true });
   showWinners($("#draw-winners"), draw);
   if (draw.state === "closed") {
     const names = draw.winners.map((w) => w.display_name).join(", ");
@@ -461,6 +486,10 @@ function onEvent(type, data, message) {
   if (type === "stream.live" && !broadcast.since) broadcast.since = message.ts * 1000;
   if (shop.apply(type, data)) renderAll();
   else if (type === "draw.started" || type === "draw.closed") drawChanged(data);
+  else if (type === "draw.entrants" && withEntrants(draw, data)) {
+    draw = withEntrants(draw, data);
+    renderDraw();
+  }
   else if (type === "order.feed") refreshTicker();
 }
 

@@ -5,7 +5,7 @@
 
 import { api, idempotencyKey, joinAsGuest, loadSession, signIn, signUp } from "./api.js";
 import { ChatView, chatEvent, chatForm } from "./chat.js";
-import { prizeText, ruleText, showWinners, verifyInto } from "./draws.js";
+import { entrantsText, prizeText, ruleText, showWinners, verifyInto, withEntrants } from "./draws.js";
 import { countdown, dateTime, everySecond, money, number, toMillis } from "./format.js";
 import { errorText, has, onLanguage, t } from "./i18n.js";
 import { Likes } from "./likes.js";
@@ -699,6 +699,8 @@ function renderDraw() {
   chip.textContent = open ? t("draw.chip_open", { time: countdown(draw.closesAtMs) }) : t("draw.chip_closed");
   $("#draw-prize").textContent = prizeText(draw);
   $("#draw-rule").textContent = ruleText(draw);
+  show($("#draw-entrants"), open && draw.rule === "keyword");
+  $("#draw-entrants").textContent = entrantsText(draw);
   $("#draw-countdown").textContent = open ? t("draw.closes_in", { time: countdown(draw.closesAtMs) }) : t("draw.closed");
   show($("#draw-enter"), open && draw.rule === "keyword" && !draw.entered);
   if (open && draw.entered) say($("#draw-result"), t("draw.entered"), "ok");
@@ -835,6 +837,7 @@ function onEvent(type, data) {
   if (ORDER_EVENTS.has(type)) orderChanged(data);
   else if (type === "draw.started" || type === "draw.closed") drawChanged(timedDraw(data, draw));
   else if (type === "draw.entered" && draw && draw.id === data.draw_id) drawChanged({ ...draw, entered: true });
+  else if (type === "draw.entrants" && withEntrants(draw, data)) drawChanged(withEntrants(draw, data));
   else if (type === "draw.won") prizeWon(data);
   else if (type === "user.muted" && data.user_id === me.user.id) say($("#chat-status"), t("chat.you_were_muted"), "error");
 }
