@@ -239,13 +239,14 @@ class Payments:
             await self._http.close_async()
 
     async def start(self, who: Principal, order_id: int) -> dict[str, Any]:
-        """Begin paying for one's own reserved order: a PaymentIntent (or the test mode)."""
+        """Begin paying for one's own reserved order that has the buyer's details (where to send
+        it): a PaymentIntent (or the test mode)."""
         async with self._engine.connect() as conn:
             order = (
                 await conn.execute(
                     text(
-                        "SELECT id, user_id, status, amount_minor, currency, reserved_until > now() AS holding "
-                        "FROM orders WHERE id = :id"
+                        "SELECT id, user_id, status, amount_minor, currency, reserved_until > now() AS holding, "
+                        "shipping IS NOT NULL AS has_details FROM orders WHERE id = :id"
                     ),
                     {"id": order_id},
                 )
@@ -255,6 +256,13 @@ class Payments:
         if order.status != "reserved" or not order.holding:
             raise AppError(
                 "not_payable", f"the order is {order.status if order.holding else 'past its reservation'}"
+            )
+        if not order.has_details:
+            # every sale order is goods to send; a prize order carries its claim's address and
+            # is never paid for
+            raise AppError(
+                "details_required",
+                "give the buyer's name, phone and address first (PUT /api/orders/{id}/shipping)",
             )
         answer: dict[str, Any] = {
             "order_id": order_id,
