@@ -1,6 +1,7 @@
 // The console's orders: the room's orders, filtered by state, each with what its state allows
 // (cancel, refund, ship with carrier and tracking number, mark delivered, close, accept or refuse
-// a return), and the tracking CSV import with what happened to each row.
+// a return), the buyer's address beside a paid order's ship form for operators (each read is
+// recorded by the server), and the tracking CSV import with what happened to each row.
 
 import { money, number, timeOfDay } from "./format.js";
 import { errorText, t } from "./i18n.js";
@@ -9,13 +10,16 @@ import { $, busy, h, say } from "./ui.js";
 const SHOWN = 200;
 
 export class OrdersDesk {
-  // `call(path, body, resultNode)`: the console's API call; `skuCode(id)`: a SKU's code.
-  constructor({ roomId, call, skuCode }) {
+  // `call(path, body, resultNode)`: the console's API call; `skuCode(id)`: a SKU's code;
+  // `readsAddresses()`: whether this account may read buyers' addresses (operators only).
+  constructor({ roomId, call, skuCode, readsAddresses }) {
     this.roomId = roomId;
     this.call = call;
     this.skuCode = skuCode;
+    this.readsAddresses = readsAddresses;
     this.orders = new Map();
     this.reasons = new Map(); // order id -> the buyer's return reason, once read
+    this.addresses = new Map(); // order id -> where it goes, once an operator asked to see it
     this.filter = "";
     this.result = $("#orders-result");
     const picker = $("#orders-filter");
@@ -79,7 +83,7 @@ export class OrdersDesk {
         return button(t("common.cancel"), t("console.cancel_named", { id }),
           () => this.act(order, "cancel", {}, t("console.confirm_cancel", { id, buyer: order.buyer })));
       case "paid":
-        return [this.shipForm(order),
+        return [this.shipTo(order), this.shipForm(order),
           button(t("console.refund"), t("console.refund_named", { id }),
             () => this.act(order, "refund", { reason: "refunded by the shop" }, t("console.confirm_refund", { id, buyer: order.buyer })))];
       case "shipped":
@@ -106,6 +110,33 @@ export class OrdersDesk {
       busy(form, () => this.act(order, "ship", { carrier: form.elements.carrier.value, tracking_number: form.elements.tracking_number.value }));
     });
     return form;
+  }
+
+  // The buyer's name, phone and address once read; until then, for operators, the button that
+  // reads them (one recorded view per press, so they are not read before someone asks).
+  shipTo(order) {
+    const id = order.order_id;
+    if (this.addresses.has(id)) {
+      const to = this.addresses.get(id);
+      if (!to) return h("p", { class: "ship-to muted", text: t("console.no_address") });
+      const place = [to.line1, to.line2, to.city, to.region, to.postal_code, to.country].filter(Boolean).join(", ");
+      return h("address", { class: "ship-to", "aria-label": t("console.ship_to_named", { id }) },
+        h("strong", { text: to.name }), " ", h("span", { class: "phone", text: to.phone }),
+        h("span", { class: "place", text: place }));
+    }
+    if (!this.readsAddresses()) return null;
+    return h("button", { type: "button", class: "show-address", text: t("console.show_address"),
+      "aria-label": t("console.show_address_named", { id }), onclick: () => this.readAddress(id) });
+  }
+
+  async readAddress(id) {
+    try {
+      const { shipping } = await this.call(`/api/orders/${id}/shipping`, undefined, this.result);
+      this.addresses.set(id, shipping);
+      this.render();
+    } catch {
+      // said by call()
+    }
   }
 
   returnForm(order) {

@@ -194,6 +194,7 @@ const desk = new OrdersDesk({
   roomId: ROOM,
   call,
   skuCode: (id) => (skus.find((s) => s.sku_id === id) || { code: id }).code,
+  readsAddresses: () => session.user.role === "operator",
 });
 
 // ---- moderation ------------------------------------------------------------------------------
