@@ -185,4 +185,15 @@ class CommerceEvents:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
-FEED_FIELDS = ("order_id", "sale_id", "sku_id", "status", "quantity", "amount_minor", "currency", "buyer")
+FEED_FIELDS = (
+    "order_id",
+    "sale_id",
+    "sku_id",
+    "product",
+    "sku_name",
+    "status",
+    "quantity",
+    "amount_minor",
+    "currency",
+    "buyer",
+)

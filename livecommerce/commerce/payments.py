@@ -30,7 +30,7 @@ from livecommerce.auth import Principal
 from livecommerce.commerce import ledger, lifecycle, order_log
 from livecommerce.commerce.closing import close_orders
 from livecommerce.commerce.order_log import SYSTEM_ACTOR, Change
-from livecommerce.commerce.order_views import ORDER_COLUMNS, read_order
+from livecommerce.commerce.order_views import ORDER_COLUMNS, ORDER_JOINS, read_order
 from livecommerce.commerce.orders import OrderService
 from livecommerce.config import Settings
 from livecommerce.errors import AppError
@@ -45,7 +45,7 @@ APPLIED_EVENTS = ("payment_intent.succeeded", "payment_intent.payment_failed", "
 MAX_STRIPE_AMOUNT = 10**12  # far above any charge Stripe accepts, well inside bigint
 
 ORDER_FOR_UPDATE = text(
-    f"SELECT {ORDER_COLUMNS}, o.merchant_id, o.sale_id FROM orders o JOIN users u ON u.id = o.user_id "
+    f"SELECT {ORDER_COLUMNS}, o.merchant_id, o.sale_id FROM orders o {ORDER_JOINS} "
     "WHERE o.id = :id FOR UPDATE OF o"
 )
 SALE_LIMIT_FOR_UPDATE = text("SELECT per_user_limit FROM flash_sales WHERE id = :id FOR UPDATE")

@@ -54,12 +54,16 @@ async def test_a_buyer_sees_their_order_ship_without_reloading_and_asks_for_a_re
     await watch.wait_for_url(f"**/orders?room={world.room_id}")
     card = watch.locator(f'.order-card[data-order-id="{order_id}"]')
     await expect(card.locator(".status")).to_have_text("paid")
+    await expect(card.locator(".order-line")).to_contain_text("Green tea · 250 g × 1")
     await expect(watch.get_by_role("link", name="Back")).to_have_attribute("href", f"/watch/{world.room_id}")
     await watch.evaluate("() => { window.sameDocument = true; }")
     width = await watch.evaluate("() => document.documentElement.scrollWidth")
     assert width <= 390, f"the orders page is wider than the phone: {width}px"
 
     console = await people.staff(f"/console/{world.room_id}", world.logins["operator"], DESKTOP)
+    await expect(console.locator(f'#orders tr[data-order-id="{order_id}"] .item')).to_have_text(
+        "Green tea · 250 g × 1"
+    )
     ship = console.get_by_role("form", name=f"Ship order #{order_id}")
     await ship.get_by_label("Carrier").fill("SF Express")
     await ship.get_by_label("Tracking number").fill("SF1402538491")

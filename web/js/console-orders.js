@@ -3,19 +3,17 @@
 // a return), the buyer's address beside a paid order's ship form for operators (each read is
 // recorded by the server), and the tracking CSV import with what happened to each row.
 
-import { money, number, timeOfDay } from "./format.js";
+import { money, orderItem, timeOfDay } from "./format.js";
 import { errorText, t } from "./i18n.js";
 import { $, busy, h, say } from "./ui.js";
 
 const SHOWN = 200;
 
 export class OrdersDesk {
-  // `call(path, body, resultNode)`: the console's API call; `skuCode(id)`: a SKU's code;
-  // `readsAddresses()`: whether this account may read buyers' addresses (operators only).
-  constructor({ roomId, call, skuCode, readsAddresses }) {
+  // `call(path, body, resultNode)`: the console's API call; `readsAddresses()`: whether this account may read buyers' addresses (operators only).
+  constructor({ roomId, call, readsAddresses }) {
     this.roomId = roomId;
     this.call = call;
-    this.skuCode = skuCode;
     this.readsAddresses = readsAddresses;
     this.orders = new Map();
     this.reasons = new Map(); // order id -> the buyer's return reason, once read
@@ -67,8 +65,8 @@ export class OrdersDesk {
     const parcel = order.shipment ? `${order.shipment.carrier} ${order.shipment.tracking_number}` : "";
     return h("tr", { dataset: { orderId: order.order_id, status: order.status } },
       h("td", { text: order.order_id }), h("td", { text: order.created_at ? timeOfDay(order.created_at) : "" }),
-      h("td", { text: order.buyer }), h("td", { text: this.skuCode(order.sku_id) }),
-      h("td", { text: number(order.quantity) }), h("td", { text: money(order.amount_minor, order.currency) }),
+      h("td", { text: order.buyer }), h("td", { class: "item", text: orderItem(order) }),
+      h("td", { text: money(order.amount_minor, order.currency) }),
       h("td", { class: "status", dataset: { status: order.status }, text: t(`order.${order.status}`) }),
       h("td", { class: "tracking", text: parcel }),
       h("td", { class: "actions" }, this.actions(order)));
