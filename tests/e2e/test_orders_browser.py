@@ -123,7 +123,7 @@ async def test_an_operator_reads_where_a_paid_order_goes_and_the_read_is_recorde
     row = console.locator(f'#orders tr[data-order-id="{order_id}"]')
     await expect(row.get_by_role("form", name=f"Ship order #{order_id}")).to_be_visible()
     assert await _address_views(database_url) == []  # nothing is read before someone asks
-    await row.get_by_role("button", name=f"Show the address of order #{order_id} (recorded)").click()
+    await row.get_by_role("button", name=f"Show address of order #{order_id} (recorded)").click()
     to = row.locator(".ship-to")
     await expect(to).to_contain_text(BUYER_DETAILS["name"])
     await expect(to.locator(".phone")).to_have_text("+8613900001234")
