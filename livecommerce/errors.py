@@ -44,6 +44,7 @@ HTTP_STATUS: dict[str, int] = {
     "not_cancellable": 409,
     "not_refundable": 409,
     "not_payable": 409,
+    "details_required": 409,
     "not_shippable": 409,
     "not_deliverable": 409,
     "not_closable": 409,

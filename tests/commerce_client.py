@@ -22,6 +22,32 @@ async def call(
         return response.status, await response.text()
 
 
+BUYER_DETAILS = {
+    "name": "Wang Fang",
+    "phone": "+86 139 0000 1234",
+    "line1": "12 Wenyi Road",
+    "city": "Hangzhou",
+    "postal_code": "310012",
+    "country": "CN",
+}
+"""Where a test buyer's order goes: an order is paid only with the buyer's details on it."""
+
+
+async def give_details(http: aiohttp.ClientSession, base_url: str, order_id: int, token: str) -> None:
+    status, body = await call(
+        http, "PUT", f"{base_url}/api/orders/{order_id}/shipping", token, {"details": BUYER_DETAILS}
+    )
+    assert status == 200, body
+
+
+async def start_paying(
+    http: aiohttp.ClientSession, base_url: str, order_id: int, token: str
+) -> tuple[int, Any]:
+    """The buyer gives their details and starts paying, as the watch page does: the answer to `pay`."""
+    await give_details(http, base_url, order_id, token)
+    return await call(http, "POST", f"{base_url}/api/orders/{order_id}/pay", token)
+
+
 def new_key() -> str:
     return uuid.uuid4().hex
 

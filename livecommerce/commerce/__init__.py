@@ -81,7 +81,7 @@ def install(
         payments=payments,
         lifecycle=OrderLifecycle(engine, sessions, orders, payments),
         catalog=Catalog(sessions, events),
-        inventory=Inventory(engine, sessions),
+        inventory=Inventory(engine, sessions, events),
         sales=SaleService(engine, sessions, directory, events),
         dashboard=Dashboard(engine),
         bag=Bag(sessions, events),

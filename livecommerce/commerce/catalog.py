@@ -49,6 +49,7 @@ async def product_card(session: AsyncSession, product_id: int) -> dict[str, Any]
                 "price_minor": sku.price_minor,
                 "currency": sku.currency,
                 "available": sku.on_hand - sku.reserved,
+                "version": sku.stock_version,
                 "sale": sales.get(sku.id),
             }
             for sku in skus

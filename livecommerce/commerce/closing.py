@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from livecommerce.auth import Principal, audit, may
 from livecommerce.commerce import ledger, order_log
 from livecommerce.commerce.order_log import SYSTEM_ACTOR, Actor, Change
-from livecommerce.commerce.order_views import ORDER_COLUMNS, order_view
+from livecommerce.commerce.order_views import ORDER_COLUMNS, ORDER_JOINS, order_view
 from livecommerce.errors import AppError
 
 ORDER_TO_CANCEL = text("SELECT id, user_id, merchant_id, status FROM orders WHERE id = :id FOR UPDATE")
@@ -38,7 +38,7 @@ async def close_orders(
             text(
                 "WITH c AS (UPDATE orders SET status = CAST(:status AS order_status), closed_at = now() "
                 "WHERE id = ANY(CAST(:ids AS bigint[])) AND status = 'reserved' RETURNING *) "
-                f"SELECT {ORDER_COLUMNS} FROM c AS o JOIN users u ON u.id = o.user_id"
+                f"SELECT {ORDER_COLUMNS} FROM c AS o {ORDER_JOINS}"
             ),
             {"status": status, "ids": order_ids},
         )

@@ -1,11 +1,13 @@
-"""What the commerce plane tells rooms: sale state, coalesced stock, order results, the order feed.
+"""What the commerce plane tells rooms: sale state, coalesced stock of sales and of SKUs' free
+stock, order results, the order feed.
 
-Everything goes through the room hub's `publish`. Stock changes are coalesced per sale by
-`StockThrottle` (pure), and each coalesced event reads the value from PostgreSQL when it is
-sent, so the last event after a burst always carries the true stock. Every sale view and stock
-event carries the sale's `version`, which PostgreSQL raises in each statement that changes the
-sale; events from several nodes may reach a room out of order, so receivers keep the highest
-version they have seen (`HighestVersion`), and one node never sends an older one after a newer.
+Everything goes through the room hub's `publish`. Stock changes are coalesced per sale (and per
+SKU) by `StockThrottle` (pure), and each coalesced event reads the value from PostgreSQL when it
+is sent, so the last event after a burst always carries the true stock. Every sale view and
+stock event carries the sale's (or SKU's) `version`, which PostgreSQL raises in each statement
+that changes it; events from several nodes may reach a room out of order, so receivers keep the
+highest version they have seen (`HighestVersion`), and one node never sends an older one after
+a newer.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from livecommerce.commerce.lookups import SharedLookup
-from livecommerce.realtime.event_types import ORDER_FEED, ORDER_UPDATED, STOCK
+from livecommerce.realtime.event_types import ORDER_FEED, ORDER_UPDATED, SKU_STOCK, STOCK
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +31,8 @@ STOCK_INTERVAL_S = 0.25
 
 
 class StockThrottle:
-    """At most one stock event per sale per interval, one at a time; changes meanwhile ride on it.
+    """At most one stock event per sale (or SKU) per interval, one at a time; changes meanwhile
+    ride on it.
 
     `changed()` returns the delay after which to send, or None when a send is already pending
     or under way. `sending()` is called just before the value is read and `sent()` once it is
@@ -91,6 +94,13 @@ STOCK_OF_SALE = text(
     "SELECT f.room_id, f.sku_id, s.product_id, f.available, f.allocated, f.state, f.stock_version "
     "FROM flash_sales f JOIN skus s ON s.id = f.sku_id WHERE f.id = :id"
 )
+# the SKU's free stock and the rooms whose bag offers its product (a pinned one is in the bag)
+FREE_STOCK_OF_SKU = text(
+    "SELECT s.product_id, s.on_hand - s.reserved AS available, s.stock_version, "
+    "array_remove(array_agg(b.room_id ORDER BY b.room_id), NULL) AS rooms "
+    "FROM skus s LEFT JOIN room_products b ON b.product_id = s.product_id WHERE s.id = :id "
+    "GROUP BY s.id"
+)
 
 
 class CommerceEvents:
@@ -104,6 +114,8 @@ class CommerceEvents:
         self._publish = publish
         self.throttle = StockThrottle(stock_interval)
         self._stock_sent = HighestVersion()
+        self.free_throttle = StockThrottle(stock_interval)
+        self._free_stock_sent = HighestVersion()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._staff: SharedLookup[int, list[int]] = SharedLookup(self._load_staff, ttl_s=STAFF_CACHE_S)
 
@@ -121,13 +133,19 @@ class CommerceEvents:
         await self._publish(room_id, type_, data, kind="commerce", to_user=to_user)
 
     def sale(self, room_id: int, type_: str, view: dict[str, Any]) -> None:
-        """`sale.scheduled|live|sold_out|ended|restocked|repriced` with the sale's view."""
+        """`sale.scheduled|live|sold_out|ended|restocked|repriced` with the sale's view; a sale
+        that starts, is restocked or ends moves units between its SKU's free stock and itself."""
         self.spawn(self.publish(room_id, type_, view))
         self.stock_changed(view["sale_id"])
+        self.free_stock_changed(view["sku_id"])
 
     def orders(self, orders: list[dict[str, Any]], type_: str = ORDER_UPDATED) -> None:
         """Each buyer's own order changed (private, as `type_`), and the staff order feed gets a
-        line per order: one background task for all of them (a batch reserves hundreds at once)."""
+        line per order: one background task for all of them (a batch reserves hundreds at once).
+        Any order change may move its SKU's free stock (a purchase at list price, its expiry or
+        payment, a late payment taken from free stock, goods counted back in)."""
+        for sku_id in {order["sku_id"] for order in orders}:
+            self.free_stock_changed(sku_id)
         in_rooms = [order for order in orders if order.get("room_id") is not None]
         if in_rooms:
             self.spawn(self._announce_orders(in_rooms, type_))
@@ -145,22 +163,32 @@ class CommerceEvents:
             return list(await conn.scalars(STAFF_OF_ROOM, {"room": room_id}))
 
     def stock_changed(self, sale_id: int) -> None:
-        loop = asyncio.get_running_loop()
-        delay = self.throttle.changed(sale_id, loop.time())
-        if delay is not None:
-            self.spawn(self._send_stock(sale_id, delay))
+        """A sale's stock changed: a coalesced `stock` event follows."""
+        self._coalesce(self.throttle, sale_id, self._publish_stock)
 
-    async def _send_stock(self, sale_id: int, delay: float | None) -> None:
+    def free_stock_changed(self, sku_id: int) -> None:
+        """A SKU's free stock may have changed: a coalesced `sku.stock` event follows in each
+        room whose bag offers it, if its version moved."""
+        self._coalesce(self.free_throttle, sku_id, self._publish_free_stock)
+
+    def _coalesce(self, throttle: StockThrottle, key: int, send: Callable[[int], Awaitable[None]]) -> None:
+        delay = throttle.changed(key, asyncio.get_running_loop().time())
+        if delay is not None:
+            self.spawn(self._send_coalesced(throttle, key, delay, send))
+
+    async def _send_coalesced(
+        self, throttle: StockThrottle, key: int, delay: float | None, send: Callable[[int], Awaitable[None]]
+    ) -> None:
         loop = asyncio.get_running_loop()
         while delay is not None:
             if delay:
                 await asyncio.sleep(delay)
-            self.throttle.sending(sale_id, loop.time())
+            throttle.sending(key, loop.time())
             try:
-                await self._publish_stock(sale_id)
+                await send(key)
             except Exception:
-                log.exception("stock event of sale %s failed", sale_id)
-            delay = self.throttle.sent(sale_id, loop.time())
+                log.exception("stock event %s of %s failed", send.__name__, key)
+            delay = throttle.sent(key, loop.time())
 
     async def _publish_stock(self, sale_id: int) -> None:
         """Read the sale's stock and version in one statement; send it unless this node already
@@ -179,10 +207,37 @@ class CommerceEvents:
             }
             await self.publish(row.room_id, STOCK, data)
 
+    async def _publish_free_stock(self, sku_id: int) -> None:
+        """Read the SKU's free stock and version in one statement; send it to each room that
+        offers it unless this node already sent that version or a newer one."""
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(FREE_STOCK_OF_SKU, {"id": sku_id})).one_or_none()
+        if row is None or not row.rooms or not self._free_stock_sent.advance(sku_id, row.stock_version):
+            return
+        data = {
+            "sku_id": sku_id,
+            "product_id": row.product_id,
+            "available": row.available,
+            "version": row.stock_version,
+        }
+        for room_id in row.rooms:
+            await self.publish(room_id, SKU_STOCK, data)
+
     async def close(self) -> None:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
-FEED_FIELDS = ("order_id", "sale_id", "sku_id", "status", "quantity", "amount_minor", "currency", "buyer")
+FEED_FIELDS = (
+    "order_id",
+    "sale_id",
+    "sku_id",
+    "product",
+    "sku_name",
+    "status",
+    "quantity",
+    "amount_minor",
+    "currency",
+    "buyer",
+)

@@ -1,4 +1,5 @@
-"""The operator's inventory: each SKU's stock on hand, promised and free, and counting units in or out."""
+"""The operator's inventory: each SKU's stock on hand, promised and free, and counting units in or
+out (rooms offering the SKU hear of its new free stock)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from livecommerce.auth import Principal, audit, authorize
 from livecommerce.commerce import ledger
+from livecommerce.commerce.events import CommerceEvents
 from livecommerce.commerce.ownership import authorize_on, own_merchant
 
 SKUS_OF_MERCHANT = text(
@@ -21,9 +23,12 @@ SKUS_OF_MERCHANT = text(
 class Inventory:
     """Reads and changes SKU stock for the merchant's staff (changes audited)."""
 
-    def __init__(self, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession], events: CommerceEvents
+    ) -> None:
         self._engine = engine
         self._sessions = sessions
+        self._events = events
 
     async def skus(self, who: Principal, merchant_id: int | None) -> list[dict[str, Any]]:
         """Every SKU of the merchant (the caller's own unless named) with its stock."""
@@ -48,4 +53,5 @@ class Inventory:
                 target_id=sku_id,
                 details={"delta": delta, **stock},
             )
+        self._events.free_stock_changed(sku_id)
         return stock

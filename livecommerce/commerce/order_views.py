@@ -1,5 +1,5 @@
-"""Orders as buyers and staff see them: the one view of an order row (with its parcel, where
-the query joined it), and order listings."""
+"""Orders as buyers and staff see them: the one view of an order row (what was bought, by name,
+and its parcel, where the query joined it), and order listings."""
 
 from __future__ import annotations
 
@@ -13,11 +13,18 @@ from livecommerce.timestamps import iso
 
 ORDER_COLUMNS = (
     "o.id, o.room_id, o.sale_id, o.sku_id, o.user_id, o.status, o.quantity, o.unit_price_minor, "
-    "o.amount_minor, o.currency, o.reserved_until, o.created_at, o.paid_at, o.closed_at, u.display_name AS buyer"
+    "o.amount_minor, o.currency, o.reserved_until, o.created_at, o.paid_at, o.closed_at, u.display_name AS buyer, "
+    "pr.name AS product, sk.name AS sku_name"
 )
+ORDER_JOINS = (
+    "LEFT JOIN users u ON u.id = o.user_id LEFT JOIN skus sk ON sk.id = o.sku_id "
+    "LEFT JOIN products pr ON pr.id = sk.product_id"
+)
+"""What ORDER_COLUMNS reads besides the order `o`: its buyer and what was bought (left joins, so
+a query whose `o` may be missing keeps its row)."""
 
 SHIPMENT_COLUMNS = "sh.carrier, sh.tracking_number, sh.shipped_at, sh.delivered_at"
-ORDERS_FROM = "orders o JOIN users u ON u.id = o.user_id LEFT JOIN shipments sh ON sh.order_id = o.id"
+ORDERS_FROM = f"orders o {ORDER_JOINS} LEFT JOIN shipments sh ON sh.order_id = o.id"
 """Orders with their buyer and parcel: what `full_order_view` reads."""
 
 
@@ -27,6 +34,8 @@ def order_view(row: Row[Any]) -> dict[str, Any]:
         "room_id": row.room_id,
         "sale_id": row.sale_id,
         "sku_id": row.sku_id,
+        "product": row.product,
+        "sku_name": row.sku_name,
         "user_id": row.user_id,
         "buyer": row.buyer,
         "status": str(row.status),

@@ -30,7 +30,7 @@ from livecommerce.auth import Principal
 from livecommerce.commerce import ledger, lifecycle, order_log
 from livecommerce.commerce.closing import close_orders
 from livecommerce.commerce.order_log import SYSTEM_ACTOR, Change
-from livecommerce.commerce.order_views import ORDER_COLUMNS, read_order
+from livecommerce.commerce.order_views import ORDER_COLUMNS, ORDER_JOINS, read_order
 from livecommerce.commerce.orders import OrderService
 from livecommerce.config import Settings
 from livecommerce.errors import AppError
@@ -45,7 +45,7 @@ APPLIED_EVENTS = ("payment_intent.succeeded", "payment_intent.payment_failed", "
 MAX_STRIPE_AMOUNT = 10**12  # far above any charge Stripe accepts, well inside bigint
 
 ORDER_FOR_UPDATE = text(
-    f"SELECT {ORDER_COLUMNS}, o.merchant_id, o.sale_id FROM orders o JOIN users u ON u.id = o.user_id "
+    f"SELECT {ORDER_COLUMNS}, o.merchant_id, o.sale_id FROM orders o {ORDER_JOINS} "
     "WHERE o.id = :id FOR UPDATE OF o"
 )
 SALE_LIMIT_FOR_UPDATE = text("SELECT per_user_limit FROM flash_sales WHERE id = :id FOR UPDATE")
@@ -239,13 +239,14 @@ class Payments:
             await self._http.close_async()
 
     async def start(self, who: Principal, order_id: int) -> dict[str, Any]:
-        """Begin paying for one's own reserved order: a PaymentIntent (or the test mode)."""
+        """Begin paying for one's own reserved order that has the buyer's details (where to send
+        it): a PaymentIntent (or the test mode)."""
         async with self._engine.connect() as conn:
             order = (
                 await conn.execute(
                     text(
-                        "SELECT id, user_id, status, amount_minor, currency, reserved_until > now() AS holding "
-                        "FROM orders WHERE id = :id"
+                        "SELECT id, user_id, status, amount_minor, currency, reserved_until > now() AS holding, "
+                        "shipping IS NOT NULL AS has_details FROM orders WHERE id = :id"
                     ),
                     {"id": order_id},
                 )
@@ -255,6 +256,13 @@ class Payments:
         if order.status != "reserved" or not order.holding:
             raise AppError(
                 "not_payable", f"the order is {order.status if order.holding else 'past its reservation'}"
+            )
+        if not order.has_details:
+            # every sale order is goods to send; a prize order carries its claim's address and
+            # is never paid for
+            raise AppError(
+                "details_required",
+                "give the buyer's name, phone and address first (PUT /api/orders/{id}/shipping)",
             )
         answer: dict[str, Any] = {
             "order_id": order_id,

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from livecommerce.commerce import ledger
 from livecommerce.commerce.batching import Outcome, SaleSnapshot, Tap, decide_batch
-from livecommerce.commerce.order_views import ORDER_COLUMNS, order_view
+from livecommerce.commerce.order_views import ORDER_COLUMNS, ORDER_JOINS, order_view
 from livecommerce.db.models import SaleState
 from livecommerce.errors import AppError
 
@@ -71,7 +71,7 @@ PRIOR_ANSWERS = text(
     "FROM order_attempts a "
     "JOIN unnest(CAST(:users AS bigint[]), CAST(:keys AS text[])) AS t(user_id, key) "
     "ON a.user_id = t.user_id AND a.idempotency_key = t.key "
-    "LEFT JOIN orders o ON o.id = a.order_id LEFT JOIN users u ON u.id = o.user_id"
+    f"LEFT JOIN orders o ON o.id = a.order_id {ORDER_JOINS}"
 )
 SALE_FOR_UPDATE = text(
     "SELECT id, room_id, merchant_id, sku_id, state, available, per_user_limit, sale_price_minor, currency, "
@@ -87,7 +87,7 @@ SALE_AND_TAPS = text(
     "CROSS JOIN unnest(CAST(:users AS bigint[]), CAST(:keys AS text[])) AS t(user_id, key) "
     "LEFT JOIN sale_buyers b ON b.sale_id = s.id AND b.user_id = t.user_id "
     "LEFT JOIN order_attempts a ON a.user_id = t.user_id AND a.idempotency_key = t.key "
-    "LEFT JOIN orders o ON o.id = a.order_id LEFT JOIN users u ON u.id = o.user_id WHERE s.id = :sale"
+    f"LEFT JOIN orders o ON o.id = a.order_id {ORDER_JOINS} WHERE s.id = :sale"
 )
 INSERT_ORDERS = text(
     "WITH o AS (INSERT INTO orders (merchant_id, room_id, sale_id, sku_id, user_id, kind, status, quantity, "
@@ -97,7 +97,7 @@ INSERT_ORDERS = text(
     ":currency, t.key, now() + make_interval(secs => CAST(:ttl AS double precision)) "
     "FROM unnest(CAST(:users AS bigint[]), CAST(:keys AS text[]), CAST(:qs AS int[])) AS t(user_id, key, q) "
     "RETURNING *) "
-    f"SELECT o.idempotency_key AS tap_key, {ORDER_COLUMNS} FROM o JOIN users u ON u.id = o.user_id"
+    f"SELECT o.idempotency_key AS tap_key, {ORDER_COLUMNS} FROM o {ORDER_JOINS}"
 )
 INSERT_ANSWERS = text(
     "INSERT INTO order_attempts (user_id, idempotency_key, sale_id, sku_id, room_id, quantity, outcome, order_id) "
@@ -126,7 +126,7 @@ WRITE_BATCH = text(
     f"{ORDER_COLUMNS} FROM (SELECT livecommerce_require((SELECT count(*) FROM take) = :take_rows "
     "AND (SELECT count(*) FROM held) = :held_rows AND (SELECT count(*) FROM answers) = :answer_rows, "
     "'the sale changed while the batch was decided') AS ok, (SELECT available FROM take) AS available_after) c "
-    "LEFT JOIN ins o ON true LEFT JOIN users u ON u.id = o.user_id"
+    f"LEFT JOIN ins o ON true {ORDER_JOINS}"
 )
 
 

@@ -203,6 +203,9 @@ class Sku(Base):
     currency: Mapped[str] = mapped_column(String(3))
     on_hand: Mapped[int] = mapped_column(Integer, server_default="0")
     reserved: Mapped[int] = mapped_column(Integer, server_default="0")
+    # raised by a trigger (migration 0008) whenever on_hand or reserved changes: free-stock
+    # events and cards carry it, and rooms keep the highest seen
+    stock_version: Mapped[int] = mapped_column(BigInteger, server_default="0")
     created_at: Mapped[datetime] = _created()
     __table_args__ = (
         UniqueConstraint("merchant_id", "code"),

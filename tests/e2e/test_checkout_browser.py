@@ -1,13 +1,17 @@
 """End to end in headless Chromium on a 390×844 phone: the anchor puts a product in the live's
 bag from the studio; a viewer opens the bag over the video, picks a variant and a quantity, gives
-their details, pays in test mode, and finds the details filled in on their next order."""
+their details, pays in test mode, and finds the details filled in on their next order; the
+pinned card and the bag follow the SKU's free stock as others buy and the shop restocks."""
 
 from __future__ import annotations
 
+import aiohttp
 import pytest
 from browser_fixtures import BUYER, PHONE, People, browser, give_buyer_details, people, server
+from commerce_client import call, guests, new_key
 from helpers import LiveServer
 from playwright.async_api import expect
+from room_client import RoomClient
 from sqlalchemy import select
 from test_pages_phone_and_languages import fits_the_screen, serious_accessibility_violations
 
@@ -97,3 +101,45 @@ async def test_a_viewer_buys_a_variant_from_the_bag_with_details_that_fill_in_th
     assert (orders[1].sku_id, orders[1].quantity, orders[1].unit_price_minor) == (world.sku_id, 1, 1200)
     assert orders[1].shipping == first.shipping
     await expect(watch.locator("#bag-products li", has_text="Green tea")).to_contain_text("22 left")
+
+
+async def test_the_pinned_card_and_the_bag_follow_free_stock_and_buy_turns_off_at_zero(
+    server: LiveServer, people: People
+) -> None:
+    world = await server.seed(stock=3, price_minor=1200)
+    anchor = await RoomClient.connect(server.room_ws(world.room_id, world.tokens["anchor"]))
+    try:
+        await anchor.ok("card.pin", {"product_id": world.product_id})
+    finally:
+        await anchor.close()
+    watch = await people.open(f"/watch/{world.room_id}", PHONE)
+    await expect(watch.locator("#card-stock")).to_have_text("3 in stock")
+    await expect(watch.locator("#buy")).to_be_enabled()
+
+    async with aiohttp.ClientSession() as http:
+        buyers = await guests(http, server.url, 2)
+        for (_, token), quantity in zip(buyers, (1, 2), strict=True):
+            body = {
+                "room_id": world.room_id,
+                "sku_id": world.sku_id,
+                "quantity": quantity,
+                "idempotency_key": new_key(),
+            }
+            status, answer = await call(http, "POST", f"{server.url}/api/orders", token, body)
+            assert status == 200, answer
+        await expect(watch.locator("#card-stock")).to_have_text("Out of stock")
+        await expect(watch.locator("#buy")).to_be_disabled()
+        await watch.locator("#bag-button").click()
+        await expect(watch.locator("#bag-products li", has_text="Green tea")).to_contain_text("Sold out")
+
+        status, answer = await call(
+            http,
+            "POST",
+            f"{server.url}/api/skus/{world.sku_id}/stock",
+            world.tokens["operator"],
+            {"delta": 4},
+        )
+        assert status == 200, answer
+    await expect(watch.locator("#bag-products li", has_text="Green tea")).to_contain_text("4 left")
+    await expect(watch.locator("#card-stock")).to_have_text("4 in stock")
+    await expect(watch.locator("#buy")).to_be_enabled()

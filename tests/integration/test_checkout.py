@@ -10,7 +10,7 @@ import random
 from collections import Counter
 
 import asyncpg
-from commerce_client import call, dsn_of, guests, new_key, start_sale
+from commerce_client import call, dsn_of, guests, new_key, start_paying, start_sale
 from room_client import RoomClient
 
 from livecommerce.appkeys import SESSION_FACTORY
@@ -376,3 +376,94 @@ async def test_the_bag_reaches_viewers_on_the_room_socket_and_the_pinned_product
     finally:
         await viewer.close()
         await anchor.close()
+
+
+async def test_orders_name_the_product_and_variant_bought_wherever_they_are_shown(server, http):
+    world = await server.seed(stock=5)
+    large = await add_variant(server, world, code="TEA-1KG", name="1 kg", price_minor=4000, stock=5)
+    await put_in_bag(http, server, world)
+    [(_, token)] = await guests(http, server.url, 1)
+    named = {"product": "Green tea", "sku_name": "1 kg", "quantity": 2}
+    buyer = await RoomClient.connect(server.room_ws(world.room_id, token))
+    operator = await RoomClient.connect(server.room_ws(world.room_id, world.tokens["operator"]))
+    try:
+        await buyer.event("snapshot")
+        await operator.event("snapshot")
+        placed = await buyer.ok("order.place", {"sku_id": large, "quantity": 2, "idempotency_key": new_key()})
+        order_id = placed["order"]["order_id"]
+        assert {key: placed["order"][key] for key in named} == named
+        status, started = await start_paying(http, server.url, order_id, token)
+        assert status == 200, started
+        status, paid = await call(http, "POST", f"{server.url}/api/orders/{order_id}/test-confirm", token)
+        assert status == 200 and {key: paid["order"][key] for key in named} == named
+        updated = await buyer.event("order.updated", order_id=order_id, status="paid")
+        feed = await operator.event("order.feed", order_id=order_id, status="paid")
+    finally:
+        await buyer.close()
+        await operator.close()
+    assert {key: updated["data"][key] for key in named} == named
+    assert {key: feed["data"][key] for key in named} == named
+    _, mine = await call(http, "GET", f"{server.url}/api/orders", token)
+    _, one = await call(http, "GET", f"{server.url}/api/orders/{order_id}", token)
+    _, room = await call(
+        http, "GET", f"{server.url}/api/rooms/{world.room_id}/orders", world.tokens["operator"]
+    )
+    for order in (mine["orders"][0], one["order"], room["orders"][0]):
+        assert {key: order[key] for key in named} == named, order
+
+
+async def _free_stock(database_url: str, sku_id: int) -> tuple[int, int]:
+    conn = await asyncpg.connect(dsn_of(database_url))
+    try:
+        row = await conn.fetchrow(
+            "SELECT on_hand - reserved AS free, stock_version FROM skus WHERE id = $1", sku_id
+        )
+    finally:
+        await conn.close()
+    return row["free"], row["stock_version"]
+
+
+async def test_viewers_hear_a_bag_skus_free_stock_coalesced_and_the_last_word_is_the_truth(
+    server, http, database_url
+):
+    world = await server.seed(stock=40)
+    await put_in_bag(http, server, world)
+    [(_, viewer_token), *buyers] = await guests(http, server.url, 13)
+    viewer = await RoomClient.connect(server.room_ws(world.room_id, viewer_token))
+    try:
+        await viewer.event("snapshot")
+        started = asyncio.get_running_loop().time()
+        answers = await asyncio.gather(
+            *(
+                buy(http, server, world, token, world.sku_id, quantity=1 + i % 3)
+                for i, (_, token) in enumerate(buyers)
+            )
+        )
+        assert all(status == 200 for status, _ in answers), answers
+        status, body = await call(
+            http,
+            "POST",
+            f"{server.url}/api/skus/{world.sku_id}/stock",
+            world.tokens["operator"],
+            {"delta": 7},
+        )
+        assert status == 200, body
+        free, version = await _free_stock(database_url, world.sku_id)
+        assert free == 40 - sum(1 + i % 3 for i in range(12)) + 7
+        last = await viewer.wait(
+            lambda m: m.get("type") == "sku.stock" and m["data"]["version"] == version, timeout=30
+        )
+        elapsed = asyncio.get_running_loop().time() - started
+    finally:
+        await viewer.close()
+    assert last["data"] == {
+        "sku_id": world.sku_id,
+        "product_id": world.product_id,
+        "available": free,
+        "version": version,
+    }
+    heard = [m["data"] for m in viewer.events("sku.stock")]
+    versions = [data["version"] for data in heard]
+    assert versions == sorted(set(versions)) and heard[-1] == last["data"]
+    # 13 changes (12 purchases and a restock), at most 4 events a second
+    assert len(heard) <= elapsed * 4 + 1, (len(heard), elapsed)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import aiohttp
 import asyncpg
 import pytest
-from commerce_client import call, dsn_of, guests, ledger, new_key, start_sale
+from commerce_client import call, dsn_of, guests, ledger, new_key, start_paying, start_sale
 from helpers import start_server
 from room_client import RoomClient
 
@@ -507,7 +507,7 @@ async def test_dashboard_counts_paid_orders_and_exports_csv(server, http, sale_f
         )
         if answer.get("outcome") == "reserved" and index < 2:
             order_id = answer["order"]["order_id"]
-            status, _ = await call(http, "POST", f"{server.url}/api/orders/{order_id}/pay", token)
+            status, _ = await start_paying(http, server.url, order_id, token)
             status, _ = await call(http, "POST", f"{server.url}/api/orders/{order_id}/test-confirm", token)
             assert status == 200
     url = f"{server.url}/api/rooms/{world.room_id}/dashboard"

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import aiohttp
-from commerce_client import call, guests, new_key, start_sale
+from commerce_client import call, guests, new_key, start_paying, start_sale
 from helpers import wait_for
 from room_client import RoomClient
 from sqlalchemy import select
@@ -104,7 +104,7 @@ async def test_dashboard_scoped_to_a_stream_has_its_viewers_and_conversion_per_p
             {"sale_id": sale["sale_id"], "idempotency_key": new_key()},
         )
         order_id = answer["order"]["order_id"]
-        await call(http, "POST", f"{server.url}/api/orders/{order_id}/pay", buyer)
+        await start_paying(http, server.url, order_id, buyer)
         status, _ = await call(http, "POST", f"{server.url}/api/orders/{order_id}/test-confirm", buyer)
         assert status == 200
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
-from commerce_client import call, dsn_of, guests, new_key, start_sale
+from commerce_client import call, dsn_of, guests, new_key, start_paying, start_sale
 from helpers import LiveServer, World
 from room_client import RoomClient
 
@@ -80,7 +80,7 @@ class Shop:
         return body["order"]["order_id"], token
 
     async def pay(self, order_id: int, token: str) -> None:
-        status, started = await self.post(order_id, "pay", token)
+        status, started = await start_paying(self.http, self.server.url, order_id, token)
         assert status == 200, started
         if self.stripe is None:
             status, body = await self.post(order_id, "test-confirm", token)

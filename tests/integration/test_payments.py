@@ -7,7 +7,7 @@ import asyncio
 import aiohttp
 import asyncpg
 import orjson
-from commerce_client import call, dsn_of, guests, ledger, new_key, start_sale
+from commerce_client import call, dsn_of, guests, ledger, new_key, start_paying, start_sale
 from helpers import wait_for
 from room_client import RoomClient
 from stripe_fake import WEBHOOK_SECRET, sign
@@ -60,11 +60,11 @@ async def test_payment_intent_uses_the_order_amount_and_an_idempotency_key(shop,
     world = await shop.seed(stock=10)
     async with aiohttp.ClientSession() as http:
         sale, [(order, token)] = await _reserve(http, shop, world, quantity=2, price=2500)
-        status, started = await call(http, "POST", f"{shop.url}/api/orders/{order['order_id']}/pay", token)
+        status, started = await start_paying(http, shop.url, order["order_id"], token)
         assert status == 200, started
         assert started["mode"] == "stripe" and started["publishable_key"] == "pk_test_local"
         assert started["client_secret"].startswith(started["payment_intent"])
-        status, again = await call(http, "POST", f"{shop.url}/api/orders/{order['order_id']}/pay", token)
+        status, again = await start_paying(http, shop.url, order["order_id"], token)
         assert again["payment_intent"] == started["payment_intent"]
         [(_, _, key, params), (_, _, key2, _)] = stripe.requests
         assert key == key2 == f"order-{order['order_id']}-intent"
@@ -87,7 +87,7 @@ async def test_forged_webhooks_are_refused_and_write_nothing(shop, stripe, datab
     world = await shop.seed(stock=10)
     async with aiohttp.ClientSession() as http:
         _, [(order, token)] = await _reserve(http, shop, world)
-        _, started = await call(http, "POST", f"{shop.url}/api/orders/{order['order_id']}/pay", token)
+        _, started = await start_paying(http, shop.url, order["order_id"], token)
         url = f"{shop.url}/api/payments/stripe/webhook"
         event = stripe.event("payment_intent.succeeded", started["payment_intent"])
         body = orjson.dumps(event)
@@ -115,8 +115,8 @@ async def test_webhooks_in_any_order_settle_the_same_way(shop, stripe, database_
     async with aiohttp.ClientSession() as http:
         sale, [(first, t1), (second, t2)] = await _reserve(http, shop, world, buyers=2)
         url = f"{shop.url}/api/payments/stripe/webhook"
-        _, p1 = await call(http, "POST", f"{shop.url}/api/orders/{first['order_id']}/pay", t1)
-        _, p2 = await call(http, "POST", f"{shop.url}/api/orders/{second['order_id']}/pay", t2)
+        _, p1 = await start_paying(http, shop.url, first["order_id"], t1)
+        _, p2 = await start_paying(http, shop.url, second["order_id"], t2)
         # first order: the refund arrives before the success it refunds
         await stripe.deliver(http, url, stripe.event("charge.refunded", p1["payment_intent"]))
         await stripe.deliver(http, url, stripe.event("payment_intent.succeeded", p1["payment_intent"]))
@@ -140,8 +140,8 @@ async def test_late_success_takes_the_units_again_or_is_refunded_automatically(s
     async with aiohttp.ClientSession() as http:
         sale, [(kept, t1), (lost, t2)] = await _reserve(http, shop, world, allocated=2, buyers=2)
         url = f"{shop.url}/api/payments/stripe/webhook"
-        _, p1 = await call(http, "POST", f"{shop.url}/api/orders/{kept['order_id']}/pay", t1)
-        _, p2 = await call(http, "POST", f"{shop.url}/api/orders/{lost['order_id']}/pay", t2)
+        _, p1 = await start_paying(http, shop.url, kept["order_id"], t1)
+        _, p2 = await start_paying(http, shop.url, lost["order_id"], t2)
         for order in (kept, lost):
             await _expire(database_url, order["order_id"])
         await wait_for(lambda: _both_expired(database_url, kept, lost), message="both reservations to expire")
@@ -200,7 +200,7 @@ async def test_operator_refund_calls_stripe_once_and_is_audited(shop, stripe, da
             {"reason": "changed mind"},
         )
         assert answer["error"]["code"] == "not_refundable"
-        _, started = await call(http, "POST", f"{shop.url}/api/orders/{order_id}/pay", token)
+        _, started = await start_paying(http, shop.url, order_id, token)
         url = f"{shop.url}/api/payments/stripe/webhook"
         await stripe.deliver(http, url, stripe.event("payment_intent.succeeded", started["payment_intent"]))
         status, _ = await call(
@@ -247,7 +247,7 @@ async def test_test_mode_confirms_locally_and_is_labelled(server, database_url):
     world = await server.seed(stock=5)
     async with aiohttp.ClientSession() as http:
         sale, [(order, token), (other, other_token)] = await _reserve(http, server, world, buyers=2)
-        status, started = await call(http, "POST", f"{server.url}/api/orders/{order['order_id']}/pay", token)
+        status, started = await start_paying(http, server.url, order["order_id"], token)
         assert started["mode"] == "test" and "TEST MODE" in started["notice"]
         status, answer = await call(
             http, "POST", f"{server.url}/api/orders/{order['order_id']}/test-confirm", other_token
@@ -283,7 +283,7 @@ async def test_signed_but_malformed_webhooks_are_refused_once_without_a_tracebac
     world = await shop.seed(stock=10)
     async with aiohttp.ClientSession() as http:
         _, [(order, token)] = await _reserve(http, shop, world)
-        _, started = await call(http, "POST", f"{shop.url}/api/orders/{order['order_id']}/pay", token)
+        _, started = await start_paying(http, shop.url, order["order_id"], token)
         url = f"{shop.url}/api/payments/stripe/webhook"
         good = stripe.event("payment_intent.succeeded", started["payment_intent"])
         intent = good["data"]["object"]
@@ -348,7 +348,7 @@ async def test_concurrent_refunds_of_one_order_refund_it_once(server, database_u
     world = await server.seed(stock=5)
     async with aiohttp.ClientSession() as http:
         _, [(order, token)] = await _reserve(http, server, world)
-        await call(http, "POST", f"{server.url}/api/orders/{order['order_id']}/pay", token)
+        await start_paying(http, server.url, order["order_id"], token)
         status, _ = await call(
             http, "POST", f"{server.url}/api/orders/{order['order_id']}/test-confirm", token
         )
@@ -360,7 +360,7 @@ async def test_concurrent_stripe_refunds_of_one_order_refund_it_once(shop, strip
     world = await shop.seed(stock=5)
     async with aiohttp.ClientSession() as http:
         _, [(order, token)] = await _reserve(http, shop, world)
-        _, started = await call(http, "POST", f"{shop.url}/api/orders/{order['order_id']}/pay", token)
+        _, started = await start_paying(http, shop.url, order["order_id"], token)
         await stripe.deliver(
             http,
             f"{shop.url}/api/payments/stripe/webhook",
@@ -396,7 +396,7 @@ async def _buy_limit_twice_around_a_cancel(http, server, world):
         )
         assert status == 200, answer
         order_id = answer["order"]["order_id"]
-        status, payment = await call(http, "POST", f"{server.url}/api/orders/{order_id}/pay", token)
+        status, payment = await start_paying(http, server.url, order_id, token)
         assert status == 200, payment
         orders.append((order_id, payment))
         if attempt == 0:
@@ -443,3 +443,27 @@ async def test_a_late_test_mode_payment_for_a_cancelled_order_is_refused_within_
 
 async def _refunded(database_url: str, order_id: int) -> bool:
     return await _status(database_url, order_id) == "refunded"
+
+
+async def test_an_order_without_the_buyers_details_is_not_paid_and_nothing_changes(
+    shop, stripe, database_url
+):
+    world = await shop.seed(stock=5)
+    async with aiohttp.ClientSession() as http:
+        sale, [(order, token)] = await _reserve(http, shop, world)
+        status, answer = await call(http, "POST", f"{shop.url}/api/orders/{order['order_id']}/pay", token)
+        assert (status, answer["error"]["code"]) == (409, "details_required"), answer
+        assert stripe.requests == []
+        conn = await asyncpg.connect(dsn_of(database_url))
+        try:
+            payments = await conn.fetchval(
+                "SELECT count(*) FROM payments WHERE order_id = $1", order["order_id"]
+            )
+        finally:
+            await conn.close()
+        assert payments == 0
+        assert await _status(database_url, order["order_id"]) == "reserved"
+        book = await ledger(dsn_of(database_url), sale["sale_id"])
+        assert (book.reserved_orders, book.on_hand) == (1, 5)
+        status, started = await start_paying(http, shop.url, order["order_id"], token)
+        assert status == 200 and started["mode"] == "stripe", started

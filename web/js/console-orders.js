@@ -1,21 +1,23 @@
 // The console's orders: the room's orders, filtered by state, each with what its state allows
 // (cancel, refund, ship with carrier and tracking number, mark delivered, close, accept or refuse
-// a return), and the tracking CSV import with what happened to each row.
+// a return), the buyer's address beside a paid order's ship form for operators (each read is
+// recorded by the server), and the tracking CSV import with what happened to each row.
 
-import { money, number, timeOfDay } from "./format.js";
+import { money, orderItem, timeOfDay } from "./format.js";
 import { errorText, t } from "./i18n.js";
 import { $, busy, h, say } from "./ui.js";
 
 const SHOWN = 200;
 
 export class OrdersDesk {
-  // `call(path, body, resultNode)`: the console's API call; `skuCode(id)`: a SKU's code.
-  constructor({ roomId, call, skuCode }) {
+  // `call(path, body, resultNode)`: the console's API call; `readsAddresses()`: whether this account may read buyers' addresses (operators only).
+  constructor({ roomId, call, readsAddresses }) {
     this.roomId = roomId;
     this.call = call;
-    this.skuCode = skuCode;
+    this.readsAddresses = readsAddresses;
     this.orders = new Map();
     this.reasons = new Map(); // order id -> the buyer's return reason, once read
+    this.addresses = new Map(); // order id -> where it goes, once an operator asked to see it
     this.filter = "";
     this.result = $("#orders-result");
     const picker = $("#orders-filter");
@@ -63,8 +65,8 @@ export class OrdersDesk {
     const parcel = order.shipment ? `${order.shipment.carrier} ${order.shipment.tracking_number}` : "";
     return h("tr", { dataset: { orderId: order.order_id, status: order.status } },
       h("td", { text: order.order_id }), h("td", { text: order.created_at ? timeOfDay(order.created_at) : "" }),
-      h("td", { text: order.buyer }), h("td", { text: this.skuCode(order.sku_id) }),
-      h("td", { text: number(order.quantity) }), h("td", { text: money(order.amount_minor, order.currency) }),
+      h("td", { text: order.buyer }), h("td", { class: "item", text: orderItem(order) }),
+      h("td", { text: money(order.amount_minor, order.currency) }),
       h("td", { class: "status", dataset: { status: order.status }, text: t(`order.${order.status}`) }),
       h("td", { class: "tracking", text: parcel }),
       h("td", { class: "actions" }, this.actions(order)));
@@ -79,7 +81,7 @@ export class OrdersDesk {
         return button(t("common.cancel"), t("console.cancel_named", { id }),
           () => this.act(order, "cancel", {}, t("console.confirm_cancel", { id, buyer: order.buyer })));
       case "paid":
-        return [this.shipForm(order),
+        return [this.shipTo(order), this.shipForm(order),
           button(t("console.refund"), t("console.refund_named", { id }),
             () => this.act(order, "refund", { reason: "refunded by the shop" }, t("console.confirm_refund", { id, buyer: order.buyer })))];
       case "shipped":
@@ -106,6 +108,33 @@ export class OrdersDesk {
       busy(form, () => this.act(order, "ship", { carrier: form.elements.carrier.value, tracking_number: form.elements.tracking_number.value }));
     });
     return form;
+  }
+
+  // The buyer's name, phone and address once read; until then, for operators, the button that
+  // reads them (one recorded view per press, so they are not read before someone asks).
+  shipTo(order) {
+    const id = order.order_id;
+    if (this.addresses.has(id)) {
+      const to = this.addresses.get(id);
+      if (!to) return h("p", { class: "ship-to muted", text: t("console.no_address") });
+      const place = [to.line1, to.line2, to.city, to.region, to.postal_code, to.country].filter(Boolean).join(", ");
+      return h("address", { class: "ship-to", "aria-label": t("console.ship_to_named", { id }) },
+        h("strong", { text: to.name }), " ", h("span", { class: "phone", text: to.phone }),
+        h("span", { class: "place", text: place }));
+    }
+    if (!this.readsAddresses()) return null;
+    return h("button", { type: "button", class: "show-address", text: t("console.show_address"),
+      "aria-label": t("console.show_address_named", { id }), onclick: () => this.readAddress(id) });
+  }
+
+  async readAddress(id) {
+    try {
+      const { shipping } = await this.call(`/api/orders/${id}/shipping`, undefined, this.result);
+      this.addresses.set(id, shipping);
+      this.render();
+    } catch {
+      // said by call()
+    }
   }
 
   returnForm(order) {

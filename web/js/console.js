@@ -193,7 +193,7 @@ const ordersResult = $("#orders-result");
 const desk = new OrdersDesk({
   roomId: ROOM,
   call,
-  skuCode: (id) => (skus.find((s) => s.sku_id === id) || { code: id }).code,
+  readsAddresses: () => session.user.role === "operator",
 });
 
 // ---- moderation ------------------------------------------------------------------------------

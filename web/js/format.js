@@ -1,6 +1,7 @@
-// Money from integer minor units, numbers, countdowns and times, in the page's language.
+// Money from integer minor units, numbers, countdowns and times, and what an order bought, in
+// the page's language.
 
-import { language } from "./i18n.js";
+import { language, t } from "./i18n.js";
 
 const moneyFormats = new Map();
 
@@ -66,4 +67,9 @@ export function everySecond(tick) {
   tick();
   const timer = setInterval(tick, 1000);
   return () => clearInterval(timer);
+}
+
+// What an order bought, by name: "Green tea · 250 g × 2".
+export function orderItem(order) {
+  return t("order.item", { product: order.product, variant: order.sku_name, quantity: number(order.quantity) });
 }

@@ -4,7 +4,7 @@
 // has (every few seconds while shown, and at once when shown again).
 
 import { api, loadSession } from "./api.js";
-import { dateTime, money, number } from "./format.js";
+import { dateTime, money, orderItem } from "./format.js";
 import { errorText, onLanguage, t } from "./i18n.js";
 import { $, busy, h, say, show } from "./ui.js";
 
@@ -23,7 +23,7 @@ const room = new URLSearchParams(location.search).get("room");
 if (room && /^\d+$/.test(room)) $("#back").href = `/watch/${room}`;
 
 function line(order) {
-  return t("orders.line", { id: order.order_id, quantity: number(order.quantity), amount: money(order.amount_minor, order.currency) });
+  return t("orders.line", { id: order.order_id, item: orderItem(order), amount: money(order.amount_minor, order.currency) });
 }
 
 function parcelText(order) {

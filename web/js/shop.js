@@ -1,5 +1,6 @@
 // What a room is selling right now, kept from the join snapshot and the room's events:
-// the pinned product card, the live's bag, the open flash sale of each SKU, and whether the stream is live.
+// the pinned product card, the live's bag (each SKU's free stock kept current by `sku.stock`), the
+// open flash sale of each SKU, and whether the stream is live.
 
 import { t } from "./i18n.js";
 import { h } from "./ui.js";
@@ -30,6 +31,7 @@ export class Shop {
     this.bag = [];
     this.sales = new Map();
     this.versions = new Map();
+    this.free = new Map(); // sku id -> { available, version }: the freshest free stock heard of
     this.live = false;
     this.viewers = 0;
   }
@@ -39,6 +41,8 @@ export class Shop {
     this.bag = snapshot.bag || [];
     this.sales.clear();
     this.versions.clear();
+    this.free.clear();
+    this.keepFreshest();
     for (const sale of snapshot.sales || []) {
       this.sales.set(sale.sku_id, timed(sale));
       this.versions.set(sale.sale_id, sale.version);
@@ -49,9 +53,14 @@ export class Shop {
 
   // Apply one room event; true when it changed what the shop shows.
   apply(type, data) {
-    if (type === "card.pinned") this.card = data.card;
-    else if (type === "bag.updated") this.bag = data.products;
-    else if (type === "card.unpinned") this.card = null;
+    if (type === "card.pinned") {
+      this.card = data.card;
+      this.keepFreshest();
+    } else if (type === "bag.updated") {
+      this.bag = data.products;
+      this.keepFreshest();
+    } else if (type === "card.unpinned") this.card = null;
+    else if (type === "sku.stock") return this.freeStock(data);
     else if ((SALE_EVENTS.has(type) || type === "stock") && this.stale(data)) return false;
     else if (SALE_EVENTS.has(type)) {
       if (data.state === "ended") this.sales.delete(data.sku_id);
@@ -78,6 +87,31 @@ export class Shop {
       sale.allocated = data.allocated;
       sale.state = data.state;
       if (data.state === "ended") this.sales.delete(data.sku_id);
+    }
+  }
+
+  // A SKU's free stock changed (events may come out of order: the highest version wins).
+  freeStock(data) {
+    const known = this.free.get(data.sku_id);
+    if (known && known.version >= data.version) return false;
+    this.free.set(data.sku_id, { available: data.available, version: data.version });
+    this.keepFreshest();
+    return true;
+  }
+
+  // Every card's SKU shows the freshest free stock known: a card read before the last event
+  // (the bag's cards are cached a moment) does not bring an older count back.
+  keepFreshest() {
+    for (const product of [this.card, ...this.bag]) {
+      for (const sku of (product && product.skus) || []) {
+        const known = this.free.get(sku.sku_id);
+        if (!known || known.version < sku.version) {
+          this.free.set(sku.sku_id, { available: sku.available, version: sku.version });
+        } else {
+          sku.available = known.available;
+          sku.version = known.version;
+        }
+      }
     }
   }
 
