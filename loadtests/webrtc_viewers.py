@@ -13,11 +13,13 @@ machine can hold many of them. Each size gets a fresh publisher.
 
 With `--nodes K` it measures one stream across K nodes instead (`serve` processes sharing one
 PostgreSQL and one Valkey): the publisher on the first node (the origin), `--viewers N` viewers
-on every node, each edge pulling the stream from the origin. Two windows side by side in one run:
-viewers on the origin only, then on every node. From them: the origin's CPU per viewer, an edge's
-CPU per viewer (its relay's receiving included), what each edge costs its origin in viewers'
-worth, and glass-to-glass latency read by a decoding viewer on the origin and on each edge (the
-difference is what a hop adds).
+on every node, each edge pulling the stream from the origin. Three windows side by side in one
+run: viewers on the origin only; then one viewer on each edge (each edge now pulls a relay, and
+the machine is barely busier: the origin's extra CPU is what an edge costs it); then the viewers
+on every node. From them: the origin's CPU per viewer, an edge's CPU per viewer (its relay's
+receiving spread over its viewers) and per added viewer, what each edge costs its origin in
+viewers' worth, and glass-to-glass latency read by a decoding viewer on the origin and on each
+edge (the difference is what a hop adds).
 
     python loadtests/webrtc_viewers.py --viewers 25,50,100 --baseline-viewers 1,2,3 --duration 15
     python loadtests/webrtc_viewers.py --nodes 3 --viewers 40 --duration 15
@@ -408,11 +410,22 @@ def run_cluster(args: argparse.Namespace, work: Path, bar: tqdm) -> dict[str, An
         origin_only_sent = _frames_sent(publisher) - sent_before
         bar.update(1)
 
-        bar.set_postfix_str(f"{viewers} viewers on each of {args.nodes} nodes")
+        # one viewer on each edge: each edge now pulls one relay, and the machine is barely busier
+        bar.set_postfix_str(f"+1 viewer on each of {args.nodes - 1} edges")
         for node in range(1, args.nodes):
-            groups[node], started = _start_viewers(servers[node].url + room, viewers, args.client_processes)
+            groups[node], started = _start_viewers(servers[node].url + room, 1, 1)
             children += started
             connected[node] = sum(pipe.recv()[1] for pipe in groups[node])
+        time.sleep(args.settle)
+        relays_only = _window(servers, groups, args.duration)
+        bar.update(1)
+
+        bar.set_postfix_str(f"{viewers} viewers on each of {args.nodes} nodes")
+        for node in range(1, args.nodes):
+            more, started = _start_viewers(servers[node].url + room, viewers - 1, args.client_processes)
+            groups[node] += more
+            children += started
+            connected[node] += sum(pipe.recv()[1] for pipe in more)
         time.sleep(args.settle)
         sent_before = _frames_sent(publisher)
         everywhere = _window(servers, groups, args.duration)
@@ -420,6 +433,11 @@ def run_cluster(args: argparse.Namespace, work: Path, bar: tqdm) -> dict[str, An
         bar.update(1)
         for pipe in (pipe for group in groups.values() for pipe in group):
             pipe.send("close")
+        ended = sum(report["ended"] for reports in everywhere["reports"].values() for report in reports)
+        if ended:  # say why before the logs go with the temporary directory
+            print(f"{ended} viewers were disconnected during the run; the nodes' last log lines:")
+            for server in servers:
+                print(f"--- {server.name}\n" + "\n".join(server.log_path.read_text().splitlines()[-15:]))
     finally:
         if publishing.is_alive():
             publisher.send("stop")
@@ -432,10 +450,13 @@ def run_cluster(args: argparse.Namespace, work: Path, bar: tqdm) -> dict[str, An
 
     per_viewer_origin = (origin_only["cpu"][0] - idle[0]) / max(1, connected[0])
     edges = range(1, args.nodes)
-    edge_cost = (everywhere["cpu"][0] - origin_only["cpu"][0]) / max(1, args.nodes - 1)
+    edge_cost = (relays_only["cpu"][0] - origin_only["cpu"][0]) / max(1, args.nodes - 1)
     nodes = []
     for node in range(args.nodes):
         per_viewer = (everywhere["cpu"][node] - idle[node]) / max(1, connected[node])
+        # on an edge, what its viewers cost once it carries the stream (the relay's receiving is
+        # already in its one-viewer window)
+        added = (everywhere["cpu"][node] - relays_only["cpu"][node]) / max(1, connected[node] - 1)
         nodes.append(
             {
                 "node": f"node-{node}",
@@ -444,6 +465,7 @@ def run_cluster(args: argparse.Namespace, work: Path, bar: tqdm) -> dict[str, An
                 "cpu_percent": round(100 * everywhere["cpu"][node], 1),
                 "cpu_percent_idle": round(100 * idle[node], 1),
                 "cpu_percent_per_viewer": round(100 * per_viewer, 3),
+                "cpu_percent_per_added_viewer": round(100 * added, 3) if node else None,
                 **_node_figures(everywhere["reports"][node], sent),
             }
         )
@@ -452,6 +474,7 @@ def run_cluster(args: argparse.Namespace, work: Path, bar: tqdm) -> dict[str, An
         nodes[n]["glass_to_glass_ms"]["p50"] for n in edges if nodes[n]["glass_to_glass_ms"]["p50"]
     ]
     edge_per_viewer = [nodes[n]["cpu_percent_per_viewer"] for n in edges]
+    edge_per_added = [nodes[n]["cpu_percent_per_added_viewer"] for n in edges]
     return {
         "nodes": nodes,
         "origin_only": {
@@ -471,6 +494,14 @@ def run_cluster(args: argparse.Namespace, work: Path, bar: tqdm) -> dict[str, An
                 statistics.fmean(edge_per_viewer) / (100 * per_viewer_origin), 2
             )
             if edge_per_viewer and per_viewer_origin > 0
+            else None,
+            "edge_cpu_percent_per_added_viewer": round(statistics.fmean(edge_per_added), 3)
+            if edge_per_added
+            else None,
+            "edge_to_origin_per_added_viewer_ratio": round(
+                statistics.fmean(edge_per_added) / (100 * per_viewer_origin), 2
+            )
+            if edge_per_added and per_viewer_origin > 0
             else None,
             "origin_cpu_percent_per_edge": round(100 * edge_cost, 3),
             "edge_cost_in_viewers": round(edge_cost / per_viewer_origin, 2)
@@ -582,7 +613,7 @@ def main() -> None:
 def main_cluster(args: argparse.Namespace) -> None:
     with (
         tempfile.TemporaryDirectory(prefix="webrtc-cluster-") as tmp,
-        tqdm(total=2, desc=f"one stream on {args.nodes} nodes", unit="window") as bar,
+        tqdm(total=3, desc=f"one stream on {args.nodes} nodes", unit="window") as bar,
     ):
         result = run_cluster(args, Path(tmp), bar)
     name = "webrtc_cluster-smoke" if args.smoke else "webrtc_cluster"

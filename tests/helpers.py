@@ -189,3 +189,20 @@ def spawn_server(
         time.sleep(0.1)
     server.stop(signal.SIGKILL)
     raise AssertionError(f"server did not become healthy in {timeout}s:\n{server.log()}")
+
+
+async def recvonly_offer() -> str:
+    """A WHEP offer (recvonly video and audio, loopback candidates) whose peer is closed at once:
+    for requests that are meant to be refused."""
+    from aiortc import RTCPeerConnection
+
+    from livecommerce.media import ice
+
+    pc = RTCPeerConnection(ice.configuration([]))
+    for kind in ("video", "audio"):
+        pc.addTransceiver(kind, direction="recvonly")
+    ice.pin_gathering(pc, ["127.0.0.1"])
+    await pc.setLocalDescription(await pc.createOffer())
+    offer = pc.localDescription.sdp
+    await pc.close()
+    return offer

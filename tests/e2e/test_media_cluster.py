@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 import redis.asyncio as redis
 import testpattern
-from helpers import ServerProcess, spawn_server, wait_for
+from helpers import ServerProcess, recvonly_offer, spawn_server, wait_for
 from room_client import RoomClient
 from valkey_fixture import redis_url, valkey  # noqa: F401
 
@@ -225,7 +225,7 @@ async def test_a_full_node_redirects_and_a_full_cluster_refuses(server, start_no
         await playing(first)
 
         # node a is full: its WHEP endpoint sends the next viewer to node b (307), which relays
-        offer = await _offer()
+        offer = await recvonly_offer()
         async with http.post(
             nodes.whep("a", world.room_id),
             data=offer,
@@ -251,21 +251,6 @@ async def test_a_full_node_redirects_and_a_full_cluster_refuses(server, start_no
         for viewer in (first, second):
             await viewer.close()
         await publisher.pc.close()
-
-
-async def _offer() -> str:
-    from aiortc import RTCPeerConnection
-
-    from livecommerce.media import ice
-
-    pc = RTCPeerConnection(ice.configuration([]))
-    for kind in ("video", "audio"):
-        pc.addTransceiver(kind, direction="recvonly")
-    ice.pin_gathering(pc, ["127.0.0.1"])
-    await pc.setLocalDescription(await pc.createOffer())
-    offer = pc.localDescription.sdp
-    await pc.close()
-    return offer
 
 
 async def test_workers_share_one_port_and_every_viewer_plays(tmp_path):

