@@ -202,11 +202,16 @@ class Settings(BaseSettings):
 
     @property
     def node_address(self) -> str:
-        """NODE_URL, or this node's own HOST and PORT (never PUBLIC_URL: a load balancer's)."""
+        """NODE_URL, or this node's own HOST and PORT (never PUBLIC_URL: a load balancer's); a node
+        listening on every interface is reached by its host name (a container's, in compose)."""
         if self.node_url:
             return self.node_url.rstrip("/")
-        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
-        return f"http://{host}:{self.port}"
+        return f"http://{self.reachable_host}:{self.port}"
+
+    @property
+    def reachable_host(self) -> str:
+        """HOST, or the host name when listening on every interface."""
+        return socket.gethostname() if self.host in ("0.0.0.0", "::", "") else self.host
 
     def ensure_secret_key(self) -> None:
         """Without SECRET_KEY, keep one in the data directory so tokens survive restarts."""

@@ -161,8 +161,9 @@ def _worker_main(settings: Settings, ready: Connection) -> None:
     family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
     node_socket = socket.socket(family, socket.SOCK_STREAM)
     node_socket.bind((settings.host, 0))
-    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
-    settings.node_url = settings.node_url or f"http://{host}:{node_socket.getsockname()[1]}"
+    settings.node_url = (
+        settings.node_url or f"http://{settings.reachable_host}:{node_socket.getsockname()[1]}"
+    )
     asyncio.run(run_node(settings, node_socket=node_socket, ready=ready))
 
 

@@ -29,6 +29,7 @@ from livecommerce.config import ConfigError, load_settings
         ({"ALLOWED_ORIGINS": "https://shop.example.com/page"}, "ALLOWED_ORIGINS"),
         ({"METRICS_ALLOW": "10.0.0.0/8, prometheus"}, "METRICS_ALLOW: 'prometheus' is not an IP address"),
         ({"GUESTS_PER_MINUTE": "-1"}, "GUESTS_PER_MINUTE"),
+        ({"NODE_ID": "node/a"}, "NODE_ID"),
     ],
 )
 def test_bad_setting_is_a_one_line_error(monkeypatch, env, fragment):
@@ -84,3 +85,13 @@ def test_trusted_origins_are_public_urls_origin_and_the_allowed_list(monkeypatch
         "http://localhost:3000",
     }
     assert settings.metrics_allow == ["10.0.0.0/8", "::1"]
+
+
+def test_other_nodes_reach_a_node_at_node_url_or_its_own_address():
+    import socket
+
+    assert load_settings(host="127.0.0.1", port=8001).node_address == "http://127.0.0.1:8001"
+    assert load_settings(host="0.0.0.0", port=8001).node_address == f"http://{socket.gethostname()}:8001"
+    assert load_settings(
+        node_url="http://10.0.0.5:9000/", public_url="https://live.example.com"
+    ).node_address == ("http://10.0.0.5:9000")
