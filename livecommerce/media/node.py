@@ -93,6 +93,9 @@ class MediaNode:
             grace_seconds=self.settings.publisher_grace_seconds,
             on_ended=self._ended,
             on_source_lost=self._source_lost,
+            # the session's id goes into the registry at once: a publisher moving to another node
+            # right after going live carries the same broadcast on there
+            on_recorded=lambda stream: background(self.claim_origin(stream)),
         )
         self.streams[room_id] = stream
         return stream

@@ -113,6 +113,7 @@ class Stream:
         grace_seconds: float,
         on_ended: Callable[[Stream], None],
         on_source_lost: Callable[[Stream], None] | None = None,
+        on_recorded: Callable[[Stream], None] | None = None,
     ) -> None:
         self.broadcasts = broadcasts
         self.room_id = room_id
@@ -137,6 +138,7 @@ class Stream:
         self.resumes = 0
         self._on_ended = on_ended
         self._on_source_lost = on_source_lost
+        self._on_recorded = on_recorded
         self.media_seen = False
         self._grace_timer: asyncio.TimerHandle | None = None
         self._watchdog = asyncio.ensure_future(self._watch())
@@ -224,6 +226,8 @@ class Stream:
             self.session_id, self.started_at = await self.broadcasts.record_start(
                 self.broadcast, self.codec_names
             )
+            if self._on_recorded is not None:
+                self._on_recorded(self)
             live = {
                 "stream_session_id": self.session_id,
                 **{f"{kind}_codec": name for kind, name in self.codec_names.items()},

@@ -126,10 +126,13 @@ async def _attach(
     )
     if stream is None:
         stream = node.new_stream(room_id, publisher.codecs, broadcast)
-        if elsewhere is not None and offer.same_codecs(elsewhere.codec_parameters(), publisher.codecs):
-            stream.adopt(elsewhere.session_id, parse_time(elsewhere.started_at))
     elif not stream.is_origin:
         stream.become_origin(broadcast)
+    same_broadcast = elsewhere is not None and offer.same_codecs(
+        elsewhere.codec_parameters(), publisher.codecs
+    )
+    if same_broadcast and stream.session_id is None:
+        stream.adopt(elsewhere.session_id, parse_time(elsewhere.started_at))
     for kind, receiver in publisher.receivers.items():
         publisher.receivers[kind] = tap(receiver, PublisherSink(stream, publisher, kind))
 
