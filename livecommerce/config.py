@@ -57,6 +57,12 @@ class Settings(BaseSettings):
     rtc_announced_addresses: Annotated[list[str], NoDecode] = Field(default_factory=list)
     max_viewers_per_node: int = Field(500, ge=1)
     publisher_grace_seconds: float = Field(10.0, ge=0)
+    # LL-HLS from the origin node: segments end at the first keyframe past half of
+    # HLS_SEGMENT_SECONDS (a keyframe is asked for at HLS_SEGMENT_SECONDS), parts last up to
+    # HLS_PART_SECONDS, and the live playlist keeps HLS_WINDOW_SEGMENTS segments
+    hls_segment_seconds: float = Field(2.0, ge=1.0, le=10.0)
+    hls_part_seconds: float = Field(0.5, ge=0.2, le=2.0)
+    hls_window_segments: int = Field(6, ge=3, le=100)
 
     max_request_bytes: int = Field(1024 * 1024, ge=1024)
     ws_max_frame_bytes: int = Field(8 * 1024, ge=256)

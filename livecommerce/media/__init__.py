@@ -1,5 +1,6 @@
 """The media plane: WHIP ingest, WHEP playback, forwarding without re-encoding, keyframe relay,
-stream sessions. `install(...)` creates the node's MediaNode, adds its routes and its shutdown."""
+stream sessions, LL-HLS. `install(...)` creates the node's MediaNode, adds its routes and its
+shutdown."""
 
 from __future__ import annotations
 
@@ -11,21 +12,24 @@ from aiohttp import web
 from livecommerce.config import Settings
 from livecommerce.db.engine import Database
 from livecommerce.http import int_param, json_response
-from livecommerce.media import aiortc_internals, signalling, whep, whip
+from livecommerce.media import aiortc_internals, llhls, signalling, whep, whip
 from livecommerce.media.broadcasts import Broadcasts
+from livecommerce.media.hls import Hls
 from livecommerce.media.node import MediaNode
 from livecommerce.realtime.hub import Hub
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-async def stream_status(request: web.Request, node: MediaNode) -> web.Response:
-    """Whether a room is live on this node, with codecs and viewer count."""
+async def stream_status(request: web.Request, node: MediaNode, hls: Hls) -> web.Response:
+    """Whether a room is live on this node, with codecs, viewer count and HLS playlist."""
     room_id = int_param(request, "room_id")
     stream = node.streams.get(room_id)
     if stream is None:
         return json_response({"room_id": room_id, "state": "offline"})
-    return json_response(stream.summary())
+    output = hls.outputs.get(room_id)
+    playlist = f"/hls/{room_id}/index.m3u8" if output is not None and output.stream is stream else None
+    return json_response({**stream.summary(), "hls_url": playlist})
 
 
 def _bound(handler: Callable[..., Awaitable[web.StreamResponse]], *services: Any) -> Handler:
@@ -40,6 +44,10 @@ def _bound(handler: Callable[..., Awaitable[web.StreamResponse]], *services: Any
 def install(app: web.Application, settings: Settings, db: Database, hub: Hub) -> MediaNode:
     """This node's streams; every one still running is ended when the app shuts down."""
     node = MediaNode(settings, Broadcasts(db.session_factory, hub, settings.node_id))
+    hls = Hls(
+        llhls.Layout(settings.hls_segment_seconds, settings.hls_part_seconds), settings.hls_window_segments
+    )
+    node.stream_started.append(hls.attach)
 
     async def running(app: web.Application) -> AsyncIterator[None]:
         # at startup, with the event loop running (some aiortc objects look it up when made)
@@ -62,6 +70,8 @@ def install(app: web.Application, settings: Settings, db: Database, hub: Hub) ->
         app.router.add_delete(resource, handlers["delete"])
         app.router.add_patch(resource, signalling.patch_resource)
         app.router.add_route("OPTIONS", resource, signalling.options_resource)
-    app.router.add_get("/api/rooms/{room_id}/stream", _bound(stream_status, node))
+    app.router.add_get("/api/rooms/{room_id}/stream", _bound(stream_status, node, hls))
+    app.router.add_get("/hls/{room_id}/index.m3u8", _bound(hls.playlist, node))
+    app.router.add_get("/hls/{room_id}/{session_id}/{name}", _bound(hls.media, node))
     app.router.add_get("/api/ice-servers", _bound(signalling.ice_servers, settings))
     return node

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from collections.abc import Callable
 
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
@@ -22,6 +23,7 @@ class MediaNode:
         self.publishers: dict[str, tuple[Stream, Publisher]] = {}
         self.viewers: dict[str, tuple[Stream, Viewer]] = {}
         self._locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self.stream_started: list[Callable[[Stream], None]] = []  # e.g. HLS attaching its output
 
     def lock(self, room_id: int) -> asyncio.Lock:
         """Serialises WHIP requests for one room (start, resume, takeover)."""
@@ -46,6 +48,8 @@ class MediaNode:
             on_ended=self._ended,
         )
         self.streams[room_id] = stream
+        for started in self.stream_started:
+            started(stream)
         return stream
 
     def add_publisher(self, stream: Stream, publisher: Publisher) -> None:

@@ -36,9 +36,7 @@ def wrong_keys_throttle() -> Throttle:
     return Throttle("wrong stream keys from this address", WRONG_KEYS_PER_MINUTE)
 
 
-async def post(
-    request: web.Request, node: MediaNode, wrong_keys: Throttle
-) -> web.Response:
+async def post(request: web.Request, node: MediaNode, wrong_keys: Throttle) -> web.Response:
     room_id = int_param(request, "room_id")
     offer.check_content_type(request.content_type)
     key = signalling.bearer(request)
@@ -87,7 +85,12 @@ async def _negotiate(
 ) -> Publisher:
     prefer = stream.codecs if stream is not None else {}
     sections = [
-        peer.Section(kind, "recvonly", offer.publish_preferences(kind, prefer.get(kind))) for kind in kinds
+        peer.Section(
+            kind,
+            "recvonly",
+            offer.publish_preferences(kind, prefer.get(kind), offer.offered_codecs(text, kind)),
+        )
+        for kind in kinds
     ]
     pc, transceivers = await peer.answer(node.settings, text, sections, no_common_codec=NO_COMMON_CODEC)
     codecs = {}
