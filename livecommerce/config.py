@@ -63,6 +63,12 @@ class Settings(BaseSettings):
     hls_segment_seconds: float = Field(2.0, ge=1.0, le=10.0)
     hls_part_seconds: float = Field(0.5, ge=0.2, le=2.0)
     hls_window_segments: int = Field(6, ge=3, le=100)
+    # Every HLS live is recorded as its CMAF segments under RECORDINGS_DIR (default
+    # DATA_DIR/recordings); recordings that ended more than RECORDING_RETENTION_DAYS ago are
+    # deleted (0: kept until deleted by hand)
+    recording_enabled: bool = True
+    recordings_dir: Path | None = None
+    recording_retention_days: float = Field(30.0, ge=0)
 
     max_request_bytes: int = Field(1024 * 1024, ge=1024)
     ws_max_frame_bytes: int = Field(8 * 1024, ge=256)
@@ -190,6 +196,10 @@ class Settings(BaseSettings):
             scheme, _, rest = self.public_url.partition("://")
             origins.add(f"{scheme}://{rest.split('/', 1)[0]}".lower())
         return frozenset(origins)
+
+    @property
+    def recordings_path(self) -> Path:
+        return self.recordings_dir or self.data_dir / "recordings"
 
     @property
     def base_url(self) -> str:

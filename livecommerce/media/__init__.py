@@ -4,11 +4,13 @@ shutdown."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
+from livecommerce.appkeys import METRICS
 from livecommerce.config import Settings
 from livecommerce.db.engine import Database
 from livecommerce.http import int_param, json_response
@@ -16,6 +18,9 @@ from livecommerce.media import aiortc_internals, llhls, signalling, whep, whip
 from livecommerce.media.broadcasts import Broadcasts
 from livecommerce.media.hls import Hls
 from livecommerce.media.node import MediaNode
+from livecommerce.media.recording import Recordings
+from livecommerce.media.recordings_api import RecordingsApi
+from livecommerce.media.storage import DirectoryStorage
 from livecommerce.realtime.hub import Hub
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -43,17 +48,28 @@ def _bound(handler: Callable[..., Awaitable[web.StreamResponse]], *services: Any
 
 def install(app: web.Application, settings: Settings, db: Database, hub: Hub) -> MediaNode:
     """This node's streams; every one still running is ended when the app shuts down."""
-    node = MediaNode(settings, Broadcasts(db.session_factory, hub, settings.node_id))
-    hls = Hls(
-        llhls.Layout(settings.hls_segment_seconds, settings.hls_part_seconds), settings.hls_window_segments
+    layout = llhls.Layout(settings.hls_segment_seconds, settings.hls_part_seconds)
+    recordings = Recordings(
+        db.session_factory,
+        DirectoryStorage(settings.recordings_path),
+        layout,
+        app[METRICS],
+        settings.recording_retention_days,
     )
+    node = MediaNode(settings, Broadcasts(db.session_factory, hub, settings.node_id), recordings)
+    hls = Hls(layout, settings.hls_window_segments)
     node.stream_started.append(hls.attach)
+    if settings.recording_enabled:
+        hls.listeners.append(recordings.attach)
 
     async def running(app: web.Application) -> AsyncIterator[None]:
         # at startup, with the event loop running (some aiortc objects look it up when made)
         aiortc_internals.check()
+        retention = asyncio.ensure_future(recordings.keep_expiring())
         yield
         await node.close()
+        await recordings.close()
+        retention.cancel()
 
     app.cleanup_ctx.append(running)
     app.on_response_prepare.append(signalling.cors)
@@ -74,4 +90,5 @@ def install(app: web.Application, settings: Settings, db: Database, hub: Hub) ->
     app.router.add_get("/hls/{room_id}/index.m3u8", _bound(hls.playlist, node))
     app.router.add_get("/hls/{room_id}/{session_id}/{name}", _bound(hls.media, node))
     app.router.add_get("/api/ice-servers", _bound(signalling.ice_servers, settings))
+    app.router.add_routes(RecordingsApi(recordings).routes())
     return node

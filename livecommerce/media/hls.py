@@ -92,6 +92,11 @@ class HlsOutput:
     def session_id(self) -> int | None:
         return self.stream.session_id
 
+    @property
+    def started_at(self) -> datetime | None:
+        """Wall-clock time of the first frame (time 0 of the segments), once it has come."""
+        return self._origin_wall
+
     # frames in (the Stream calls these)
 
     def frame(self, kind: str, data: bytes, timestamp: int) -> None:

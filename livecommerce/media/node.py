@@ -12,13 +12,15 @@ from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
 from livecommerce.config import Settings
 from livecommerce.media.broadcasts import Broadcast, Broadcasts
+from livecommerce.media.recording import Recordings
 from livecommerce.media.stream import Publisher, Stream, Viewer
 
 
 class MediaNode:
-    def __init__(self, settings: Settings, broadcasts: Broadcasts) -> None:
+    def __init__(self, settings: Settings, broadcasts: Broadcasts, recordings: Recordings) -> None:
         self.settings = settings
         self.broadcasts = broadcasts
+        self.recordings = recordings
         self.streams: dict[int, Stream] = {}
         self.publishers: dict[str, tuple[Stream, Publisher]] = {}
         self.viewers: dict[str, tuple[Stream, Viewer]] = {}
