@@ -196,17 +196,6 @@ async def test_a_vp8_live_says_it_has_no_hls(server):
         await publisher.pc.close()
 
 
-def h264_first(offer: str) -> str:
-    """Reorder an offer's video formats so H.264 comes before VP8, as the studio page does."""
-    h264 = set(re.findall(r"a=rtpmap:(\d+) H264/90000", offer))
-
-    def reorder(match: re.Match[str]) -> str:
-        formats = match.group(2).split()
-        return match.group(1) + " ".join(sorted(formats, key=lambda pt: pt not in h264))
-
-    return re.sub(r"(m=video \d+ \S+ )([\d ]+)", reorder, offer)
-
-
 async def test_hls_samples_are_the_publishers_frames_byte_for_byte_and_nothing_is_decoded(server):
     """The proof that HLS costs no transcoding: every H.264 access unit in the segments is one
     the publisher encoded (NAL units identical), and no decoder ran and no codec was opened."""
@@ -229,7 +218,7 @@ async def test_hls_samples_are_the_publishers_frames_byte_for_byte_and_nothing_i
             world.stream_key,
             video=track,
             audio=testpattern.ToneAudioTrack(),
-            rewrite_offer=h264_first,
+            rewrite_offer=testpattern.prefer_h264,
         )
         stream_ready = lambda: world.room_id in server.app[MEDIA].streams  # noqa: E731
         await wait_for(stream_ready, timeout=60, message="the H.264 live")
