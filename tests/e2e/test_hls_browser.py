@@ -1,10 +1,15 @@
 """The watch page falls back to LL-HLS: in headless Chromium, with the node full for WebRTC
-(503), the page plays FFmpeg's H.264 live through hls.js and says it is playing HLS."""
+(503), the page plays FFmpeg's H.264 live through hls.js and says it is playing HLS. And the
+studio's publisher (whip.js) offers H.264 first, so a browser's live has HLS."""
 
 from __future__ import annotations
 
+import aiohttp
 import pytest
 from browser_fixtures import TIMEOUT_MS, browser, people, server, video_plays
+from helpers import wait_for
+from playwright.async_api import Browser
+from test_media_browser import pages_origin
 from test_media_ffmpeg import WIDTH, ffmpeg_publisher
 
 from livecommerce.appkeys import MEDIA
@@ -15,7 +20,7 @@ pytestmark = [
     pytest.mark.asyncio(loop_scope="module"),
     pytest.mark.timeout(240),
 ]
-__all__ = ["browser", "people", "server"]
+__all__ = ["browser", "pages_origin", "people", "server"]
 
 
 async def test_a_full_node_sends_the_watch_page_to_hls_which_plays(server, people, tmp_path):
@@ -34,3 +39,28 @@ async def test_a_full_node_sends_the_watch_page_to_hls_which_plays(server, peopl
         assert await watch.locator("#live-badge").get_attribute("data-state") == "live"
     # the browser logs the refused WHEP offer itself; nothing else failed
     assert [e for e in people.console_errors if "503" not in e or "/whep" not in e] == []
+
+
+async def test_a_browser_publishing_with_whip_js_goes_live_in_h264_with_hls(
+    browser: Browser, server, pages_origin
+):
+    world = await server.seed()
+    whip = f"{server.url}/api/rooms/{world.room_id}/whip"
+    anchor = await browser.new_context()
+    try:
+        studio = await anchor.new_page()
+        await studio.goto(f"{pages_origin}/pages/publish.html?whip={whip}&key={world.stream_key}")
+        await studio.wait_for_function("() => window.result.state !== 'starting'", timeout=TIMEOUT_MS)
+        await wait_for(lambda: world.room_id in server.app[MEDIA].streams, timeout=30, message="the stream")
+        stream = server.app[MEDIA].streams[world.room_id]
+        assert stream.codec_names["video"] == "H264"  # Chromium offers VP8 first unless told otherwise
+        async with aiohttp.ClientSession() as http:
+
+            async def playlist_listed() -> bool:
+                async with http.get(f"{server.url}/hls/{world.room_id}/index.m3u8") as response:
+                    return response.status == 200 and "#EXT-X-PART:" in await response.text()
+
+            await wait_for(playlist_listed, timeout=60, interval=0.5, message="the browser live's HLS")
+        await studio.evaluate("window.session.stop()")
+    finally:
+        await anchor.close()
