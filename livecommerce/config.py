@@ -69,6 +69,12 @@ class Settings(BaseSettings):
     recording_enabled: bool = True
     recordings_dir: Path | None = None
     recording_retention_days: float = Field(30.0, ge=0)
+    # Recordings in an S3-compatible bucket instead of RECORDINGS_DIR (the `s3` extra); the
+    # endpoint for MinIO, R2 and the like; credentials the usual AWS way (AWS_ACCESS_KEY_ID, ...)
+    recordings_s3_bucket: str = ""
+    recordings_s3_prefix: str = "recordings/"
+    recordings_s3_endpoint_url: str = ""
+    recordings_s3_region: str = ""
 
     max_request_bytes: int = Field(1024 * 1024, ge=1024)
     ws_max_frame_bytes: int = Field(8 * 1024, ge=256)

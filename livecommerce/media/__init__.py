@@ -20,7 +20,7 @@ from livecommerce.media.hls import Hls
 from livecommerce.media.node import MediaNode
 from livecommerce.media.recording import Recordings
 from livecommerce.media.recordings_api import RecordingsApi
-from livecommerce.media.storage import DirectoryStorage
+from livecommerce.media.storage import storage_for
 from livecommerce.realtime.hub import Hub
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -51,7 +51,7 @@ def install(app: web.Application, settings: Settings, db: Database, hub: Hub) ->
     layout = llhls.Layout(settings.hls_segment_seconds, settings.hls_part_seconds)
     recordings = Recordings(
         db.session_factory,
-        DirectoryStorage(settings.recordings_path),
+        storage_for(settings),
         layout,
         app[METRICS],
         settings.recording_retention_days,

@@ -24,7 +24,7 @@ from livecommerce.db.models import Clip, Recording, Room
 from livecommerce.errors import AppError
 from livecommerce.media import llhls
 from livecommerce.media.hls import HlsOutput
-from livecommerce.media.storage import DirectoryStorage, StorageError
+from livecommerce.media.storage import Storage, StorageError
 from livecommerce.timestamps import iso
 
 log = logging.getLogger(__name__)
@@ -81,7 +81,7 @@ class Recordings:
     def __init__(
         self,
         sessions: async_sessionmaker[AsyncSession],
-        storage: DirectoryStorage,
+        storage: Storage,
         layout: llhls.Layout,
         registry: CollectorRegistry,
         retention_days: float,
