@@ -1,7 +1,7 @@
 """The shoppable replay in headless Chromium: FFmpeg's live is recorded while the anchor pins a
 product card; the replay page plays the recording, puts the card on its timeline at the moment
 it was pinned, shows it (at its list price, with the way to buy it) from that moment only, and
-a clip's link starts at its moment."""
+a clip's link starts at its moment; the console lists the recording and deletes it."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import time
 
 import aiohttp
 import pytest
-from browser_fixtures import TIMEOUT_MS, browser, people, server, video_plays
+from browser_fixtures import DESKTOP, TIMEOUT_MS, browser, people, server, video_plays
 from helpers import wait_for
 from playwright.async_api import expect
 from room_client import RoomClient
@@ -88,4 +88,17 @@ async def test_the_replay_shows_the_pinned_card_from_its_moment_and_clips_start_
     )
     await expect(clip_page.locator("#clips li")).to_have_text(["0:09 close-up"])
     await expect(clip_page.locator("#card")).to_be_visible()  # the card pinned at ~5 s is on screen
+
+    # the console lists the recording with its duration and size, opens its replay, deletes it
+    console = await people.staff(f"/console/{world.room_id}", world.logins["operator"], DESKTOP)
+    listed = console.locator(f"#recordings tbody tr[data-session-id='{session_id}']")
+    await expect(listed).to_have_attribute("data-state", "complete")
+    minutes, seconds = divmod(round(row.duration_seconds), 60)
+    await expect(listed.locator("td").nth(1)).to_have_text(f"{minutes}:{seconds:02d}")
+    await expect(listed.locator("td").nth(2)).to_have_text(f"{row.size_bytes / 1_000_000:.1f} MB")
+    assert await listed.locator("a").get_attribute("href") == f"/replay/{session_id}"
+    console.once("dialog", lambda dialog: dialog.accept())
+    await listed.get_by_role("button").click()
+    await expect(listed).to_have_count(0)
+    assert await recording_row(server, world.room_id) is None
     assert not people.console_errors, people.console_errors
