@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from livecommerce.auth import Principal, audit
@@ -201,7 +201,9 @@ class Recordings:
     # retention
 
     async def expire(self, now: datetime) -> list[int]:
-        """Delete the recordings that ended more than the retention period ago; return their ids."""
+        """Delete the recordings that ended more than the retention period ago; return their ids.
+        One left `recording` by a server that stopped abruptly counts from its start (one still
+        being written is never deleted)."""
         if self.retention_days <= 0:
             return []
         before = now - timedelta(days=self.retention_days)
@@ -209,7 +211,7 @@ class Recordings:
             expired = list(
                 await session.scalars(
                     select(Recording.stream_session_id).where(
-                        Recording.state != "recording", Recording.ended_at < before
+                        func.coalesce(Recording.ended_at, Recording.started_at) < before
                     )
                 )
             )
