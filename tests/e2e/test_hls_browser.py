@@ -1,12 +1,13 @@
 """The watch page falls back to LL-HLS: in headless Chromium, with the node full for WebRTC
-(503), the page plays FFmpeg's H.264 live through hls.js and says it is playing HLS. And the
+(503), or where WebRTC cannot connect, the page plays FFmpeg's H.264
+live through hls.js and says it is playing HLS. And the
 studio's publisher (whip.js) offers H.264 first, so a browser's live has HLS."""
 
 from __future__ import annotations
 
 import aiohttp
 import pytest
-from browser_fixtures import TIMEOUT_MS, browser, people, server, video_plays
+from browser_fixtures import PHONE, TIMEOUT_MS, browser, people, server, video_plays
 from helpers import wait_for
 from playwright.async_api import Browser
 from test_media_browser import pages_origin
@@ -64,3 +65,37 @@ async def test_a_browser_publishing_with_whip_js_goes_live_in_h264_with_hls(
         await studio.evaluate("window.session.stop()")
     finally:
         await anchor.close()
+
+
+# What a network that blocks WebRTC's UDP leaves of ICE: no candidate of either side reaches the
+# other (the signalling over HTTPS still works), so the connection never gets past checking.
+NO_ICE_PATH = """
+(() => {
+  const strip = (description) =>
+    description && { type: description.type, sdp: description.sdp.replace(/a=candidate:[^\\r\\n]*\\r?\\n/g, "") };
+  const proto = RTCPeerConnection.prototype;
+  const local = Object.getOwnPropertyDescriptor(proto, "localDescription").get;
+  Object.defineProperty(proto, "localDescription", { get() { return strip(local.call(this)); } });
+  const setRemote = proto.setRemoteDescription;
+  proto.setRemoteDescription = function (description) { return setRemote.call(this, strip(description)); };
+})();
+"""
+
+
+async def test_a_viewer_whose_webrtc_cannot_connect_plays_hls(browser: Browser, server, tmp_path):
+    world = await server.seed()
+    async with ffmpeg_publisher(server, world, tmp_path, seconds=120):
+        context = await browser.new_context(viewport=PHONE, base_url=server.url)
+        try:
+            await context.add_init_script(NO_ICE_PATH)
+            watch = await context.new_page()
+            errors: list[str] = []
+            watch.on("pageerror", lambda error: errors.append(str(error)))
+            await watch.goto(f"/watch/{world.room_id}")
+            await watch.wait_for_function(
+                "() => document.querySelector('#transport').dataset.transport === 'hls'", timeout=TIMEOUT_MS
+            )
+            await video_plays(watch)
+            assert errors == []
+        finally:
+            await context.close()

@@ -136,15 +136,15 @@ async function startVideo() {
 async function startWebrtc() {
   const session = await play(WHEP_URL, video);
   session.transport = "webrtc";
+  session.connected = false;
   player.session = session;
-  let connected = false;
   session.pc.addEventListener("connectionstatechange", () => {
     const state = session.pc.connectionState;
-    if (state === "connected") connected = true;
-    else if (state === "failed" || state === "closed") videoLost(session, { fallBack: !connected });
+    if (state === "connected") session.connected = true;
+    else if (state === "failed" || state === "closed") videoLost(session);
   });
   setTimeout(() => {
-    if (!connected && player.session === session) videoLost(session, { fallBack: true });
+    if (!session.connected && player.session === session) videoLost(session);
   }, WEBRTC_CONNECT_MS);
 }
 
@@ -165,11 +165,12 @@ async function startHls() {
   player.session = session;
 }
 
-function videoLost(session, { fallBack = false } = {}) {
+// A WebRTC session that never connected (UDP blocked, no TURN) sends the page to HLS.
+function videoLost(session) {
   if (player.session !== session) return;
   player.session = null;
   session.stop();
-  if (fallBack && player.transport === "webrtc") player.transport = "hls";
+  if (session.transport === "webrtc" && !session.connected) player.transport = "hls";
   retryVideo();
   renderStage();
 }
