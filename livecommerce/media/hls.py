@@ -102,11 +102,21 @@ class HlsOutput:
     def frame(self, kind: str, data: bytes, timestamp: int) -> None:
         if self.closed:
             return
+        try:
+            self._frame(kind, data, timestamp)
+        except Exception:
+            # HLS is a copy of the live: whatever goes wrong here, the live and its WebRTC
+            # viewers go on; the HLS playlist ends
+            log.exception("room %s: the HLS output failed and stops", self.room_id)
+            self.close()
+
+    def _frame(self, kind: str, data: bytes, timestamp: int) -> None:
         track = self._tracks.get(kind)
         if track is None:
             return
         extended = track.unwrap(timestamp)
         now = time.monotonic()
+        keyframe = True  # every Opus packet stands alone
         if kind == "video":
             keyframe = is_keyframe("video/h264", data)
             if self._muxer is None and not self._start(data, keyframe, now):
@@ -128,7 +138,7 @@ class HlsOutput:
             return
         track.last_pts = pts
         assert self._muxer is not None
-        self._take(self._muxer.write(kind, data, pts, keyframe if kind == "video" else True))
+        self._take(self._muxer.write(kind, data, pts, keyframe))
 
     def close(self) -> None:
         """The stream ended: the last fragments, the end of the playlist."""
@@ -237,22 +247,24 @@ class Hls:
         output = self._output(room_id, node)
         msn, part = _blocking_query(request)
         timeout = 3 * self.layout.target_duration
-        if msn is None:
-            # no blocking request: wait only for the first part of a live that is just starting
-            ready = lambda: output.session_id is not None and output.playlist.current is not None  # noqa: E731
-        else:
+        if msn is not None:
             try:
                 output.playlist.ready(msn, part)
             except llhls.BadRequest as exc:
                 raise AppError("bad_request", str(exc)) from None
-            ready = lambda: output.session_id is not None and output.playlist.ready(msn, part)  # noqa: E731
+
+        def ready() -> bool:
+            """A blocking request: its part is listed; any other: the live has its first part."""
+            if output.session_id is None or output.playlist.current is None:
+                return False
+            return msn is None or output.playlist.ready(msn, part)
+
         if not await output.wait(ready, timeout) and (
             output.session_id is None or output.playlist.current is None
         ):
             raise AppError("not_found", "this live has no HLS segments yet; try again in a moment")
         text = output.playlist.render(f"{output.session_id}/")
-        max_age = 1 if not output.playlist.ended else 2
-        headers = {**CORS, "Cache-Control": f"public, max-age={max_age}"}
+        headers = {**CORS, "Cache-Control": "public, max-age=1"}
         return web.Response(body=text.encode(), content_type=PLAYLIST_TYPE, headers=headers)
 
     async def media(self, request: web.Request, node: MediaNode) -> web.Response:
