@@ -18,6 +18,7 @@ from test_media_ffmpeg import HEIGHT, WIDTH, ffmpeg_publisher
 
 from livecommerce.appkeys import MEDIA
 from livecommerce.media import h264
+from livecommerce.media.cmaf import CmafMuxer
 
 pytestmark = [pytest.mark.media, pytest.mark.timeout(240)]
 
@@ -252,4 +253,42 @@ async def test_hls_samples_are_the_publishers_frames_byte_for_byte_and_nothing_i
         container.close()
         assert checked >= 15
         assert sum(s.duration for s in segments) == pytest.approx(checked / 15, abs=0.2)
+        await publisher.pc.close()
+
+
+async def test_a_failing_remux_ends_the_hls_playlist_and_the_live_goes_on(server, monkeypatch):
+    """Whatever breaks in the HLS output (here the muxer raises, as on a malformed frame) stays
+    there: the playlist ends, WebRTC viewers keep receiving, the live stays live."""
+    world = await server.seed()
+    write = CmafMuxer.write
+    calls = {"n": 0}
+
+    def failing_write(self, kind, data, pts, keyframe):
+        calls["n"] += 1
+        if calls["n"] > 100:
+            raise av.error.InvalidDataError(1094995529, "Invalid data found when processing input")
+        return write(self, kind, data, pts, keyframe)
+
+    monkeypatch.setattr(CmafMuxer, "write", failing_write)
+    whip, whep = (f"{server.url}/api/rooms/{world.room_id}/{kind}" for kind in ("whip", "whep"))
+    async with aiohttp.ClientSession() as http:
+        publisher = await testpattern.publish(
+            http,
+            whip,
+            world.stream_key,
+            video=testpattern.PatternVideoTrack(width=480, height=272, fps=15, bitrate=300_000, codec="h264"),
+            audio=testpattern.ToneAudioTrack(),
+            rewrite_offer=testpattern.prefer_h264,
+        )
+        viewer = await testpattern.play(http, whep, decode=False, count_only=True)
+        await wait_for(lambda: world.room_id in server.app[MEDIA].streams, timeout=60, message="the live")
+        stream = server.app[MEDIA].streams[world.room_id]
+        output = stream.outputs[0]
+        await wait_for(lambda: output.closed, timeout=60, message="the HLS output to fail")
+        status, _, body = await get(http, f"{server.url}/hls/{world.room_id}/index.m3u8")
+        assert status == 200 and body.decode().rstrip().endswith("#EXT-X-ENDLIST")
+        before = viewer.video_frames
+        await wait_for(lambda: viewer.video_frames >= before + 30, timeout=60, message="WebRTC goes on")
+        assert stream.state == "live"
+        await viewer.close()
         await publisher.pc.close()
