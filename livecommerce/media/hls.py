@@ -85,6 +85,8 @@ class HlsOutput:
         self._origin_wall: datetime | None = None
         self._elapsed = 0.0  # media seconds muxed into fragments so far
         self._last_keyframe = 0
+        self._publisher: object = None  # the stream's publisher whose frames come in
+        self._awaiting_keyframe = False
         self._changed = asyncio.Event()
         self.closed = False
 
@@ -117,10 +119,18 @@ class HlsOutput:
         extended = track.unwrap(timestamp)
         now = time.monotonic()
         keyframe = True  # every Opus packet stands alone
+        if self.stream.publisher is not self._publisher:
+            # a resume or a takeover: the new publisher's pictures refer to none of the old ones
+            self._publisher = self.stream.publisher
+            self._awaiting_keyframe = True
         if kind == "video":
             keyframe = is_keyframe("video/h264", data)
             if self._muxer is None and not self._start(data, keyframe, now):
                 return
+            if self._awaiting_keyframe and not keyframe:
+                self.stream.keyframes.request()
+                return
+            self._awaiting_keyframe = False
             if track.base is None:
                 track.base = extended
             pts = extended - track.base

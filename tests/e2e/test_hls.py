@@ -292,3 +292,48 @@ async def test_a_failing_remux_ends_the_hls_playlist_and_the_live_goes_on(server
         assert stream.state == "live"
         await viewer.close()
         await publisher.pc.close()
+
+
+async def test_a_resumed_live_continues_its_hls_from_the_new_publishers_first_keyframe(server):
+    """The publisher drops and another publisher resumes within the grace period: the HLS
+    timeline goes on, and the first video after the resume is a keyframe (the new publisher's
+    pictures cannot refer to the old ones), so every segment decodes."""
+    world = await server.seed()
+    whip = f"{server.url}/api/rooms/{world.room_id}/whip"
+
+    async def publish():
+        return await testpattern.publish(
+            http,
+            whip,
+            world.stream_key,
+            video=testpattern.PatternVideoTrack(width=480, height=272, fps=15, bitrate=300_000, codec="h264"),
+            audio=testpattern.ToneAudioTrack(),
+            rewrite_offer=testpattern.prefer_h264,
+        )
+
+    async with aiohttp.ClientSession() as http:
+        first = await publish()
+        await wait_for(lambda: world.room_id in server.app[MEDIA].streams, timeout=60, message="the live")
+        stream = server.app[MEDIA].streams[world.room_id]
+        output = stream.outputs[0]
+        await wait_for(
+            lambda: output.playlist.current is not None and output.playlist.current.msn >= 1, timeout=60
+        )
+        await first.pc.close()  # the uplink drops
+        await wait_for(lambda: stream.state == "grace", timeout=60, message="the grace period")
+        resumed_at = output.playlist.current.msn
+        second = await publish()
+        await wait_for(
+            lambda: output.playlist.current.msn >= resumed_at + 2, timeout=90, message="HLS after the resume"
+        )
+        assert stream.resumes == 1 and stream.outputs == [output]
+        segments = [s for s in output.playlist.segments if s.complete]
+        assert all(segment.parts[0].independent for segment in segments)
+        container = av.open(io.BytesIO(output.init + b"".join(s.data for s in segments)))
+        decoded = 0
+        for frame in container.decode(video=0):
+            assert (frame.width, frame.height) == (480, 272)
+            decoded += 1
+        container.close()
+        assert decoded >= 15 * sum(s.duration for s in segments) * 0.8
+        await second.pc.close()
