@@ -36,7 +36,9 @@ def wrong_keys_throttle() -> Throttle:
     return Throttle("wrong stream keys from this address", WRONG_KEYS_PER_MINUTE)
 
 
-async def post(request: web.Request, node: MediaNode, wrong_keys: Throttle) -> web.Response:
+async def post(
+    request: web.Request, node: MediaNode, wrong_keys: Throttle
+) -> web.Response:
     room_id = int_param(request, "room_id")
     offer.check_content_type(request.content_type)
     key = signalling.bearer(request)

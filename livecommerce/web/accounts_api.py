@@ -128,12 +128,7 @@ class AccountsApi:
                 raise AppError("invalid", "you cannot disable your own account")
             await accounts.disable_user(session, user_id)
             await audit(
-                session,
-                who,
-                "user.disable",
-                merchant_id=user.merchant_id,
-                target_type="user",
-                target_id=user_id,
+                session, who, "user.disable", merchant_id=user.merchant_id, target_type="user", target_id=user_id
             )
         self.identity.revocations.forget(user_id)
         return json_response({"id": user_id, "disabled": True})
