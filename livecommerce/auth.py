@@ -128,6 +128,7 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "draw.manage": frozenset({Role.ANCHOR, Role.OPERATOR, Role.ADMIN}),
     "stream.publish": frozenset({Role.ANCHOR, Role.OPERATOR, Role.ADMIN}),
     "stream_key.manage": frozenset({Role.ANCHOR, Role.OPERATOR, Role.ADMIN}),
+    "recording.manage": frozenset({Role.ANCHOR, Role.OPERATOR, Role.ADMIN}),
     "sales.read": frozenset({Role.ANCHOR, Role.OPERATOR, Role.ADMIN}),
     "inventory.manage": frozenset({Role.OPERATOR, Role.ADMIN}),
     "order.manage": frozenset({Role.OPERATOR, Role.ADMIN}),

@@ -65,6 +65,24 @@ class Settings(BaseSettings):
     # A node relaying a room feeds at most this many other relays of it; more make the tree deeper
     relay_fanout: int = Field(8, ge=1)
     relay_idle_seconds: float = Field(15.0, ge=0)
+    # LL-HLS from the origin node: segments end at the first keyframe past half of
+    # HLS_SEGMENT_SECONDS (a keyframe is asked for at HLS_SEGMENT_SECONDS), parts last up to
+    # HLS_PART_SECONDS, and the live playlist keeps HLS_WINDOW_SEGMENTS segments
+    hls_segment_seconds: float = Field(2.0, ge=1.0, le=10.0)
+    hls_part_seconds: float = Field(0.5, ge=0.2, le=2.0)
+    hls_window_segments: int = Field(6, ge=3, le=100)
+    # Every HLS live is recorded as its CMAF segments under RECORDINGS_DIR (default
+    # DATA_DIR/recordings); recordings that ended more than RECORDING_RETENTION_DAYS ago are
+    # deleted (0: kept until deleted by hand)
+    recording_enabled: bool = True
+    recordings_dir: Path | None = None
+    recording_retention_days: float = Field(30.0, ge=0)
+    # Recordings in an S3-compatible bucket instead of RECORDINGS_DIR (the `s3` extra); the
+    # endpoint for MinIO, R2 and the like; credentials the usual AWS way (AWS_ACCESS_KEY_ID, ...)
+    recordings_s3_bucket: str = ""
+    recordings_s3_prefix: str = "recordings/"
+    recordings_s3_endpoint_url: str = ""
+    recordings_s3_region: str = ""
 
     max_request_bytes: int = Field(1024 * 1024, ge=1024)
     ws_max_frame_bytes: int = Field(8 * 1024, ge=256)
@@ -192,6 +210,10 @@ class Settings(BaseSettings):
             scheme, _, rest = self.public_url.partition("://")
             origins.add(f"{scheme}://{rest.split('/', 1)[0]}".lower())
         return frozenset(origins)
+
+    @property
+    def recordings_path(self) -> Path:
+        return self.recordings_dir or self.data_dir / "recordings"
 
     @property
     def base_url(self) -> str:

@@ -35,6 +35,7 @@ HTTP_STATUS: dict[str, int] = {
     "already_exists": 409,
     "already_live": 409,
     "not_live": 409,
+    "no_hls": 409,
     "sold_out": 409,
     "limit_exceeded": 409,
     "not_started": 409,

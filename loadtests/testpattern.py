@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import fractions
 import math
+import re
 import struct
 import time
 from collections import deque
@@ -228,6 +229,17 @@ async def exchange(
         RTCSessionDescription(sdp=ice.scope_candidates(answer, host_addresses), type="answer")
     )
     return location
+
+
+def prefer_h264(offer: str) -> str:
+    """An offer whose video formats list H.264 before VP8, as the studio page offers (an H.264 live
+    is also served over HLS): pass as `rewrite_offer` to `publish`."""
+    h264 = set(re.findall(r"a=rtpmap:(\d+) H264/90000", offer))
+
+    def reorder(match: re.Match[str]) -> str:
+        return match.group(1) + " ".join(sorted(match.group(2).split(), key=lambda pt: pt not in h264))
+
+    return re.sub(r"(m=video \d+ \S+ )([\d ]+)", reorder, offer)
 
 
 class SignallingError(Exception):

@@ -33,6 +33,7 @@ from livecommerce.commerce.checkout_api import BuyerDetailsBody, ShipToBody
 from livecommerce.commerce.fulfilment_api import Parcel, Reason, ReturnAccepted
 from livecommerce.draws.api import ClaimBody
 from livecommerce.draws.service import StartDraw
+from livecommerce.media.recordings_api import ClipBody
 from livecommerce.web.accounts_api import GuestBody, LoginBody, SignUpBody, StreamKeyBody
 
 SPEC_PATH = Path(__file__).resolve().parent.parent / "docs" / "openapi.yaml"
@@ -481,6 +482,64 @@ OPERATIONS = [
         errors=(404,),
     ),
     Operation("get", "/api/ice-servers", "ICE servers for browsers", "media", ANYONE),
+    # HLS, recordings and replays
+    Operation(
+        "get",
+        "/hls/{room_id}/index.m3u8",
+        "The live's LL-HLS playlist (blocking reload)",
+        "hls",
+        ANYONE,
+        query=(
+            ("_HLS_msn", {"type": "integer", "minimum": 0}),
+            ("_HLS_part", {"type": "integer", "minimum": 0}),
+        ),
+        answer_type="application/vnd.apple.mpegurl",
+        errors=(400, 404, 409),
+    ),
+    Operation(
+        "get",
+        "/hls/{room_id}/{session_id}/{name}",
+        "A live's init segment, segment or part",
+        "hls",
+        ANYONE,
+        answer_type="video/mp4",
+        errors=(404,),
+    ),
+    Operation(
+        "get",
+        "/recordings/{session_id}/{name}",
+        "A recording's VOD playlist, init segment or segment",
+        "hls",
+        ANYONE,
+        answer_type="*/*",
+        errors=(404, 503),
+    ),
+    Operation("get", "/api/rooms/{room_id}/recordings", "A room's recordings", "hls", errors=(401, 403, 404)),
+    Operation(
+        "delete",
+        "/api/recordings/{session_id}",
+        "Delete a recording",
+        "hls",
+        answer=204,
+        errors=(401, 403, 404, 409, 503),
+    ),
+    Operation(
+        "post",
+        "/api/recordings/{session_id}/clips",
+        "Mark a moment of a recording as a clip",
+        "hls",
+        body=ClipBody,
+        answer=201,
+        errors=(400, 401, 403, 404),
+    ),
+    Operation(
+        "get",
+        "/api/recordings/{session_id}",
+        "A recording with its timeline of product moments and its clips",
+        "hls",
+        ANYONE,
+        errors=(404,),
+    ),
     # operations
     Operation("get", "/healthz", "The process runs", "health", ANYONE),
     Operation(
@@ -541,6 +600,15 @@ OPERATIONS = [
         errors=(404,),
     ),
     Operation("get", "/orders", "The buyer's orders page", PAGES, ANYONE, answer_type="text/html"),
+    Operation(
+        "get",
+        "/replay/{session_id}",
+        "The replay page of a recorded live",
+        PAGES,
+        ANYONE,
+        answer_type="text/html",
+        errors=(404,),
+    ),
     Operation(
         "get",
         "/static/{filename}",

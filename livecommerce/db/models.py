@@ -11,6 +11,7 @@ from sqlalchemy import (
     CheckConstraint,
     DateTime,
     Enum,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -169,6 +170,44 @@ class StreamSession(Base):
     started_at: Mapped[datetime] = _created()
     ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     end_reason: Mapped[str | None] = mapped_column(String(64))
+
+
+class Recording(Base):
+    """A stream session's CMAF segments in the recordings store, and how far recording got."""
+
+    __tablename__ = "recordings"
+    stream_session_id: Mapped[int] = mapped_column(
+        ForeignKey("stream_sessions.id", ondelete="CASCADE"), primary_key=True
+    )
+    room_id: Mapped[int] = mapped_column(ForeignKey("rooms.id", ondelete="CASCADE"), index=True)
+    # recording, complete (VOD playlist written) or failed (stopped; `error` says why)
+    state: Mapped[str] = mapped_column(String(16), server_default="recording")
+    error: Mapped[str] = mapped_column(Text, server_default="")
+    # wall-clock time of the first frame: offset 0 of the recording's timeline
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    duration_seconds: Mapped[float] = mapped_column(Float, server_default="0")
+    size_bytes: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    segments: Mapped[int] = mapped_column(Integer, server_default="0")
+    __table_args__ = (
+        CheckConstraint("state IN ('recording', 'complete', 'failed')", name="state_known"),
+        Index("ix_recordings_started_at", "started_at"),
+    )
+
+
+class Clip(Base):
+    """A moment of a recording marked by the anchor or an operator, with its own link."""
+
+    __tablename__ = "clips"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    stream_session_id: Mapped[int] = mapped_column(
+        ForeignKey("recordings.stream_session_id", ondelete="CASCADE"), index=True
+    )
+    offset_seconds: Mapped[float] = mapped_column(Float)
+    title: Mapped[str] = mapped_column(String(200), server_default="")
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = _created()
+    __table_args__ = (CheckConstraint("offset_seconds >= 0", name="offset_not_negative"),)
 
 
 class RoomViewerSample(Base):

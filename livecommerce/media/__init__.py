@@ -1,34 +1,45 @@
 """The media plane: WHIP ingest, WHEP playback, forwarding without re-encoding, keyframe relay,
-stream sessions, and with REDIS_URL the cluster (stream registry, relays between nodes).
-`install(...)` creates the node's MediaNode, adds its routes, its snapshot part and its shutdown."""
+stream sessions, LL-HLS, and with REDIS_URL the cluster (stream registry, relays between
+nodes). `install(...)` creates the node's MediaNode, adds its routes, its snapshot part and its
+shutdown."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
+from livecommerce.appkeys import METRICS
 from livecommerce.auth import Principal
 from livecommerce.config import Settings
 from livecommerce.db.engine import Database
 from livecommerce.errors import AppError
 from livecommerce.http import int_param, json_response
-from livecommerce.media import aiortc_internals, signalling, whep, whip
+from livecommerce.media import aiortc_internals, llhls, signalling, whep, whip
 from livecommerce.media.broadcasts import Broadcasts
 from livecommerce.media.cluster import Cluster
+from livecommerce.media.hls import Hls
 from livecommerce.media.node import MediaNode
+from livecommerce.media.recording import Recordings
+from livecommerce.media.recordings_api import RecordingsApi
+from livecommerce.media.storage import storage_for
 from livecommerce.realtime.hub import Hub
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-async def stream_state(node: MediaNode, room_id: int) -> dict[str, object]:
+async def stream_state(node: MediaNode, hls: Hls, room_id: int) -> dict[str, object]:
     """The room's stream as this node sees it: its own copy when it has one (with this node's
     viewers), else the cluster's registry entry, else offline."""
+    playlist = f"/hls/{room_id}/index.m3u8"
     stream = node.streams.get(room_id)
     if stream is not None:
-        return stream.summary()
+        output = hls.outputs.get(room_id)
+        made_here = output is not None and output.stream is stream
+        has_hls = made_here or await node.hls_elsewhere(room_id) is not None
+        return {**stream.summary(), "hls_url": playlist if has_hls else None}
     offline: dict[str, object] = {"room_id": room_id, "state": "offline", "node": node.node_id}
     if node.cluster is None:
         return offline
@@ -50,6 +61,7 @@ async def stream_state(node: MediaNode, room_id: int) -> dict[str, object]:
         "viewers": 0,
         "relays": 0,
         "started_at": entry.started_at,
+        "hls_url": playlist if entry.hls else None,
     }
 
 
@@ -57,9 +69,27 @@ def _codec_name(codec: dict[str, object] | None) -> str | None:
     return None if codec is None else str(codec["mimeType"]).split("/", 1)[1]
 
 
-async def stream_status(request: web.Request, node: MediaNode) -> web.Response:
-    """Whether a room is live, which node is its origin, codecs and this node's viewer count."""
-    return json_response(await stream_state(node, int_param(request, "room_id")))
+async def stream_status(request: web.Request, node: MediaNode, hls: Hls) -> web.Response:
+    """Whether a room is live, which node is its origin, codecs, this node's viewer count and its
+    HLS playlist."""
+    return json_response(await stream_state(node, hls, int_param(request, "room_id")))
+
+
+def hls_anywhere(
+    handler: Callable[[web.Request, MediaNode], Awaitable[web.Response]], node: MediaNode, hls: Hls
+) -> Handler:
+    """An HLS request on a node that does not make the room's HLS goes to the node that does
+    (the one the broadcast started on): a 307 that players and CDNs follow."""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        room_id = int_param(request, "room_id")
+        if room_id not in hls.outputs:
+            there = await node.hls_elsewhere(room_id)
+            if there is not None:
+                return web.Response(status=307, headers={"Location": there + request.path_qs})
+        return await handler(request, node)
+
+    return handle
 
 
 def _bound(handler: Callable[..., Awaitable[web.StreamResponse]], *services: Any) -> Handler:
@@ -78,17 +108,32 @@ def install(app: web.Application, settings: Settings, db: Database, hub: Hub) ->
         cluster = Cluster(
             settings.redis_url, settings.node_id, settings.node_address, relay_fanout=settings.relay_fanout
         )
+    layout = llhls.Layout(settings.hls_segment_seconds, settings.hls_part_seconds)
+    recordings = Recordings(
+        db.session_factory,
+        storage_for(settings),
+        layout,
+        app[METRICS],
+        settings.recording_retention_days,
+    )
     node = MediaNode(settings, Broadcasts(db.session_factory, hub, settings.node_id), cluster)
+    hls = Hls(layout, settings.hls_window_segments)
+    node.broadcast_started.append(hls.attach)
+    if settings.recording_enabled:
+        hls.listeners.append(recordings.attach)
 
     async def running(app: web.Application) -> AsyncIterator[None]:
         # at startup, with the event loop running (some aiortc objects look it up when made)
         aiortc_internals.check()
         await node.start()
+        retention = asyncio.ensure_future(recordings.keep_expiring())
         yield
         await node.close()
+        await recordings.close()
+        retention.cancel()
 
     async def snapshot(room_id: int, who: Principal) -> dict[str, object]:
-        return await stream_state(node, room_id)
+        return await stream_state(node, hls, room_id)
 
     hub.snapshot_provider("stream", snapshot)
 
@@ -107,6 +152,9 @@ def install(app: web.Application, settings: Settings, db: Database, hub: Hub) ->
         app.router.add_delete(resource, handlers["delete"])
         app.router.add_patch(resource, signalling.patch_resource)
         app.router.add_route("OPTIONS", resource, signalling.options_resource)
-    app.router.add_get("/api/rooms/{room_id}/stream", _bound(stream_status, node))
+    app.router.add_get("/api/rooms/{room_id}/stream", _bound(stream_status, node, hls))
+    app.router.add_get("/hls/{room_id}/index.m3u8", hls_anywhere(hls.playlist, node, hls))
+    app.router.add_get("/hls/{room_id}/{session_id}/{name}", hls_anywhere(hls.media, node, hls))
     app.router.add_get("/api/ice-servers", _bound(signalling.ice_servers, settings))
+    app.router.add_routes(RecordingsApi(recordings).routes())
     return node

@@ -95,6 +95,7 @@ class OriginEntry:
     started_at: str | None
     publisher_key: int | None  # the stream key the publisher used
     silent: bool  # the publisher has sent nothing for a while (any key of the room may replace it)
+    hls: str | None = None  # the node making the broadcast's HLS (the one it started on)
 
     def replaceable_by(self, stream_key_id: int) -> bool:
         """The rule of `Stream.replaceable_by`, for a publisher on another node."""

@@ -66,7 +66,8 @@ class Fanout:
         for leg in self._legs:
             leg.needs_keyframe = self.kind == "video"
 
-    def push(self, data: bytes, timestamp: int) -> None:
+    def push(self, data: bytes, timestamp: int) -> int:
+        """Forward one frame; return its timestamp on the track's continuous output clock."""
         self.frames_in += 1
         now = time.monotonic()
         if self._rebase or self._last_out is None:
@@ -97,6 +98,7 @@ class Fanout:
                 waiting = True
         if waiting:
             self._request_keyframe()
+        return out
 
     def close(self) -> None:
         for leg in self._legs:

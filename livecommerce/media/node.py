@@ -16,6 +16,7 @@ import contextlib
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import datetime
 
 import aiohttp
@@ -48,6 +49,9 @@ class MediaNode:
         self._locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._http: aiohttp.ClientSession | None = None
         self._heartbeat: asyncio.Task[None] | None = None
+        # called when a broadcast starts on this node (not when it carries on one another node
+        # started): HLS attaches its output
+        self.broadcast_started: list[Callable[[Stream], None]] = []
 
     async def start(self) -> None:
         self._http = aiohttp.ClientSession()
@@ -100,6 +104,11 @@ class MediaNode:
         self.streams[room_id] = stream
         return stream
 
+    def start_broadcast(self, stream: Stream) -> None:
+        """A broadcast starts here (not one carried on from another node): attach its outputs."""
+        for started in self.broadcast_started:
+            started(stream)
+
     async def origin_elsewhere(self, room_id: int) -> OriginEntry | None:
         """The room's origin entry when another node holds its publisher. A node that cannot
         reach the registry carries on alone: it serves what it holds."""
@@ -135,6 +144,7 @@ class MediaNode:
             started_at=stream.started_at.isoformat() if stream.started_at else None,
             publisher_key=None if publisher is None else publisher.stream_key_id,
             silent=silent,
+            hls=self.settings.node_address if stream.outputs else stream.hls_elsewhere,
         )
 
     # edges
@@ -153,6 +163,7 @@ class MediaNode:
                 raise AppError("not_live", "this room is not live")
             stream = self.new_stream(room_id, entry.codec_parameters(), None)
             stream.origin_node = entry.node
+            stream.hls_elsewhere = entry.hls
             stream.adopt(entry.session_id, parse_time(entry.started_at))
             try:
                 await self._pull(stream, entry)
@@ -223,6 +234,18 @@ class MediaNode:
         stream, viewer = entry
         stream.remove_viewer(viewer)
         return True
+
+    async def hls_elsewhere(self, room_id: int) -> str | None:
+        """The address of the node that makes this room's HLS, when it is another node."""
+        if self.cluster is None:
+            return None
+        try:
+            entry = await self.cluster.origin(room_id)
+        except AppError:
+            return None
+        if entry is None or entry.hls in (None, self.settings.node_address):
+            return None
+        return entry.hls
 
     async def node_with_room(self, room_id: int) -> NodeEntry | None:
         """Another node that can take a viewer: one already carrying the room first (it costs
@@ -332,7 +355,7 @@ class MediaNode:
             stream.publisher_lost(publisher, "source_gone")
             return
         idle = time.monotonic() - stream.last_viewer > self.settings.relay_idle_seconds
-        if not stream.viewers and idle:
+        if not stream.viewers and not stream.outputs and idle:
             log.info("room %s: no viewers here for a while; relay stops", stream.room_id)
             await stream.end("relay_idle", record=False)
             return

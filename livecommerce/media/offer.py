@@ -4,7 +4,7 @@ video, Opus audio; viewers: the publisher's codec, H.264 by profile compatibilit
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from aiortc import RTCRtpSender
 from aiortc.codecs import is_rtx
@@ -110,14 +110,31 @@ def _port(section: list[str]) -> str:
     return words[1] if len(words) > 1 else ""
 
 
-def publish_preferences(kind: str, first: RTCRtpCodecParameters | None = None) -> list[RTCRtpCodecCapability]:
-    """Codecs a publisher may send (with RTX); `first` is preferred (the codec of a stream that a
-    resuming publisher continues)."""
+def publish_preferences(
+    kind: str, first: RTCRtpCodecParameters | None = None, offered: Sequence[str] = ()
+) -> list[RTCRtpCodecCapability]:
+    """Codecs a publisher may send (with RTX): `first` is preferred (the codec of a stream that a
+    resuming publisher continues), then the offer's own order of codecs (`offered`, MIME types:
+    the studio offers H.264 first, which also gives the live HLS)."""
     accepted = _lower(PUBLISH_MIME_TYPES[kind])
     codecs = _capabilities(kind, lambda capability: capability.mimeType.lower() in accepted, None)
-    if first is not None:
-        codecs.sort(key=lambda capability: not _same(capability, first))
+    rank = {mime.lower(): index for index, mime in reversed(list(enumerate(offered)))}
+    codecs.sort(
+        key=lambda capability: (
+            first is not None and not _same(capability, first),
+            rank.get(capability.mimeType.lower(), len(rank)),
+        )
+    )
     return codecs
+
+
+def offered_codecs(text: str, kind: str) -> list[str]:
+    """The MIME types of the offer's `kind` section, in the offer's order of preference."""
+    for media in SessionDescription.parse(text).media:
+        if media.kind == kind:
+            by_type = {codec.payloadType: codec.mimeType for codec in media.rtp.codecs}
+            return [by_type[int(fmt)] for fmt in media.fmt if str(fmt).isdigit() and int(fmt) in by_type]
+    return []
 
 
 def viewer_preferences(codec: RTCRtpCodecParameters) -> list[RTCRtpCodecCapability]:

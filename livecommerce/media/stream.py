@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol
 
 from aiortc import RTCPeerConnection
 from aiortc.jitterbuffer import JitterFrame
@@ -49,6 +50,15 @@ def resource_id(node_id: str) -> str:
 def node_of(resource: str) -> str:
     """The node that holds a session resource (`resource_id`)."""
     return resource.rpartition(".")[0]
+
+
+class Output(Protocol):
+    """Another consumer of the published frames besides the viewers (HLS, see hls.py): each frame
+    as forwarded, with its timestamp on the track's continuous clock, then close() at the end."""
+
+    def frame(self, kind: str, data: bytes, timestamp: int) -> None: ...
+
+    def close(self) -> None: ...
 
 
 @dataclass(eq=False)
@@ -94,7 +104,9 @@ class PublisherSink:
             self.stream.media_started()
         fanout = self.stream.fanouts.get(self.kind)
         if fanout is not None:
-            fanout.push(item[1].data, item[1].timestamp)
+            timestamp = fanout.push(item[1].data, item[1].timestamp)
+            for output in self.stream.outputs:
+                output.frame(self.kind, item[1].data, timestamp)
 
 
 class Stream:
@@ -121,6 +133,7 @@ class Stream:
         self.broadcast = broadcast
         self.node_id = node_id
         self.origin_node = node_id
+        self.hls_elsewhere: str | None = None  # the node making HLS, when the broadcast began there
         self.grace_seconds = grace_seconds
         self.keyframes = KeyframeRelay()
         self.fanouts = {
@@ -131,6 +144,7 @@ class Stream:
         self.publisher: Publisher | None = None
         self.last_publisher: Publisher | None = None
         self.viewers: dict[str, Viewer] = {}
+        self.outputs: list[Output] = []
         self.session_id: int | None = None
         self.started_at: datetime | None = None
         self.last_media = time.monotonic()
@@ -320,6 +334,8 @@ class Stream:
         publisher, self.publisher = self.publisher, None
         for fanout in self.fanouts.values():
             fanout.close()
+        for output in self.outputs:
+            output.close()
         closing = [viewer.pc.close() for viewer in self.viewers.values()]
         if publisher is not None:
             closing.append(publisher.pc.close())

@@ -93,7 +93,12 @@ async def _negotiate(
 ) -> Publisher:
     prefer = stream.codecs if stream is not None else {}
     sections = [
-        peer.Section(kind, "recvonly", offer.publish_preferences(kind, prefer.get(kind))) for kind in kinds
+        peer.Section(
+            kind,
+            "recvonly",
+            offer.publish_preferences(kind, prefer.get(kind), offer.offered_codecs(text, kind)),
+        )
+        for kind in kinds
     ]
     pc, transceivers = await peer.answer(node.settings, text, sections, no_common_codec=NO_COMMON_CODEC)
     codecs = {}
@@ -133,6 +138,9 @@ async def _attach(
     )
     if same_broadcast and stream.session_id is None:
         stream.adopt(elsewhere.session_id, parse_time(elsewhere.started_at))
+        stream.hls_elsewhere = elsewhere.hls
+    if stream.session_id is None and not stream.outputs:
+        node.start_broadcast(stream)
     for kind, receiver in publisher.receivers.items():
         publisher.receivers[kind] = tap(receiver, PublisherSink(stream, publisher, kind))
 

@@ -1,4 +1,4 @@
-"""HTTP surface: health and metrics, the accounts API and the pages. `install(...)` adds them;
+"""HTTP surface: health and metrics, the accounts API, the pages and the replay. `install(...)` adds them;
 the request metrics middleware (`metrics.HttpMetrics`) is set up with the app itself."""
 
 from __future__ import annotations
@@ -8,12 +8,14 @@ from collections.abc import Callable
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from livecommerce.appkeys import MEDIA
 from livecommerce.config import Settings
 from livecommerce.db.engine import Database
 from livecommerce.http.identity import Identity
 from livecommerce.web import pages
 from livecommerce.web.accounts_api import AccountsApi
 from livecommerce.web.health import Health
+from livecommerce.web.replay import Replay
 
 
 def install(
@@ -27,3 +29,4 @@ def install(
     app.router.add_routes(Health(settings, db.engine, metrics, readiness).routes())
     app.router.add_routes(AccountsApi(identity, db.session_factory, settings).routes())
     pages.install(app, settings, db.session_factory)
+    app.router.add_routes(Replay(db.session_factory, app[MEDIA].recordings).routes())

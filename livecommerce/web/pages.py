@@ -1,5 +1,5 @@
-"""The pages people use (studio, watch, console, and the buyer's orders), the index, and their
-static files."""
+"""The pages people use (studio, watch, console, and the buyer's orders; the replay's is in
+replay.py), the index, and their static files."""
 
 from __future__ import annotations
 
@@ -32,6 +32,11 @@ def _html(text: str, status: int = 200) -> web.Response:
 def _fill(template: str, values: dict[str, str]) -> str:
     """Put escaped values into the `{{name}}` slots of a page template, in one pass."""
     return _SLOT.sub(lambda match: html.escape(values[match.group(1)], quote=True), template)
+
+
+def html_page(name: str, values: dict[str, str]) -> web.Response:
+    """A page template with its `{{name}}` slots filled."""
+    return _html(_fill(_page(name), values))
 
 
 async def _room_page(

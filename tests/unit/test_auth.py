@@ -28,6 +28,7 @@ EXPECTED = {
         "draw.manage",
         "stream.publish",
         "stream_key.manage",
+        "recording.manage",
         "sales.read",
     },
     Role.OPERATOR: {
@@ -39,6 +40,7 @@ EXPECTED = {
         "draw.manage",
         "stream.publish",
         "stream_key.manage",
+        "recording.manage",
         "sales.read",
         "inventory.manage",
         "order.manage",

@@ -360,13 +360,72 @@ function onSnapshot(snapshot) {
   }
 }
 
+// ---- recordings ------------------------------------------------------------------------------
+
+const recordingsResult = $("#recordings-result");
+
+function megabytes(bytes) {
+  return `${(bytes / 1_000_000).toFixed(1)} MB`;
+}
+
+function minutes(seconds) {
+  const whole = Math.round(seconds);
+  return `${Math.floor(whole / 60)}:${String(whole % 60).padStart(2, "0")}`;
+}
+
+function recordingState(recording) {
+  return t(`console.recording_state_${recording.state}`, { error: recording.error || "" });
+}
+
+async function deleteRecording(recording) {
+  if (!confirm(t("console.recording_confirm"))) return;
+  try {
+    await api(`/api/recordings/${recording.stream_session_id}`, { method: "DELETE", token: session.token });
+    refreshRecordings();
+  } catch (error) {
+    say(recordingsResult, errorText(error), "error");
+  }
+}
+
+// the roles that manage recordings (a moderator's console has no recordings panel)
+const RECORDING_ROLES = ["anchor", "operator", "admin"];
+
+const refreshRecordings = throttled(async () => {
+  if (!RECORDING_ROLES.includes(session.user.role)) return;
+  let recordings;
+  try {
+    ({ recordings } = await api(`/api/rooms/${ROOM}/recordings`, { token: session.token }));
+  } catch (error) {
+    say(recordingsResult, errorText(error), "error");
+    return;
+  }
+  show($(".recordings"), true);
+  $("#recordings tbody").replaceChildren(
+    ...recordings.map((recording) =>
+      h("tr", { dataset: { sessionId: recording.stream_session_id, state: recording.state } },
+        h("td", { text: dateTime(recording.started_at) }),
+        h("td", { text: minutes(recording.duration_seconds) }),
+        h("td", { text: megabytes(recording.size_bytes) }),
+        h("td", { class: recording.state === "failed" ? "error" : "", text: recordingState(recording) }),
+        h("td", {}, recording.playlist_url ? h("a", { href: recording.replay_url, text: t("console.recording_replay") }) : ""),
+        h("td", {}, recording.state === "recording" ? "" : h("button", { type: "button", class: "danger", text: t("console.recording_delete"), onclick: () => deleteRecording(recording) })),
+      ),
+    ),
+  );
+  if (!recordings.length) say(recordingsResult, t("console.recording_none"));
+  else say(recordingsResult, "");
+}, 2000);
+
 function onEvent(type, data, message) {
   if (chatEvent(chat, type, data)) return;
   if (shop.apply(type, data)) {
     renderRoom();
     if (!may.sell) return;
     if (type === "presence") refreshDashboard();
-    else if (type.startsWith("stream.")) refreshStreams();
+    else if (type.startsWith("stream.")) {
+      refreshStreams();
+      refreshRecordings();
+    }
     else refreshInventory();
   } else if (type === "order.feed") {
     desk.seen(data, message.ts);
@@ -406,8 +465,10 @@ async function main() {
     desk.render();
     chat.redraw();
     refreshStreams();
+    refreshRecordings();
   });
   everySecond(renderSales);
+  refreshRecordings();
   room = new RoomSocket({ roomId: ROOM, token: session.token, onEvent, onSnapshot, onStatus: connectionStatus }).start();
 }
 

@@ -1,7 +1,8 @@
-// The viewer's page, phone first: the stream full screen (WHEP, muted autoplay) with chat, the
-// pinned card, Buy, the live's bag (its products, variants and quantity), likes, follow and share over
-// it; checkout with the buyer's details (remembered for next time), paying, keeping a guest's orders by
-// signing up, prize draws, and a room socket that resumes silently after the network comes back.
+// The viewer's page, phone first: the stream full screen (WHEP, muted autoplay; LL-HLS when WebRTC
+// cannot connect or the node is full) with chat, the pinned card, Buy, the live's bag (its products,
+// variants and quantity), likes, follow and share over it; checkout with the buyer's details
+// (remembered for next time), paying, keeping a guest's orders by signing up, prize draws, and a room
+// socket that resumes silently after the network comes back.
 
 import { api, idempotencyKey, joinAsGuest, loadSession, signIn, signUp } from "./api.js";
 import { ChatView, chatEvent, chatForm } from "./chat.js";
@@ -12,6 +13,7 @@ import { Likes } from "./likes.js";
 import { RoomSocket } from "./room.js";
 import { Shop } from "./shop.js";
 import { $, busy, h, roomId, say, setupSheets, sheet, show } from "./ui.js";
+import { playHls } from "./hls-play.js";
 import { play } from "./whep.js";
 
 const ROOM = roomId();
@@ -19,6 +21,8 @@ const WHEP_URL = new URL(`/api/rooms/${ROOM}/whep`, location.href).toString();
 const SCOPE = "viewer";
 const SILENT_RECONNECT_MS = 3000;
 const VIDEO_RETRY_MS = [500, 1000, 2000, 4000];
+// a WebRTC session that has not connected by then (UDP blocked, no TURN) gives way to HLS
+const WEBRTC_CONNECT_MS = 10_000;
 
 const shop = new Shop();
 const chat = new ChatView($("#chat-list"));
@@ -111,23 +115,22 @@ function setupFollow() {
 
 const video = $("#video");
 const stageStatus = $("#stage-status");
-const player = { session: null, starting: false, attempt: 0, problem: "" };
+// transport: "webrtc" first; "hls" once WebRTC could not connect or the node was full (for the
+// rest of the visit: HLS is a few seconds behind, switching back and forth would jump)
+const player = { session: null, starting: false, attempt: 0, problem: "", transport: "webrtc" };
 
 async function startVideo() {
   if (player.session || player.starting || !shop.live) return;
   player.starting = true;
   try {
-    const session = await play(WHEP_URL, video);
-    player.session = session;
+    if (player.transport === "hls") await startHls();
+    else await startWebrtc();
     player.attempt = 0;
     player.problem = "";
     progress.since = Date.now();
-    session.pc.addEventListener("connectionstatechange", () => {
-      const state = session.pc.connectionState;
-      if (state === "failed" || state === "closed") videoLost(session);
-    });
   } catch (error) {
     if (error.code === "not_live") shop.live = false;
+    else if (error.status === 503 && player.transport === "webrtc") player.transport = "hls";
     else player.problem = errorText(error);
     retryVideo();
   } finally {
@@ -136,10 +139,44 @@ async function startVideo() {
   }
 }
 
+async function startWebrtc() {
+  const session = await play(WHEP_URL, video);
+  session.transport = "webrtc";
+  session.connected = false;
+  player.session = session;
+  session.pc.addEventListener("connectionstatechange", () => {
+    const state = session.pc.connectionState;
+    if (state === "connected") session.connected = true;
+    else if (state === "failed" || state === "closed") videoLost(session);
+  });
+  setTimeout(() => {
+    if (!session.connected && player.session === session) videoLost(session);
+  }, WEBRTC_CONNECT_MS);
+}
+
+async function startHls() {
+  const status = await api(`/api/rooms/${ROOM}/stream`);
+  if (status.state === "offline") throw Object.assign(new Error(t("watch.not_started")), { code: "not_live" });
+  if (!status.hls_url) {
+    // this live has no HLS (VP8 video): WebRTC is the only way, keep trying it
+    player.transport = "webrtc";
+    throw Object.assign(new Error(t("watch.no_hls")), { code: "no_hls" });
+  }
+  video.srcObject = null;
+  const session = await playHls(new URL(status.hls_url, location.href).toString(), video, {
+    live: true,
+    onFatal: () => videoLost(session),
+  });
+  session.transport = "hls";
+  player.session = session;
+}
+
+// A WebRTC session that never connected (UDP blocked, no TURN) sends the page to HLS.
 function videoLost(session) {
   if (player.session !== session) return;
   player.session = null;
   session.stop();
+  if (session.transport === "webrtc" && !session.connected) player.transport = "hls";
   retryVideo();
   renderStage();
 }
@@ -153,7 +190,8 @@ function retryVideo() {
 
 // The stream ended: the server has already removed the session, so close without a DELETE.
 function stopVideo() {
-  if (player.session) player.session.abandon();
+  if (player.session?.transport === "webrtc") player.session.abandon();
+  else if (player.session) player.session.stop();
   player.session = null;
   video.srcObject = null;
 }
@@ -192,6 +230,10 @@ function renderStage() {
   else if (state === "off") status = t("watch.not_started");
   else if (state === "connecting") status = player.problem ? t("watch.video_trouble", { problem: player.problem }) : t("watch.connecting");
   stageStatus.textContent = status;
+  const transport = $("#transport");
+  const playing = state === "live" ? player.session?.transport : "";
+  transport.dataset.transport = playing || "";
+  transport.textContent = playing ? t(`watch.transport_${playing}`) : "";
   show($("#unmute"), state === "live" && video.muted);
 }
 

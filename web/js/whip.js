@@ -6,7 +6,8 @@
 //   await session.stop();   // DELETE on the session resource, then close
 //
 // The offer is sent once every ICE candidate is gathered (no trickle), as the server's
-// PATCH answers 405. ICE servers come from the server's /api/ice-servers.
+// PATCH answers 405. ICE servers come from the server's /api/ice-servers. Video prefers H.264
+// when the browser has it: an H.264 live is also served over HLS (VP8 is WebRTC only).
 
 const GATHER_TIMEOUT_MS = 3000;
 
@@ -88,11 +89,25 @@ export function session(pc, location, token) {
   };
 }
 
+// Constrained Baseline first (what the server forwards to every browser), then other H.264,
+// then the rest; the server answers with the first codec of the offer it accepts.
+export function preferH264(transceiver) {
+  const codecs = RTCRtpSender.getCapabilities?.("video")?.codecs;
+  if (!codecs || !transceiver.setCodecPreferences) return;
+  const rank = (codec) => {
+    if (codec.mimeType.toLowerCase() !== "video/h264") return 2;
+    const fmtp = codec.sdpFmtpLine || "";
+    return fmtp.includes("packetization-mode=1") && /profile-level-id=42e0/i.test(fmtp) ? 0 : 1;
+  };
+  transceiver.setCodecPreferences([...codecs].sort((a, b) => rank(a) - rank(b)));
+}
+
 export async function publish(url, stream, token, { iceServers } = {}) {
   const pc = new RTCPeerConnection({ iceServers: iceServers ?? (await fetchIceServers(url)) });
   try {
     for (const track of stream.getTracks()) {
-      pc.addTransceiver(track, { direction: "sendonly", streams: [stream] });
+      const transceiver = pc.addTransceiver(track, { direction: "sendonly", streams: [stream] });
+      if (track.kind === "video") preferH264(transceiver);
     }
     await pc.setLocalDescription(await pc.createOffer());
     await gatheringComplete(pc);
