@@ -340,3 +340,39 @@ async def test_edges_pull_from_edges_when_the_origin_feeds_as_many_as_it_may(ser
         assert (await nodes.status(http, "c", world.room_id))["relayed_from"] is None
         await on_b.close()
         await publisher.pc.close()
+
+
+async def test_hls_is_made_where_the_broadcast_started_and_other_nodes_send_players_there(
+    server, start_nodes
+):
+    world = await server.seed()
+    nodes = await start_nodes(["a", "b"])
+    async with aiohttp.ClientSession() as http:
+        publisher = await testpattern.publish(
+            http,
+            nodes.whip("a", world.room_id),
+            world.stream_key,
+            video=testpattern.PatternVideoTrack(width=480, height=272, fps=15, bitrate=300_000, codec="h264"),
+            audio=testpattern.ToneAudioTrack(),
+            rewrite_offer=testpattern.prefer_h264,
+        )
+        status = await wait_for(
+            lambda: _status_with(nodes, http, "b", world.room_id, lambda s: s.get("hls_url") is not None),
+            timeout=MEDIA_TIMEOUT,
+            message="node b learns that the live has HLS",
+        )
+        playlist = status["hls_url"]
+        async with http.get(nodes.url("b") + playlist, allow_redirects=False) as response:
+            assert response.status == 307
+            assert response.headers["Location"] == nodes.url("a") + playlist
+
+        async def listed() -> str | None:
+            async with http.get(nodes.url("b") + playlist) as response:  # follows the redirect
+                text = await response.text()
+                return text if response.status == 200 and "#EXT-X-PART:" in text else None
+
+        text = await wait_for(
+            listed, timeout=MEDIA_TIMEOUT, interval=0.5, message="the playlist through node b"
+        )
+        assert text.startswith("#EXTM3U")
+        await publisher.pc.close()
