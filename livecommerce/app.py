@@ -60,7 +60,13 @@ def create_app(settings: Settings) -> web.Application:
     app[DRAWS] = draws.install(app, settings, db, hub)
     media_node = app[MEDIA] = media.install(app, settings, db, hub)
     http_surface.install(
-        app, settings, db, registry, identity, {"stream_registry": media_node.registry_state}
+        app,
+        settings,
+        db,
+        registry,
+        identity,
+        {"stream_registry": media_node.registry_state},
+        media_node.recordings,
     )
     return app
 

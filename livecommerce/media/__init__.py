@@ -116,7 +116,7 @@ def install(app: web.Application, settings: Settings, db: Database, hub: Hub) ->
         app[METRICS],
         settings.recording_retention_days,
     )
-    node = MediaNode(settings, Broadcasts(db.session_factory, hub, settings.node_id), cluster)
+    node = MediaNode(settings, Broadcasts(db.session_factory, hub, settings.node_id), recordings, cluster)
     hls = Hls(layout, settings.hls_window_segments)
     node.broadcast_started.append(hls.attach)
     if settings.recording_enabled:

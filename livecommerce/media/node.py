@@ -28,6 +28,7 @@ from livecommerce.errors import AppError
 from livecommerce.media import offer, relay
 from livecommerce.media.broadcasts import Broadcast, Broadcasts
 from livecommerce.media.cluster import HEARTBEAT, Cluster, NodeEntry, OriginEntry, Source, codec_to_json
+from livecommerce.media.recording import Recordings
 from livecommerce.media.stream import SILENT_AFTER, Publisher, Stream, Viewer, node_of
 from livecommerce.media.tasks import background
 
@@ -37,9 +38,16 @@ FORWARDED_HEADER = "X-Livecommerce-Forwarded"  # a session request one node pass
 
 
 class MediaNode:
-    def __init__(self, settings: Settings, broadcasts: Broadcasts, cluster: Cluster | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        broadcasts: Broadcasts,
+        recordings: Recordings,
+        cluster: Cluster | None = None,
+    ) -> None:
         self.settings = settings
         self.broadcasts = broadcasts
+        self.recordings = recordings  # the recorded broadcasts (the replay pages read them)
         self.cluster = cluster
         self.node_id = settings.node_id
         self.streams: dict[int, Stream] = {}

@@ -8,10 +8,10 @@ from collections.abc import Callable
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from livecommerce.appkeys import MEDIA
 from livecommerce.config import Settings
 from livecommerce.db.engine import Database
 from livecommerce.http.identity import Identity
+from livecommerce.media.recording import Recordings
 from livecommerce.web import pages
 from livecommerce.web.accounts_api import AccountsApi
 from livecommerce.web.health import Health
@@ -25,8 +25,9 @@ def install(
     metrics: CollectorRegistry,
     identity: Identity,
     readiness: dict[str, Callable[[], str]],
+    recordings: Recordings,
 ) -> None:
     app.router.add_routes(Health(settings, db.engine, metrics, readiness).routes())
     app.router.add_routes(AccountsApi(identity, db.session_factory, settings).routes())
     pages.install(app, settings, db.session_factory)
-    app.router.add_routes(Replay(db.session_factory, app[MEDIA].recordings).routes())
+    app.router.add_routes(Replay(db.session_factory, recordings).routes())
