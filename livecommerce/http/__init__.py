@@ -15,12 +15,13 @@ from livecommerce.appkeys import SETTINGS
 from livecommerce.db.engine import database_unreachable
 from livecommerce.errors import AppError
 from livecommerce.http.identity import optional_principal, principal
-from livecommerce.http.inputs import Id, int_param, optional_id, query_int, refuse_nul
+from livecommerce.http.inputs import Id, file_id, int_param, optional_id, query_int, refuse_nul
 
 __all__ = [
     "Id",
     "error_middleware",
     "error_response",
+    "file_id",
     "int_param",
     "json_response",
     "optional_id",

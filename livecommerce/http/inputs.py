@@ -37,6 +37,15 @@ def int_param(request: web.Request, name: str) -> int:
     return value
 
 
+def file_id(request: web.Request, name: str) -> int:
+    """A numeric path segment of a file URL (HLS, recordings), not the API: anything that is not a
+    valid id is simply a file that does not exist."""
+    try:
+        return int_param(request, name)
+    except AppError:
+        raise AppError("not_found", "no such file") from None
+
+
 def query_int(
     request: web.Request, name: str, default: int | None = None, *, minimum: int = 0, maximum: int = MAX_ID
 ) -> int | None:

@@ -16,7 +16,7 @@ from livecommerce.auth import Principal
 from livecommerce.config import Settings
 from livecommerce.db.engine import Database
 from livecommerce.errors import AppError
-from livecommerce.http import int_param, json_response
+from livecommerce.http import file_id, int_param, json_response
 from livecommerce.media import aiortc_internals, llhls, signalling, whep, whip
 from livecommerce.media.broadcasts import Broadcasts
 from livecommerce.media.cluster import Cluster
@@ -82,7 +82,7 @@ def hls_anywhere(
     (the one the broadcast started on): a 307 that players and CDNs follow."""
 
     async def handle(request: web.Request) -> web.StreamResponse:
-        room_id = int_param(request, "room_id")
+        room_id = file_id(request, "room_id")
         if room_id not in hls.outputs:
             there = await node.hls_elsewhere(room_id)
             if there is not None:

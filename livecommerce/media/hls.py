@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Protocol
 from aiohttp import web
 
 from livecommerce.errors import AppError
-from livecommerce.http import int_param
+from livecommerce.http import file_id
 from livecommerce.media import h264, llhls
 from livecommerce.media.cmaf import AUDIO_CLOCK, VIDEO_CLOCK, CmafMuxer, Fragment
 from livecommerce.media.keyframes import is_keyframe
@@ -253,7 +253,7 @@ class Hls:
     # HTTP
 
     async def playlist(self, request: web.Request, node: MediaNode) -> web.Response:
-        room_id = int_param(request, "room_id")
+        room_id = file_id(request, "room_id")
         output = self._output(room_id, node)
         msn, part = _blocking_query(request)
         timeout = 3 * self.layout.target_duration
@@ -278,8 +278,8 @@ class Hls:
         return web.Response(body=text.encode(), content_type=PLAYLIST_TYPE, headers=headers)
 
     async def media(self, request: web.Request, node: MediaNode) -> web.Response:
-        room_id = int_param(request, "room_id")
-        session_id = int_param(request, "session_id")
+        room_id = file_id(request, "room_id")
+        session_id = file_id(request, "session_id")
         output = self.outputs.get(room_id)
         if output is None or output.session_id != session_id:
             raise AppError("not_found", "no such live HLS session on this node")

@@ -10,7 +10,7 @@ from livecommerce import accounts
 from livecommerce.auth import authorize
 from livecommerce.db.models import Recording
 from livecommerce.errors import AppError
-from livecommerce.http import int_param, json_response, principal, read_json
+from livecommerce.http import file_id, int_param, json_response, principal, read_json
 from livecommerce.media import llhls
 from livecommerce.media.hls import CORS, IMMUTABLE, PLAYLIST_TYPE, SEGMENT_TYPE
 from livecommerce.media.recording import INIT, PLAYLIST, Recordings
@@ -36,7 +36,7 @@ class RecordingsApi:
 
     async def file(self, request: web.Request) -> web.Response:
         """A recording's VOD playlist, init segment or segment, as a CDN may keep them."""
-        session_id = int_param(request, "session_id")
+        session_id = file_id(request, "session_id")
         name = request.match_info["name"]
         parsed = llhls.parse_name(name)
         if name not in (PLAYLIST, INIT) and (parsed is None or parsed[1] is not None):
