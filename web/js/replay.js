@@ -197,6 +197,23 @@ function renderPay() {
   checkout.render(held || null);
 }
 
+// Stripe's payment reaches the watch page as an order event; with no room socket here, the order
+// being paid with Stripe is read again every few seconds until it is paid or let go.
+const STRIPE_POLL_S = 3;
+let ticks = 0;
+
+async function tick() {
+  renderPay();
+  ticks += 1;
+  const paying = checkout.stripe && orders.get(checkout.stripe.orderId);
+  if (!paying || paying.status !== "reserved" || ticks % STRIPE_POLL_S) return;
+  try {
+    orderChanged((await api(`/api/orders/${paying.order_id}`, { token: me.token })).order);
+  } catch {
+    // asked again at the next turn
+  }
+}
+
 // A viewer back on the page finds an order still held for them ready to pay.
 async function loadOrders() {
   if (!me) return;
@@ -246,7 +263,7 @@ async function main() {
   skuChoice.addEventListener("change", () => renderNow());
   $("#card-image").addEventListener("error", (event) => show(event.target, false));
   await Promise.all([refreshBag(), loadOrders()]);
-  everySecond(renderPay);
+  everySecond(tick);
   video.addEventListener("timeupdate", renderNow);
   video.addEventListener("seeked", renderNow);
   renderTimeline();
