@@ -27,6 +27,7 @@ from playwright.async_api import expect
 from room_client import RoomClient
 from sqlalchemy import select
 from test_media_ffmpeg import ffmpeg_publisher
+from test_pages_phone_and_languages import fits_the_screen, serious_accessibility_violations
 from test_recording import recording_row
 
 from livecommerce.appkeys import MEDIA, SESSION_FACTORY
@@ -94,6 +95,8 @@ async def test_the_replay_shows_the_pinned_card_from_its_moment_and_clips_start_
     await page.get_by_role("button", name="Buy: Green tea").click()
     await expect(page.locator("#buy-result")).to_contain_text("Reserved for you")
     await expect(page.locator("#pay-summary")).to_contain_text("2 × $19.99 = $39.98")
+    await fits_the_screen(page)
+    assert await serious_accessibility_violations(page) == []  # the card's offer and the checkout form
     await give_buyer_details(page)
     await page.locator("#pay-button").click()
     await expect(page.locator("#pay-result")).to_contain_text("Paid (test mode)")
