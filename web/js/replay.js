@@ -131,8 +131,10 @@ function renderOffer(card) {
   stock.textContent = sku.available > 0 ? t("watch.in_stock", { count: number(sku.available) }) : t("watch.out_of_stock");
   stock.dataset.available = sku.available;
   $("#quantity").max = String(Math.max(1, Math.min(100, sku.available)));
+  // a SKU with an open flash sale is bought in that sale, on the live page: here, list price only
+  show($("#card-live-sale"), Boolean(sku.sale));
   const button = $("#buy");
-  button.disabled = sku.available <= 0 || pending !== null;
+  button.disabled = sku.available <= 0 || Boolean(sku.sale) || pending !== null;
   button.textContent = sku.available > 0 ? t("watch.buy") : t("watch.out_of_stock");
   button.setAttribute("aria-label", `${button.textContent}: ${product.name}`);
 }
