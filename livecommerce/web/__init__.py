@@ -30,4 +30,4 @@ def install(
     app.router.add_routes(Health(settings, db.engine, metrics, readiness).routes())
     app.router.add_routes(AccountsApi(identity, db.session_factory, settings).routes())
     pages.install(app, settings, db.session_factory)
-    app.router.add_routes(Replay(db.session_factory, recordings).routes())
+    app.router.add_routes(Replay(db.session_factory, recordings, settings.payments_test_mode).routes())

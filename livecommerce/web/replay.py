@@ -2,7 +2,8 @@
 timeline, at the moments they happened (from what the database keeps: card pins in the audit
 log, the sales, the draws), its clips, and the replay page.
 
-The product shown at a moment is offered at its list price: flash-sale prices ended with the live.
+The product shown at a moment is bought there at its list price, while it is in the room's bag:
+flash-sale prices ended with the live.
 """
 
 from __future__ import annotations
@@ -117,9 +118,15 @@ async def timeline(session: AsyncSession, recording: Recording) -> list[dict[str
 
 
 class Replay:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], recordings: Recordings) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        recordings: Recordings,
+        payments_test_mode: bool,
+    ) -> None:
         self.sessions = sessions
         self.recordings = recordings
+        self.payments_test_mode = payments_test_mode
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -158,5 +165,10 @@ class Replay:
         async with self.sessions() as session:
             room = await accounts.find_room(session, found[0].room_id)
         assert room is not None
-        values = {"session_id": str(session_id), "room_id": str(room.id), "room_title": room.title}
+        values = {
+            "session_id": str(session_id),
+            "room_id": str(room.id),
+            "room_title": room.title,
+            "payments": "test" if self.payments_test_mode else "stripe",
+        }
         return pages.html_page("replay", values)

@@ -1,7 +1,9 @@
-"""The shoppable replay in headless Chromium: FFmpeg's live is recorded while the anchor pins a
-product card; the replay page plays the recording, puts the card on its timeline at the moment
-it was pinned, shows it (at its list price, with the way to buy it) from that moment only, and
-a clip's link starts at its moment; the console lists the recording and deletes it."""
+"""The shoppable replay in headless Chromium on a 390×844 phone: FFmpeg's live is recorded while
+the anchor pins a product card; the replay page plays the recording, puts the card on its
+timeline at the moment it was pinned and shows it from that moment only; a guest buys it there at
+its list price (quantity, details, paying in test mode); once the room no longer offers it, the
+card says so instead; a clip's link starts at its moment; the console lists the recording and
+deletes it."""
 
 from __future__ import annotations
 
@@ -10,14 +12,26 @@ import time
 
 import aiohttp
 import pytest
-from browser_fixtures import DESKTOP, TIMEOUT_MS, browser, people, server, video_plays
+from browser_fixtures import (
+    DESKTOP,
+    PHONE,
+    TIMEOUT_MS,
+    browser,
+    give_buyer_details,
+    people,
+    server,
+    video_plays,
+)
 from helpers import wait_for
 from playwright.async_api import expect
 from room_client import RoomClient
+from sqlalchemy import select
 from test_media_ffmpeg import ffmpeg_publisher
+from test_pages_phone_and_languages import fits_the_screen, serious_accessibility_violations
 from test_recording import recording_row
 
-from livecommerce.appkeys import MEDIA
+from livecommerce.appkeys import MEDIA, SESSION_FACTORY
+from livecommerce.db.models import Order
 
 pytestmark = [
     pytest.mark.browser,
@@ -64,7 +78,7 @@ async def test_the_replay_shows_the_pinned_card_from_its_moment_and_clips_start_
     assert card["card"]["product_id"] == world.product_id
     assert "sale" not in card["card"]["skus"][0]  # list price only: sale prices ended with the live
 
-    page = await people.open(f"/replay/{session_id}")
+    page = await people.open(f"/replay/{session_id}", PHONE)
     await video_plays(page)
     timeline = page.locator("#timeline .moment[data-kind=card]")
     await expect(timeline).to_have_count(1)
@@ -74,7 +88,29 @@ async def test_the_replay_shows_the_pinned_card_from_its_moment_and_clips_start_
     await page.evaluate(f"() => {{ document.querySelector('#video').currentTime = {card['at'] + 1:.2f}; }}")
     await expect(card_section).to_be_visible()
     await expect(page.locator("#card-name")).to_have_text("Green tea")
-    assert await page.locator("#card-buy").get_attribute("href") == f"/watch/{world.room_id}"
+
+    # a guest buys the card's product right there, at its list price, and pays in test mode
+    await expect(page.locator("#card-price")).to_have_text("$19.99")
+    await page.get_by_label("Quantity").fill("2")
+    await page.get_by_role("button", name="Buy: Green tea").click()
+    await expect(page.locator("#buy-result")).to_contain_text("Reserved for you")
+    await expect(page.locator("#pay-summary")).to_contain_text("2 × $19.99 = $39.98")
+    await fits_the_screen(page)
+    assert await serious_accessibility_violations(page) == []  # the card's offer and the checkout form
+    await give_buyer_details(page)
+    await page.locator("#pay-button").click()
+    await expect(page.locator("#pay-result")).to_contain_text("Paid (test mode)")
+    async with server.app[SESSION_FACTORY]() as session:
+        (order,) = await session.scalars(select(Order).where(Order.room_id == world.room_id))
+    assert (order.status, order.sku_id, order.quantity) == ("paid", world.sku_id, 2)
+    assert (order.unit_price_minor, order.amount_minor, order.sale_id) == (1999, 3998, None)
+    assert order.shipping["name"] == "Li Lei"
+
+    # taken out of the room's bag, the product is no longer bought from the replay
+    anchor = await RoomClient.connect(server.room_ws(world.room_id, world.tokens["anchor"]))
+    await anchor.ok("card.unpin", {})
+    await anchor.ok("bag.remove", {"product_id": world.product_id})
+    await anchor.close()
 
     # a clip marked by the anchor has its own link, which starts the replay at its moment
     headers = {"Authorization": f"Bearer {world.tokens['anchor']}"}
@@ -88,6 +124,10 @@ async def test_the_replay_shows_the_pinned_card_from_its_moment_and_clips_start_
     )
     await expect(clip_page.locator("#clips li")).to_have_text(["0:09 close-up"])
     await expect(clip_page.locator("#card")).to_be_visible()  # the card pinned at ~5 s is on screen
+    await expect(clip_page.locator("#card-not-offered")).to_have_text(
+        "This product is no longer offered in this live's bag."
+    )
+    await expect(clip_page.locator("#card-offer")).to_be_hidden()
 
     # the console lists the recording with its duration and size, opens its replay, deletes it
     console = await people.staff(f"/console/{world.room_id}", world.logins["operator"], DESKTOP)

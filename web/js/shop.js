@@ -25,6 +25,15 @@ export function bagButton(product, inBag, pinned, send) {
     disabled: pinned, onclick: () => send("bag.remove", { product_id: product.product_id }) });
 }
 
+// A card's variants as the options of `select`, the one chosen kept while it is still offered.
+export function skuChoices(select, skus) {
+  const choices = skus.map((s) => String(s.sku_id));
+  if ([...select.options].map((o) => o.value).join() === choices.join()) return;
+  const previous = select.value;
+  select.replaceChildren(...skus.map((s) => h("option", { value: s.sku_id, text: s.name })));
+  if (choices.includes(previous)) select.value = previous;
+}
+
 export class Shop {
   constructor() {
     this.card = null;

@@ -4,21 +4,21 @@
 // (remembered for next time), paying, keeping a guest's orders by signing up, prize draws, and a room
 // socket that resumes silently after the network comes back.
 
-import { api, idempotencyKey, joinAsGuest, loadSession, signIn, signUp } from "./api.js";
+import { api, idempotencyKey, joinAsGuest, signIn, signUp } from "./api.js";
 import { ChatView, chatEvent, chatForm } from "./chat.js";
+import { Checkout, SCOPE, viewerSession } from "./checkout.js";
 import { entrantsText, prizeText, ruleText, showWinners, verifyInto, withEntrants } from "./draws.js";
 import { countdown, dateTime, everySecond, money, number, toMillis } from "./format.js";
 import { errorText, has, onLanguage, t } from "./i18n.js";
 import { Likes } from "./likes.js";
 import { RoomSocket } from "./room.js";
-import { Shop } from "./shop.js";
+import { Shop, skuChoices } from "./shop.js";
 import { $, busy, h, roomId, say, setupSheets, sheet, show } from "./ui.js";
 import { playHls } from "./hls-play.js";
 import { play } from "./whep.js";
 
 const ROOM = roomId();
 const WHEP_URL = new URL(`/api/rooms/${ROOM}/whep`, location.href).toString();
-const SCOPE = "viewer";
 const SILENT_RECONNECT_MS = 3000;
 const VIDEO_RETRY_MS = [500, 1000, 2000, 4000];
 // a WebRTC session that has not connected by then (UDP blocked, no TURN) gives way to HLS
@@ -46,10 +46,6 @@ let follow = { followers: 0, following: false };
 const link = { status: "connecting", reason: "" };
 
 // ---- who is watching: a guest with a name, made on the first visit --------------------------
-
-async function viewerSession() {
-  return loadSession(SCOPE) || joinAsGuest(SCOPE, t("watch.guest_name", { number: Math.floor(1000 + Math.random() * 9000) }));
-}
 
 function setupRename() {
   const form = $("#rename-form");
@@ -302,12 +298,7 @@ function renderCard() {
     image.src = card.image_url;
   }
   if (!card.image_url) image.hidden = true;
-  const choices = card.skus.map((s) => String(s.sku_id));
-  if ([...skuChoice.options].map((o) => o.value).join() !== choices.join()) {
-    const previous = skuChoice.value;
-    skuChoice.replaceChildren(...card.skus.map((s) => h("option", { value: s.sku_id, text: s.name })));
-    if (choices.includes(previous)) skuChoice.value = previous;
-  }
+  skuChoices(skuChoice, card.skus);
   show($("#sku-choice-label"), card.skus.length > 1);
   renderOffer();
 }
@@ -553,157 +544,13 @@ function payable() {
   return [...orders.values()].find((o) => o.status === "reserved" && toMillis(o.reserved_until) > Date.now()) || null;
 }
 
-let payingFor = null;
+// ---- checkout: the buyer's details, on each order as given, remembered if asked; then paying ---
+
+const checkout = new Checkout({ token: () => me.token, orderById: (id) => orders.get(id), paid: orderChanged });
 
 function renderPay() {
-  const order = payable();
-  const panel = $("#pay");
-  if (!order) {
-    show(panel, payingFor !== null);
-    if (payingFor !== null) {
-      const last = orders.get(payingFor);
-      const testMode = document.body.dataset.payments === "test";
-      const outcome = last && last.status === "paid" ? [t(testMode ? "pay.paid_test" : "pay.paid"), "ok"]
-        : [t("pay.expired"), "error"];
-      say($("#pay-result"), ...outcome);
-      $("#pay-button").hidden = true;
-      show($("#checkout-form"), false);
-      $("#pay-deadline").textContent = "";
-      show($("#pay-test-note"), false);
-    }
-    return;
-  }
-  if (payingFor !== order.order_id) {
-    payingFor = order.order_id;
-    $("#pay-button").hidden = false;
-    show($("#checkout-form"), true);
-    say($("#details-result"), "");
-    say($("#pay-result"), "");
-    $("#stripe-element").replaceChildren();
-  }
-  show(panel, true);
-  $("#pay-summary").textContent = t("pay.summary", { id: order.order_id, quantity: order.quantity,
-    unit: money(order.unit_price_minor, order.currency), amount: money(order.amount_minor, order.currency) });
-  $("#pay-deadline").textContent = t("pay.held", { time: countdown(order.reserved_until) });
-  const testMode = document.body.dataset.payments === "test";
-  show($("#pay-test-note"), testMode);
-  if (!stripeCheckout || stripeCheckout.orderId !== order.order_id) {
-    $("#pay-button").textContent = t(testMode ? "pay.pay_test" : "pay.pay", { amount: money(order.amount_minor, order.currency) });
-  }
+  checkout.render(payable());
 }
-
-let stripeCheckout = null;
-
-async function pay() {
-  const order = payable();
-  if (!order) return;
-  const button = $("#pay-button");
-  const result = $("#pay-result");
-  button.disabled = true;
-  try {
-    if (stripeCheckout && stripeCheckout.orderId === order.order_id) {
-      await confirmStripe(stripeCheckout);
-      return;
-    }
-    if (!(await shipTo(order))) return;
-    const start = await api(`/api/orders/${order.order_id}/pay`, { method: "POST", token: me.token, body: {} });
-    if (start.mode === "test") {
-      const paid = await api(`/api/orders/${order.order_id}/test-confirm`, { method: "POST", token: me.token, body: {} });
-      orderChanged(paid.order);
-    } else {
-      stripeCheckout = await mountStripe(order.order_id, start);
-      button.textContent = t("pay.confirm");
-    }
-  } catch (error) {
-    say(result, errorText(error), "error");
-  } finally {
-    button.disabled = false;
-  }
-}
-
-function loadStripe() {
-  if (window.Stripe) return Promise.resolve(window.Stripe);
-  return new Promise((resolve, reject) => {
-    const script = h("script", { src: "https://js.stripe.com/v3/" });
-    script.addEventListener("load", () => resolve(window.Stripe));
-    script.addEventListener("error", () => reject(new Error(t("pay.stripe_unavailable"))));
-    document.head.append(script);
-  });
-}
-
-async function mountStripe(orderId, start) {
-  const Stripe = await loadStripe();
-  const stripe = Stripe(start.publishable_key);
-  const elements = stripe.elements({ clientSecret: start.client_secret });
-  const element = elements.create("payment");
-  element.mount("#stripe-element");
-  return { orderId, stripe, elements };
-}
-
-async function confirmStripe({ stripe, elements }) {
-  const { error } = await stripe.confirmPayment({ elements, redirect: "if_required", confirmParams: { return_url: location.href } });
-  if (error) throw error;
-  say($("#pay-result"), t("pay.sent"), "info");
-}
-
-$("#checkout-form").addEventListener("submit", (event) => {
-  event.preventDefault();
-  pay();
-});
-
-// ---- the buyer's details: on each order as given, remembered for the next checkout if asked ---
-
-const checkoutForm = $("#checkout-form");
-const DETAIL_FIELDS = ["name", "phone", "email", "line1", "line2", "city", "region", "postal_code", "country"];
-
-function detailsFrom(form) {
-  return Object.fromEntries(DETAIL_FIELDS.map((name) => [name, form.elements[name].value.trim()]));
-}
-
-function fillDetails(details) {
-  for (const name of DETAIL_FIELDS) checkoutForm.elements[name].value = details[name] || "";
-}
-
-// Put the details on the order; a refused field is marked and focused, its words said in place.
-async function shipTo(order) {
-  const remember = checkoutForm.elements.remember.checked;
-  for (const input of checkoutForm.querySelectorAll("input")) input.removeAttribute("aria-invalid");
-  try {
-    await api(`/api/orders/${order.order_id}/shipping`, { method: "PUT", token: me.token, body: { details: detailsFrom(checkoutForm), remember } });
-  } catch (error) {
-    const field = error.details && checkoutForm.elements[error.details.field];
-    if (field) {
-      field.setAttribute("aria-invalid", "true");
-      field.focus();
-    }
-    say($("#details-result"), errorText(error), "error");
-    return false;
-  }
-  say($("#details-result"), "");
-  if (remember) show($("#saved-details"), true);
-  return true;
-}
-
-async function loadSavedDetails() {
-  try {
-    const { details } = await api("/api/me/details", { token: me.token });
-    if (details) fillDetails(details);
-    show($("#saved-details"), Boolean(details));
-  } catch {
-    // an empty form is asked for instead
-  }
-}
-
-$("#forget-details").addEventListener("click", async () => {
-  try {
-    await api("/api/me/details", { method: "DELETE", token: me.token });
-    fillDetails({});
-    show($("#saved-details"), false);
-    say($("#pay-result"), t("details.forgotten"), "ok");
-  } catch (error) {
-    say($("#pay-result"), errorText(error), "error");
-  }
-});
 
 // A guest keeps their orders by signing up: the guest becomes the account.
 $("#signup-form").addEventListener("submit", async (event) => {
@@ -786,7 +633,7 @@ function prizeWon(won) {
   // a winner who checked out before finds the same address filled in
   const claimForm = $("#claim-form");
   for (const input of claimForm.querySelectorAll("input")) {
-    const given = checkoutForm.elements[input.name];
+    const given = checkout.form.elements[input.name];
     if (!input.value && given) input.value = given.value;
   }
   renderClaim();
@@ -924,7 +771,7 @@ async function main() {
   });
   me = await viewerSession();
   connect();
-  await loadSavedDetails();
+  await checkout.loadSavedDetails();
 }
 
 main().catch((error) => say($("#connection"), errorText(error), "error"));
