@@ -37,6 +37,7 @@ from tqdm import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import testpattern
 from _common import RESULTS, ServerProcess, free_port, machine_info, percentiles, spawn, write_results
+from webrtc_viewers import viewers_main
 
 WIDTH, HEIGHT, FPS, BITRATE = 1280, 720, 30, 1_500_000
 _HINT = re.compile(r'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="([^"]+)"')
@@ -170,44 +171,8 @@ async def _hls_main(conn: Connection, playlist_url: str, count: int, measuring: 
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-async def _webrtc_main(conn: Connection, whep_url: str, count: int, measuring: bool) -> None:
-    viewers: list[testpattern.Viewer] = []
-    failed = 0
-    async with aiohttp.ClientSession() as http:
-        for index in range(count):
-            measure = measuring and index == 0
-            try:
-                viewers.append(
-                    await testpattern.play(
-                        http, whep_url, decode=measure, measure_latency=measure, count_only=not measure
-                    )
-                )
-            except (testpattern.SignallingError, aiohttp.ClientError):
-                failed += 1
-        conn.send(("connected", len(viewers), failed))
-        await asyncio.to_thread(conn.recv)
-        before = [viewer.video_frames for viewer in viewers]
-        for viewer in viewers:
-            viewer.latencies_ms.clear()
-        await asyncio.to_thread(conn.recv)
-        frames = [viewer.video_frames - b for viewer, b in zip(viewers, before, strict=True)]
-        conn.send(
-            (
-                "report",
-                {
-                    "received": frames,
-                    "latencies_ms": [value for viewer in viewers for value in viewer.latencies_ms],
-                    "errors": sum(viewer.ended.is_set() for viewer in viewers),
-                    "decode_errors": sum(viewer.decode_errors for viewer in viewers),
-                },
-            )
-        )
-        for viewer in viewers:
-            await viewer.close()
-
-
 def viewers_process(conn: Connection, transport: str, url: str, count: int, measuring: bool) -> None:
-    main = _hls_main if transport == "hls" else _webrtc_main
+    main = _hls_main if transport == "hls" else viewers_main
     asyncio.run(main(conn, url, count, measuring))
 
 
@@ -225,6 +190,14 @@ async def _publisher_main(conn: Connection, whip_url: str, stream_key: str) -> N
         conn.send(("published",))
         await asyncio.to_thread(conn.recv)  # stop
         await publisher.pc.close()
+
+
+def _counts(report: dict[str, Any]) -> dict[str, Any]:
+    """One shape for both transports: a WebRTC viewer process (webrtc_viewers.py) reports video
+    frames and ended viewers, an HLS one parts received and errors."""
+    if "frames" in report:
+        return {**report, "received": report["frames"], "errors": report["ended"]}
+    return report
 
 
 def publisher_process(conn: Connection, whip_url: str, stream_key: str) -> None:
@@ -259,7 +232,10 @@ def measure(
     cpu_used, wall = server.cpu_seconds() - cpu_before, time.monotonic() - wall_before
     for pipe in pipes:
         pipe.send("stop")
-    reports = [pipe.recv()[1] for pipe in pipes]
+    reports = [_counts(pipe.recv()[1]) for pipe in pipes]
+    if transport == "webrtc":
+        for pipe in pipes:
+            pipe.send("close")  # webrtc_viewers' processes measure windows until told to close
     for child in children:
         child.join(30)
         if child.is_alive():

@@ -77,7 +77,7 @@ async def _rtp_counts(viewers: list[testpattern.Viewer]) -> tuple[int, int]:
     return received, lost
 
 
-async def _viewers_main(conn: Connection, whep_url: str, count: int, measuring_process: bool) -> None:
+async def viewers_main(conn: Connection, whep_url: str, count: int, measuring_process: bool) -> None:
     viewers: list[testpattern.Viewer] = []
     failed = 0
     async with aiohttp.ClientSession() as http:
@@ -118,7 +118,7 @@ async def _window_report(conn: Connection, viewers: list[testpattern.Viewer]) ->
 
 
 def viewers_process(conn: Connection, whep_url: str, count: int, measuring: bool) -> None:
-    asyncio.run(_viewers_main(conn, whep_url, count, measuring))
+    asyncio.run(viewers_main(conn, whep_url, count, measuring))
 
 
 async def _publisher_main(conn: Connection, whip_url: str, stream_key: str) -> None:
