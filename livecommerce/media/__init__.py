@@ -38,7 +38,9 @@ async def stream_state(node: MediaNode, hls: Hls, room_id: int) -> dict[str, obj
     if stream is not None:
         output = hls.outputs.get(room_id)
         made_here = output is not None and output.stream is stream
-        has_hls = made_here or await node.hls_elsewhere(room_id) is not None
+        # a broadcast carried on from another node knows where its HLS is made (no registry read
+        # on every join)
+        has_hls = made_here or stream.hls_elsewhere is not None
         return {**stream.summary(), "hls_url": playlist if has_hls else None}
     offline: dict[str, object] = {"room_id": room_id, "state": "offline", "node": node.node_id}
     if node.cluster is None:
