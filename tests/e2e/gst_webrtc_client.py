@@ -3,7 +3,7 @@
 Runs under the system Python (PyGObject and GStreamer's introspection data come from Debian):
 
     gst_webrtc_client.py publish WHIP_URL --token KEY [--bundle-policy max-bundle] [--size 320x240]
-    gst_webrtc_client.py play WHEP_URL [--bundle-policy max-compat]
+    gst_webrtc_client.py play WHEP_URL [--bundle-policy max-compat] [--video h264]
 
 It writes one JSON object a line on stdout: `answered` (with the session's `location`), the
 `connection` state as it changes, and for a player `frames` every half second (decoded `video`
@@ -32,6 +32,12 @@ gi.require_version("Nice", "0.1")
 from gi.repository import GLib, Gst, GstSdp, GstWebRTC, Nice  # noqa: E402
 
 VIDEO_CAPS = "application/x-rtp,media=video,encoding-name=VP8,payload=96,clock-rate=90000"
+# What browsers and GStreamer pipelines built for them offer: constrained baseline, level 3.1.
+H264_CAPS = (
+    "application/x-rtp,media=video,encoding-name=H264,payload=102,clock-rate=90000,"
+    "packetization-mode=(string)1,profile-level-id=(string)42e01f,level-asymmetry-allowed=(string)1"
+)
+PLAYED_VIDEO = {"vp8": VIDEO_CAPS, "h264": H264_CAPS}
 AUDIO_CAPS = (
     "application/x-rtp,media=audio,encoding-name=OPUS,payload=111,clock-rate=48000,encoding-params=(string)2"
 )
@@ -69,7 +75,7 @@ class Client:
         if args.role == "publish":
             self._send_only()
         else:
-            for caps in (VIDEO_CAPS, AUDIO_CAPS):
+            for caps in (PLAYED_VIDEO[args.video], AUDIO_CAPS):
                 self.webrtc.emit(
                     "add-transceiver",
                     GstWebRTC.WebRTCRTPTransceiverDirection.RECVONLY,
@@ -214,6 +220,9 @@ def main() -> int:
         "--bundle-policy", default="max-bundle", choices=("none", "balanced", "max-compat", "max-bundle")
     )
     parser.add_argument("--size", default="320x240", help="the published picture, WIDTHxHEIGHT")
+    parser.add_argument(
+        "--video", default="vp8", choices=sorted(PLAYED_VIDEO), help="the codec a player offers"
+    )
     Gst.init(None)
     return Client(parser.parse_args()).run()
 

@@ -19,6 +19,9 @@ import pytest
 import testpattern
 from helpers import wait_for
 from test_media import MEDIA_TIMEOUT, urls
+from test_media_ffmpeg import HEIGHT as FFMPEG_HEIGHT
+from test_media_ffmpeg import WIDTH as FFMPEG_WIDTH
+from test_media_ffmpeg import ffmpeg_publisher
 
 from livecommerce.appkeys import MEDIA
 
@@ -36,7 +39,19 @@ DEBIAN_PACKAGES = [
     "gir1.2-gst-plugins-bad-1.0",
     "gir1.2-nice-0.1",
 ]
-ELEMENTS = ["webrtcbin", "nicesrc", "vp8enc", "vp8dec", "opusenc", "opusdec", "rtpvp8pay", "decodebin"]
+ELEMENTS = [
+    "webrtcbin",
+    "nicesrc",
+    "vp8enc",
+    "vp8dec",
+    "opusenc",
+    "opusdec",
+    "rtpvp8pay",
+    "rtph264depay",
+    "h264parse",
+    "openh264dec",
+    "decodebin",
+]
 PROBE = (
     "import gi; gi.require_version('Gst', '1.0'); gi.require_version('GstWebRTC', '1.0');"
     " gi.require_version('GstSdp', '1.0'); gi.require_version('Nice', '0.1');"
@@ -193,3 +208,26 @@ async def test_gstreamer_plays_over_whep_what_aiortc_publishes(server, gstreamer
                 assert player.last("connection")["state"] == "connected"
         finally:
             await publisher.pc.close()
+
+
+async def test_gstreamer_offering_constrained_baseline_plays_ffmpegs_baseline_h264(
+    server, gstreamer, tmp_path
+):
+    """The profile case between two independent clients: FFmpeg's whip muxer publishes
+    H.264 Baseline level 1.3 (42000d); GStreamer offers only Constrained Baseline level 3.1
+    (42e01f), as browsers do. Matched by profile compatibility, levels aside, it plays."""
+    world = await server.seed()
+    _, whep = urls(server, world.room_id)
+    async with ffmpeg_publisher(server, world, tmp_path, seconds=100):
+        async with gst_client("play", whep, "--video", "h264") as player:
+
+            def decoding() -> bool:
+                frames = player.last("frames") or {}
+                return player.exited() or (frames.get("video", 0) >= 10 and frames.get("audio", 0) >= 10)
+
+            await wait_for(decoding, timeout=MEDIA_TIMEOUT, message="GStreamer decoding FFmpeg's H.264")
+            assert not player.exited(), str(player)
+            answered = player.last("answered")
+            assert "profile-level-id=42e01f" in answered["offer"]
+            assert "H264/90000" in answered["answer"]
+            assert player.last("frames")["size"] == [FFMPEG_WIDTH, FFMPEG_HEIGHT]
