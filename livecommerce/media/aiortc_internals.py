@@ -6,7 +6,9 @@ a few things it keeps private:
   path (`LeanSender`) takes the SRTP session DTLS keyed, the UDP socket and address of the
   selected ICE pair, and the RTCP for the sender's SSRC;
 - receiving: its `RTCRtpReceiver` starts a decoder thread per track; `EncodedFrameReceiver` takes
-  the jitter buffer's encoded frames instead, and `send_pli` asks the publisher for a keyframe;
+  the jitter buffer's encoded frames instead, from a jitter buffer that hands each frame on as
+  soon as it is complete (`ForwardingJitterBuffer`), and `send_pli` asks the publisher for a
+  keyframe;
 - ICE and DTLS: gathering on chosen addresses only, answering as the DTLS server, and consent
   freshness that counts the peer's authenticated media (`keep_consent_while_media_flows`);
 - the test and load-test viewers: datagrams before aiortc's receive path, a sender's keyframe
@@ -41,7 +43,7 @@ from aiortc import (
 )
 from aiortc.clock import current_datetime
 from aiortc.codecs import is_rtx
-from aiortc.jitterbuffer import JitterFrame
+from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.rtcdtlstransport import State
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpReceiveParameters, RTCRtpSendParameters
 from aiortc.rtp import (
@@ -103,11 +105,13 @@ _USED = {
         "_RTCRtpReceiver__rtx_ssrc",
         "_RTCRtpReceiver__decoder_queue",
         "_RTCRtpReceiver__decoder_thread",
+        "_RTCRtpReceiver__jitter_buffer",
         "_run_rtcp",
         "_send_rtcp_pli",
     ),
     "RTCRtpSender": ("_ssrc", "_rtx_ssrc", "_handle_rtcp_packet", "_send_keyframe"),
     "RTCRtpTransceiver": ("_codecs",),
+    "JitterBuffer": ("_origin", "_packets", "_capacity", "_is_video", "_remove_frame", "remove"),
 }
 
 
@@ -135,6 +139,7 @@ def check() -> None:
         "RTCRtpReceiver": receiver,
         "RTCRtpSender": sender,
         "RTCRtpTransceiver": RTCRtpTransceiver("video", receiver, sender),
+        "JitterBuffer": JitterBuffer(capacity=16, is_video=True),
     }
     # the decoder queue and thread only exist once a receiver has started: `receive` sets them
     declared_only = {"_RTCRtpReceiver__decoder_queue", "_RTCRtpReceiver__decoder_thread"}
@@ -273,6 +278,35 @@ class _NoDecoderThread:
         return None
 
 
+class ForwardingJitterBuffer(JitterBuffer):
+    """aiortc's jitter buffer, handing each frame on as soon as it is complete.
+
+    aiortc's knows a video frame is complete only when the next frame's first packet arrives, one
+    frame interval later (33 ms at 30 fps), and holds audio back four packets (80 ms): at every
+    hop (publisher to origin, origin to edge) that would be added to the viewers' latency. Here a
+    video frame ends with the packet that carries the RTP marker bit (the last packet of a frame
+    for VP8, RFC 7741, and H.264, RFC 6184) once every packet before it is in; a frame whose
+    marker packet never comes still ends at the next frame's first packet; each audio packet is
+    a frame of its own.
+    """
+
+    def _remove_frame(self, sequence_number: int) -> JitterFrame | None:
+        packets = []
+        for count in range(self._capacity):
+            packet = self._packets[(self._origin + count) % self._capacity]
+            if packet is None:
+                return None
+            if packets and packet.timestamp != packets[0].timestamp:
+                break
+            packets.append(packet)
+            if packet.marker or not self._is_video:
+                break
+        else:
+            return None
+        self.remove(len(packets))
+        return JitterFrame(data=b"".join(packet._data for packet in packets), timestamp=packets[0].timestamp)
+
+
 class EncodedFrameReceiver(RTCRtpReceiver):
     """An RTCRtpReceiver that hands the jitter buffer's encoded frames to `sink` and never decodes.
 
@@ -298,6 +332,10 @@ class EncodedFrameReceiver(RTCRtpReceiver):
                 self._RTCRtpReceiver__rtx_ssrc[encoding.rtx.ssrc] = encoding.ssrc  # type: ignore[attr-defined]
         self._RTCRtpReceiver__decoder_queue = self.sink
         self._RTCRtpReceiver__decoder_thread = _NoDecoderThread()
+        previous = self._RTCRtpReceiver__jitter_buffer  # type: ignore[attr-defined]
+        self._RTCRtpReceiver__jitter_buffer = ForwardingJitterBuffer(  # type: ignore[attr-defined]
+            capacity=previous.capacity, is_video=previous._is_video
+        )
         self.transport._register_rtp_receiver(self, parameters)
         self._RTCRtpReceiver__rtcp_task = asyncio.ensure_future(self._run_rtcp())
         self._RTCRtpReceiver__started = True

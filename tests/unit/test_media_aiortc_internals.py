@@ -7,6 +7,7 @@ import pytest
 from aioice import stun
 from aioice.ice import Connection
 from aiortc import RTCRtpReceiver
+from aiortc.rtp import RtpPacket
 
 from livecommerce.media import aiortc_internals
 
@@ -52,3 +53,41 @@ async def test_checks_from_addresses_outside_the_scope_are_never_answered():
     connection.request_received(_binding_request(connection), ("127.0.0.1", 5000), wire)
     assert [addr for _, addr in wire.sent] == [("127.0.0.1", 5000)]
     await connection.close()
+
+
+def _packet(sequence_number: int, timestamp: int, data: bytes, marker: int = 0) -> RtpPacket:
+    packet = RtpPacket(sequence_number=sequence_number, timestamp=timestamp, marker=marker, payload=data)
+    packet._data = data  # what aiortc's receiver sets: the depayloaded bytes
+    return packet
+
+
+def test_a_video_frame_is_handed_on_with_its_marker_packet_not_a_frame_later():
+    buffer = aiortc_internals.ForwardingJitterBuffer(capacity=64, is_video=True)
+    assert buffer.add(_packet(100, 3000, b"a"))[1] is None
+    frame = buffer.add(_packet(101, 3000, b"b", marker=1))[1]
+    assert (frame.data, frame.timestamp) == (b"ab", 3000)
+    frame = buffer.add(_packet(102, 6000, b"c", marker=1))[1]
+    assert (frame.data, frame.timestamp) == (b"c", 6000)
+
+
+def test_a_frame_waits_for_a_missing_packet_and_goes_once_it_is_repaired():
+    buffer = aiortc_internals.ForwardingJitterBuffer(capacity=64, is_video=True)
+    assert buffer.add(_packet(1, 90, b"x", marker=1))[1].data == b"x"
+    assert buffer.add(_packet(3, 180, b"z", marker=1))[1] is None  # 2 is missing
+    assert buffer.add(_packet(2, 180, b"y"))[1].data == b"yz"  # the retransmission completes it
+
+
+def test_a_frame_without_a_marker_ends_at_the_next_frames_first_packet():
+    buffer = aiortc_internals.ForwardingJitterBuffer(capacity=64, is_video=True)
+    assert buffer.add(_packet(7, 90, b"p"))[1] is None
+    frame = buffer.add(_packet(8, 180, b"q"))[1]
+    assert (frame.data, frame.timestamp) == (b"p", 90)
+
+
+def test_audio_packets_are_frames_of_their_own_with_no_prefetch():
+    buffer = aiortc_internals.ForwardingJitterBuffer(capacity=16, is_video=False)
+    assert [buffer.add(_packet(n, n * 960, bytes([n])))[1].data for n in range(1, 4)] == [
+        b"\x01",
+        b"\x02",
+        b"\x03",
+    ]
