@@ -17,10 +17,18 @@ from livecommerce.http import int_param
 from livecommerce.resources import web_root
 
 _SLOT = re.compile(r"\{\{(\w+)\}\}")
+_INCLUDE = re.compile(r"<!-- include ([\w-]+) -->")
 
 
 def _page(name: str) -> str:
-    return (web_root() / f"{name}.html").read_text(encoding="utf-8")
+    """A page's HTML with each `<!-- include NAME -->` replaced by `web/fragments/NAME.html`, the
+    markup several pages share."""
+    text = (web_root() / f"{name}.html").read_text(encoding="utf-8")
+    return _INCLUDE.sub(lambda match: _fragment(match.group(1)), text)
+
+
+def _fragment(name: str) -> str:
+    return (web_root() / "fragments" / f"{name}.html").read_text(encoding="utf-8").rstrip("\n")
 
 
 def _html(text: str, status: int = 200) -> web.Response:

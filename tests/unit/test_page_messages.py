@@ -40,7 +40,7 @@ def placeholders(text: str | dict[str, str]) -> set[str]:
 
 def keys_in_pages() -> set[str]:
     keys: set[str] = set()
-    for path in [*WEB.glob("*.html"), *WEB.glob("js/*.js")]:
+    for path in [*WEB.glob("*.html"), *WEB.glob("fragments/*.html"), *WEB.glob("js/*.js")]:
         text = path.read_text(encoding="utf-8")
         keys |= set(re.findall(r'data-i18n="([^"]+)"', text))
         for attributes in re.findall(r'data-i18n-attr="([^"]+)"', text):
