@@ -120,6 +120,10 @@ class User(Base):
     disabled: Mapped[bool] = mapped_column(server_default=text("false"))
     # carried in every token issued to the user; raising it revokes them all (logout, disable)
     token_version: Mapped[int] = mapped_column(Integer, server_default="0")
+    # a retired guest: the account that signed in with it and took over what it had
+    merged_into_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
     created_at: Mapped[datetime] = _created()
     __table_args__ = (
         CheckConstraint("is_guest OR login IS NOT NULL", name="account_has_login"),

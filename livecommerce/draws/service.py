@@ -589,9 +589,14 @@ class DrawService:
             draw = await session.get(Draw, draw_id)
             if draw is None:
                 raise AppError("not_found", "no such draw")
+            # the caller's own win, or one of a guest that signed in to the caller's account
+            # after the draw closed (its published entrants name the guest)
+            claimants = select(User.id).where((User.id == who.user_id) | (User.merged_into_id == who.user_id))
             winner = await session.scalar(
                 select(DrawWinner)
-                .where(DrawWinner.draw_id == draw_id, DrawWinner.user_id == who.user_id)
+                .where(DrawWinner.draw_id == draw_id, DrawWinner.user_id.in_(claimants))
+                .order_by(DrawWinner.rank)
+                .limit(1)
                 .with_for_update()
             )
             if winner is None:
