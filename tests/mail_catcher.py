@@ -36,6 +36,8 @@ class MailCatcher:
         self.refuse_with: str | None = None
         """An SMTP answer (e.g. "451 4.3.0 try again later") given to DATA instead of accepting."""
         self.answer_delay = 0.0
+        self.data_started = 0
+        """How many messages the server began to receive (accepted or not)."""
         self._controller: Controller | None = None
 
     @property
@@ -53,6 +55,7 @@ class MailCatcher:
             self._controller = None
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        self.data_started += 1
         if self.answer_delay:
             await asyncio.sleep(self.answer_delay)
         if self.refuse_with is not None:

@@ -143,7 +143,7 @@ class MailOutbox:
         tried: list[int] = []  # each message once per round, however short its wait
         accepted = 0
         try:
-            while (outcome := await self._send_one(connection, tried)) is not None:
+            while not _stopping() and (outcome := await self._send_one(connection, tried)) is not None:
                 accepted += outcome
         finally:
             await connection.close()
@@ -162,6 +162,8 @@ class MailOutbox:
                 await self._give_up(conn, row, str(exc))
                 return False
             except Exception as exc:
+                if _stopping():
+                    raise  # the node is shutting down: this try does not count
                 if row.attempts + 1 >= self._settings.mail_max_attempts:
                     await self._give_up(conn, row, describe_failure(exc))
                 else:
@@ -202,5 +204,15 @@ class MailOutbox:
             try:
                 await self.send_due()
             except Exception:
-                log.exception("the mail sender failed; it goes on")
+                if not _stopping():
+                    log.exception("the mail sender failed; it goes on")
+            if _stopping():
+                raise asyncio.CancelledError
             await asyncio.sleep(POLL_INTERVAL_S)
+
+
+def _stopping() -> bool:
+    """Whether this task was asked to stop. The SMTP client or the database driver may turn the
+    cancellation into an error of their own, which must not keep the sender going."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0

@@ -326,3 +326,26 @@ async def test_senders_racing_on_one_outbox_send_each_mail_once(settings, catche
     rows = await outbox(database_url)
     assert len(rows) == 16 and {row["state"] for row in rows} == {"sent"}
     assert sum(sent) + sample(server, "livecommerce_mail_sent_total", kind="receipt") == 16
+
+
+async def test_a_server_shutting_down_while_a_mail_is_on_its_way_stops_at_once(
+    settings, catcher, database_url
+):
+    catcher.start()
+    catcher.answer_delay = 5.0
+    server = await start_server(with_mail(settings, catcher))
+    stopped = False
+    try:
+        world = await server.seed(stock=10)
+        async with aiohttp.ClientSession() as http:
+            [(order, token)] = await reserve(http, server, world)
+            await pay_in_test_mode(http, server, order["order_id"], token)
+        await wait_for(lambda: catcher.data_started, timeout=20, message="the receipt on its way")
+        await asyncio.wait_for(server.runner.cleanup(), timeout=10)
+        stopped = True
+    finally:
+        if not stopped:
+            await server.runner.cleanup()
+    # the try was cut short by the shutdown: it does not count against the mail
+    [row] = await outbox(database_url)
+    assert (row["state"], row["attempts"]) == ("pending", 0)
