@@ -1,6 +1,6 @@
 """The mail transport: one connection to the server SMTP_URL names (`Settings.smtp_target`)
-that sends finished messages (aiosmtplib). `smtps://` speaks TLS from the start; `smtp://` upgrades with STARTTLS
-whenever the server offers it.
+that sends finished messages (aiosmtplib). `smtps://` speaks TLS from the start; `smtp://`
+upgrades with STARTTLS whenever the server offers it.
 """
 
 from __future__ import annotations
