@@ -56,6 +56,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.drop_index("ix_mail_outbox_due", table_name="mail_outbox", postgresql_where=sa.text("state = 'pending'"))
+    op.drop_index(
+        "ix_mail_outbox_due", table_name="mail_outbox", postgresql_where=sa.text("state = 'pending'")
+    )
     op.drop_table("mail_outbox")
     op.drop_column("orders", "language")

@@ -23,7 +23,12 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     op.add_column("users", sa.Column("merged_into_id", sa.BigInteger(), nullable=True))
     op.create_foreign_key(
-        op.f("fk_users_merged_into_id_users"), "users", "users", ["merged_into_id"], ["id"], ondelete="SET NULL"
+        op.f("fk_users_merged_into_id_users"),
+        "users",
+        "users",
+        ["merged_into_id"],
+        ["id"],
+        ondelete="SET NULL",
     )
     op.create_index("ix_users_merged_into_id", "users", ["merged_into_id"], unique=False)
 
