@@ -1,11 +1,12 @@
-"""Merchants, users, rooms and stream keys: creation, lookups, sign-in and guest identities."""
+"""Merchants, users, rooms and stream keys: creation, lookups, sign-in and guest identities (a
+guest signing up or in hands the account what it had)."""
 
 from __future__ import annotations
 
 import re
 import secrets
 
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -131,6 +132,77 @@ async def sign_in(session: AsyncSession, login: str, password: str) -> User:
     if user is None or user.disabled or not password_ok:
         raise AppError("invalid_credentials", "wrong login or password")
     return user
+
+
+# What a guest hands the account it signs in to, in one transaction (:guest, :account, :name).
+# Locks first: the guest's row (two sign-ins with one guest token take over once), then the open
+# draws it entered (a draw's close locks its row, so none closes while its entries move).
+_GUEST_TO_RETIRE = text(
+    "SELECT id FROM users WHERE id = :guest AND is_guest AND merged_into_id IS NULL FOR UPDATE"
+)
+_TAKE_OVER = [
+    text(
+        "SELECT d.id FROM draws d JOIN draw_entries e ON e.draw_id = d.id AND e.user_id = :guest "
+        "WHERE d.state = 'open' ORDER BY d.id FOR SHARE OF d"
+    ),
+    # orders, with the keys they were placed with; one the account used too is kept apart
+    text(
+        "UPDATE orders o SET user_id = :account, idempotency_key = CASE WHEN EXISTS "
+        "(SELECT 1 FROM orders a WHERE a.user_id = :account AND a.idempotency_key = o.idempotency_key) "
+        "THEN left('guest-' || :guest || ':' || o.idempotency_key, 100) ELSE o.idempotency_key END "
+        "WHERE o.user_id = :guest"
+    ),
+    # the first answers to the guest's purchase keys, but the account's own where both used one
+    text(
+        "DELETE FROM order_attempts g WHERE g.user_id = :guest AND EXISTS (SELECT 1 FROM order_attempts a "
+        "WHERE a.user_id = :account AND a.idempotency_key = g.idempotency_key)"
+    ),
+    text("UPDATE order_attempts SET user_id = :account WHERE user_id = :guest"),
+    # units held in each sale add up: the buyer holds them either way
+    text(
+        "INSERT INTO sale_buyers (sale_id, user_id, units) SELECT sale_id, :account, units FROM sale_buyers "
+        "WHERE user_id = :guest ON CONFLICT (sale_id, user_id) DO UPDATE SET units = sale_buyers.units + excluded.units"
+    ),
+    text("DELETE FROM sale_buyers WHERE user_id = :guest"),
+    # what the buyer did to their orders (a cancel, a return request) is the account's history
+    text("UPDATE order_events SET actor_id = :account WHERE actor_id = :guest"),
+    # saved checkout details: the account's own, if it has some
+    text(
+        "INSERT INTO buyer_details (user_id, details, updated_at) SELECT :account, details, updated_at "
+        "FROM buyer_details WHERE user_id = :guest ON CONFLICT (user_id) DO NOTHING"
+    ),
+    text("DELETE FROM buyer_details WHERE user_id = :guest"),
+    # entries in draws still open: the account's own entry where it has one; a closed draw's
+    # entrants were published and stay as they are (the account claims the guest's prizes)
+    text(
+        "INSERT INTO draw_entries (draw_id, user_id, display_name, entered_at) "
+        "SELECT e.draw_id, :account, :name, e.entered_at FROM draw_entries e JOIN draws d ON d.id = e.draw_id "
+        "WHERE e.user_id = :guest AND d.state = 'open' ON CONFLICT (draw_id, user_id) DO NOTHING"
+    ),
+    text(
+        "DELETE FROM draw_entries e USING draws d "
+        "WHERE d.id = e.draw_id AND e.user_id = :guest AND d.state = 'open'"
+    ),
+    # the guest is retired: every token it was given is refused from now on
+    text("UPDATE users SET merged_into_id = :account, token_version = token_version + 1 WHERE id = :guest"),
+]
+
+
+async def take_over_guest(session: AsyncSession, guest_id: int, account: User) -> bool:
+    """Hand the account everything the guest had as a buyer, and retire the guest; False (and
+    nothing changes) when the guest is no longer one to take over (an account, or retired).
+
+    The account gets the guest's orders (with their purchase keys and units held in sales),
+    the guest's saved checkout details unless it has its own, and its entries in draws still
+    open unless it entered them itself. Prizes the guest won in draws already closed are the
+    account's to claim. Chat messages stay the guest's, under the name it wrote them with.
+    """
+    if await session.scalar(_GUEST_TO_RETIRE, {"guest": guest_id}) is None:
+        return False
+    values = {"guest": guest_id, "account": account.id, "name": account.display_name}
+    for statement in _TAKE_OVER:
+        await session.execute(statement, values)
+    return True
 
 
 async def sign_up(

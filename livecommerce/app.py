@@ -56,8 +56,8 @@ def create_app(settings: Settings) -> web.Application:
     app.on_response_prepare.append(security_headers)
 
     hub = app[HUB] = realtime.install(app, settings, db, registry, identity)
-    app[COMMERCE] = commerce.install(app, settings, db, hub, registry)
-    app[DRAWS] = draws.install(app, settings, db, hub)
+    shop = app[COMMERCE] = commerce.install(app, settings, db, hub, registry)
+    app[DRAWS] = draws.install(app, settings, db, hub, shop.events)
     media_node = app[MEDIA] = media.install(app, settings, db, hub)
     http_surface.install(
         app,

@@ -7,8 +7,10 @@ import json
 import re
 import secrets
 import socket
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -22,6 +24,47 @@ def _split_list(value: Any) -> Any:
     if isinstance(value, str):
         return [item.strip() for item in value.split(",") if item.strip()]
     return value
+
+
+SMTP_DEFAULT_PORTS = {"smtp": 587, "smtps": 465}
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpTarget:
+    host: str
+    port: int
+    implicit_tls: bool
+    username: str | None
+    password: str | None
+
+    def __repr__(self) -> str:
+        # never the password, wherever a target is logged
+        scheme = "smtps" if self.implicit_tls else "smtp"
+        user = f"{self.username}@" if self.username else ""
+        return f"SmtpTarget({scheme}://{user}{self.host}:{self.port})"
+
+
+def parse_smtp_url(url: str) -> SmtpTarget:
+    """`smtp://user:password@host:port` or `smtps://...`; ValueError with the reason otherwise.
+    The user name and password may be percent-encoded (an address as user name: `me%40example.com`)."""
+    parts = urlsplit(url)
+    if parts.scheme not in SMTP_DEFAULT_PORTS:
+        raise ValueError("must be an smtp:// or smtps:// URL")
+    if not parts.hostname:
+        raise ValueError("names no host")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ValueError("is smtp(s)://[user:password@]host[:port], nothing after the port")
+    try:
+        port = parts.port or SMTP_DEFAULT_PORTS[parts.scheme]
+    except ValueError:
+        raise ValueError("has a port that is not a number from 1 to 65535") from None
+    return SmtpTarget(
+        host=parts.hostname,
+        port=port,
+        implicit_tls=parts.scheme == "smtps",
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password is not None else None,
+    )
 
 
 class Settings(BaseSettings):
@@ -56,6 +99,17 @@ class Settings(BaseSettings):
     order_batch_window_ms: float = Field(2.0, ge=0, le=1000)
     # False: one row-locking transaction per tap (the baseline the batched hot-SKU path is measured against)
     order_batching: bool = True
+
+    # Mail to buyers (a receipt when an order is paid, a confirmation of each refund), queued with
+    # the order change and sent in the background: SMTP_URL is smtp://user:password@host:587
+    # (STARTTLS when the server offers it) or smtps://user:password@host:465 (TLS from the
+    # start); without it no mail is queued. MAIL_FROM is the sender's address, shown with the
+    # merchant's name. A failed try waits MAIL_RETRY_SECONDS, doubling each time (up to an hour),
+    # and the mail is given up after MAIL_MAX_ATTEMPTS tries.
+    smtp_url: str = ""
+    mail_from: str = ""
+    mail_retry_seconds: float = Field(30.0, gt=0, le=3600)
+    mail_max_attempts: int = Field(10, ge=1, le=100)
 
     ice_servers: Annotated[list[dict[str, Any]], NoDecode] = Field(default_factory=list)
     rtc_host_addresses: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -183,6 +237,21 @@ class Settings(BaseSettings):
             raise ValueError("must be a redis:// or rediss:// URL")
         return value.replace("valkey://", "redis://", 1)
 
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp_url(cls, value: str) -> str:
+        if value:
+            parse_smtp_url(value)  # its ValueError says what is wrong
+        return value
+
+    @field_validator("mail_from")
+    @classmethod
+    def _mail_from(cls, value: str) -> str:
+        value = value.strip()
+        if value and not re.fullmatch(r"[^@\s<>\"(),;:]+@[^@\s<>\"(),;:]+\.[^@\s<>\"(),;:]+", value):
+            raise ValueError("must be a plain email address, e.g. shop@example.com")
+        return value
+
     @field_validator("log_level")
     @classmethod
     def _log_level(cls, value: str) -> str:
@@ -194,6 +263,8 @@ class Settings(BaseSettings):
     def _stripe_pair(self) -> Settings:
         if bool(self.stripe_secret_key) != bool(self.stripe_webhook_secret):
             raise ValueError("STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET must be set together")
+        if self.smtp_url and not self.mail_from:
+            raise ValueError("MAIL_FROM (the sender's address) must be set with SMTP_URL")
         if self.secret_key and len(self.secret_key) < 32:
             raise ValueError("SECRET_KEY must be at least 32 characters")
         return self
@@ -201,6 +272,11 @@ class Settings(BaseSettings):
     @property
     def payments_test_mode(self) -> bool:
         return not self.stripe_secret_key
+
+    @property
+    def smtp_target(self) -> SmtpTarget | None:
+        """Where mail goes (None: no mail)."""
+        return parse_smtp_url(self.smtp_url) if self.smtp_url else None
 
     @property
     def trusted_origins(self) -> frozenset[str]:

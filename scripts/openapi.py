@@ -42,6 +42,7 @@ MAX_ID = 2**63 - 1
 STAFF = [{"bearer": []}, {"cookie": []}]
 ANYONE: list[dict[str, list[str]]] = [{}]
 ANYONE_OR_SIGNED_IN = [{}, {"bearer": []}, {"cookie": []}]
+ANYONE_OR_GUEST = [{}, {"bearer": []}]
 STREAM_KEY = [{"streamKey": []}]
 
 
@@ -71,9 +72,9 @@ OPERATIONS = [
     Operation(
         "post",
         "/api/auth/login",
-        "Sign in with login and password",
+        "Sign in with login and password (a guest's Bearer token: the account takes over the guest)",
         "accounts",
-        ANYONE,
+        ANYONE_OR_GUEST,
         LoginBody,
         errors=(401, 429),
     ),

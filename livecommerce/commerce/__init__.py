@@ -1,8 +1,9 @@
 """Commerce plane: catalog, the live's bag, inventory, flash sales, orders, checkout, payments,
-fulfilment and prize orders.
+fulfilment, prize orders, and mail to buyers about their orders.
 
 `install` builds the plane's services, adds its HTTP routes and room commands, and runs its
-background loops (the sale clock, reservation expiry, refund retries) while the app runs.
+background loops (the sale clock, reservation expiry, refund retries, the mail sender) while the
+app runs.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from livecommerce.commerce.expiry import ExpirySweeper
 from livecommerce.commerce.fulfilment import OrderLifecycle
 from livecommerce.commerce.fulfilment_api import FulfilmentApi
 from livecommerce.commerce.inventory import Inventory
+from livecommerce.commerce.mail_outbox import MailMetrics, MailOutbox
 from livecommerce.commerce.order_metrics import OrderMetrics
 from livecommerce.commerce.orders import OrderService
 from livecommerce.commerce.payments import Payments
@@ -55,6 +57,7 @@ class Commerce:
     bag: Bag
     checkout: Checkout
     addresses: AddressAccess
+    mail: MailOutbox
 
 
 def install(
@@ -74,7 +77,8 @@ def install(
         window_s=settings.order_batch_window_ms / 1000,
         metrics=OrderMetrics(metrics),
     )
-    payments = Payments(settings, engine, sessions, orders)
+    mail = MailOutbox(settings, engine, MailMetrics(metrics))
+    payments = Payments(settings, engine, sessions, orders, mail)
     commerce = Commerce(
         events=events,
         orders=orders,
@@ -87,6 +91,7 @@ def install(
         bag=Bag(sessions, events),
         checkout=Checkout(engine),
         addresses=AddressAccess(engine),
+        mail=mail,
     )
     app.add_routes(
         CommerceApi(
@@ -110,6 +115,7 @@ def install(
             asyncio.create_task(SaleClock(engine, events).run(), name="sale-clock"),
             asyncio.create_task(ExpirySweeper(engine, orders).run(), name="reservation-expiry"),
             asyncio.create_task(commerce.payments.run_refunds(), name="refund-retry"),
+            asyncio.create_task(mail.run(), name="mail-sender"),
         ]
         yield
         for task in loops:

@@ -21,8 +21,8 @@ REMEMBER = text(
 )
 FORGET = text("DELETE FROM buyer_details WHERE user_id = :user RETURNING 1")
 SHIP_TO = text(
-    "UPDATE orders SET shipping = CAST(:details AS jsonb) WHERE id = :id AND user_id = :user "
-    "AND status = 'reserved' RETURNING id"
+    "UPDATE orders SET shipping = CAST(:details AS jsonb), language = COALESCE(:language, language) "
+    "WHERE id = :id AND user_id = :user AND status = 'reserved' RETURNING id"
 )
 ORDER_STATUS = text("SELECT status FROM orders WHERE id = :id AND user_id = :user")
 
@@ -53,14 +53,18 @@ class Checkout:
         async with self._engine.begin() as conn:
             return (await conn.execute(FORGET, {"user": who.user_id})).one_or_none() is not None
 
-    async def ship_to(self, who: Principal, order_id: int, raw: Any, *, remember: bool) -> dict[str, str]:
+    async def ship_to(
+        self, who: Principal, order_id: int, raw: Any, *, remember: bool, language: str | None
+    ) -> dict[str, str]:
         """Put the buyer's details on their reserved order (a copy: later changes to the remembered
-        details leave it as it is), and remember them for next time if asked, together."""
+        details leave it as it is), and remember them for next time if asked, together. The
+        buyer's `language`, when given, is the language of mail about the order."""
         authorize(who, "order.place")
         details = read_details(raw)
         async with self._engine.begin() as conn:
             shipped = await conn.execute(
-                SHIP_TO, {"id": order_id, "user": who.user_id, "details": _json(details)}
+                SHIP_TO,
+                {"id": order_id, "user": who.user_id, "details": _json(details), "language": language},
             )
             if shipped.one_or_none() is None:
                 status = await conn.scalar(ORDER_STATUS, {"id": order_id, "user": who.user_id})

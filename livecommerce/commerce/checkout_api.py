@@ -29,6 +29,12 @@ class BuyerDetailsBody(BaseModel):
 
 class ShipToBody(BuyerDetailsBody):
     remember: bool = Field(False, strict=True, description="also remember the details for the next checkout")
+    language: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$",
+        max_length=35,
+        description="the language the buyer reads (a BCP 47 tag such as en or zh-CN): mail about the order is in it",
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +85,9 @@ class CheckoutApi:
         who = principal(request)
         order_id = int_param(request, "order_id")
         body = await read_json(request, ShipToBody)
-        shipping = await self.checkout.ship_to(who, order_id, body.details, remember=body.remember)
+        shipping = await self.checkout.ship_to(
+            who, order_id, body.details, remember=body.remember, language=body.language
+        )
         return json_response({"order_id": order_id, "shipping": shipping})
 
     async def shipping_of(self, request: web.Request) -> web.Response:

@@ -29,9 +29,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 from livecommerce.auth import Principal
 from livecommerce.commerce import ledger, lifecycle, order_log
 from livecommerce.commerce.closing import close_orders
+from livecommerce.commerce.mail_outbox import MailOutbox
 from livecommerce.commerce.order_log import SYSTEM_ACTOR, Change
 from livecommerce.commerce.order_views import ORDER_COLUMNS, ORDER_JOINS, read_order
 from livecommerce.commerce.orders import OrderService
+from livecommerce.commerce.receipts import RECEIPT, REFUND
 from livecommerce.config import Settings
 from livecommerce.errors import AppError
 from livecommerce.http import parse
@@ -134,9 +136,10 @@ async def _retake_sale_units(conn: AsyncConnection, order: Any) -> bool:
     return await ledger.add_held(conn, order.sale_id, {order.user_id: order.quantity}, limit=limit) == 1
 
 
-async def mark_paid(conn: AsyncConnection, order_id: int, payment_id: int) -> Applied:
+async def mark_paid(conn: AsyncConnection, order_id: int, payment_id: int, mail: MailOutbox) -> Applied:
     """Apply a confirmed payment to its order, whatever state the order is in by now: an order
-    paid once already (shipped, cancelled and refunded since, ...) is not paid again."""
+    paid once already (shipped, cancelled and refunded since, ...) is not paid again. This is
+    where every order becomes paid: its receipt is queued here, in the same transaction."""
     order = (await conn.execute(ORDER_FOR_UPDATE, {"id": order_id})).one_or_none()
     if order is None:
         return Applied([])
@@ -160,12 +163,16 @@ async def mark_paid(conn: AsyncConnection, order_id: int, payment_id: int) -> Ap
         {"id": payment_id},
     )
     await order_log.record(conn, SYSTEM_ACTOR, [Change(order_id, "pay", status, "paid")])
+    await mail.queue(conn, RECEIPT, order_id)
     return Applied([await read_order(conn, order_id)])
 
 
-async def mark_refunded(conn: AsyncConnection, payment_id: int, amount_refunded: int) -> Applied:
+async def mark_refunded(
+    conn: AsyncConnection, payment_id: int, amount_refunded: int, mail: MailOutbox
+) -> Applied:
     """Record a refund the provider made; a full one closes the order (an unpaid one gives its
-    units back). A refund this server already recorded (a cancel, a return) changes nothing more.
+    units back) and queues the buyer's refund confirmation. A refund this server already
+    recorded (a cancel, a return) changes nothing more.
 
     Units of a paid order stay sold: the goods may have left, and the operator restocks them.
     The order's row is locked before the payment's, the one lock order of every order change.
@@ -181,7 +188,7 @@ async def mark_refunded(conn: AsyncConnection, payment_id: int, amount_refunded:
                 "UPDATE payments SET amount_refunded_minor = GREATEST(amount_refunded_minor, :r), "
                 "status = CASE WHEN GREATEST(amount_refunded_minor, :r) >= amount_minor THEN 'refunded' "
                 "ELSE status END, updated_at = now() WHERE id = :id "
-                "RETURNING status, (SELECT status FROM before) AS was"
+                "RETURNING status, amount_refunded_minor, (SELECT status FROM before) AS was"
             ),
             {"id": payment_id, "r": amount_refunded},
         )
@@ -200,6 +207,7 @@ async def mark_refunded(conn: AsyncConnection, payment_id: int, amount_refunded:
             text("UPDATE orders SET status = 'refunded', closed_at = now() WHERE id = :id"), {"id": order.id}
         )
         await order_log.record(conn, SYSTEM_ACTOR, [Change(order.id, "provider_refund", status, "refunded")])
+    await mail.queue(conn, REFUND, order.id, refunded_minor=payment.amount_refunded_minor)
     return Applied([await read_order(conn, order.id)])
 
 
@@ -212,8 +220,10 @@ class Payments:
         engine: AsyncEngine,
         sessions: async_sessionmaker[AsyncSession],
         orders: OrderService,
+        mail: MailOutbox,
     ) -> None:
         self._settings = settings
+        self._mail = mail
         self._engine = engine
         self._sessions = sessions
         self._orders = orders
@@ -324,10 +334,10 @@ class Payments:
             payment = (await conn.execute(PAYMENT_OF_ORDER, {"order": order_id})).one_or_none()
             if owner != who.user_id or payment is None or payment.provider != TEST_PROVIDER:
                 raise AppError("not_found", "no test payment started for this order")
-            applied = await mark_paid(conn, order_id, payment.id)
+            applied = await mark_paid(conn, order_id, payment.id, self._mail)
             if applied.refund_due is not None:
                 # no money moved: the refused late payment is refunded on the spot
-                applied = await mark_refunded(conn, applied.refund_due, payment.amount_minor)
+                applied = await mark_refunded(conn, applied.refund_due, payment.amount_minor, self._mail)
             order = await read_order(conn, order_id)
         self._announce(applied)
         if order["status"] != "paid":
@@ -384,7 +394,7 @@ class Payments:
             log.warning("Stripe event %s for unknown PaymentIntent %s ignored", type_, ref)
             return Applied([])
         if type_ == "charge.refunded":
-            return await mark_refunded(conn, payment.id, obj.amount_refunded)
+            return await mark_refunded(conn, payment.id, obj.amount_refunded, self._mail)
         if type_ == "payment_intent.payment_failed":
             await conn.execute(
                 text(
@@ -401,7 +411,7 @@ class Payments:
                 {"id": payment.id},
             )
             return Applied([], refund_due=payment.id)
-        return await mark_paid(conn, payment.order_id, payment.id)
+        return await mark_paid(conn, payment.order_id, payment.id, self._mail)
 
     async def _refund_due(self, payment_id: int) -> None:
         """Refund a payment that cannot keep its order; safe to call again (idempotency key)."""
@@ -425,7 +435,7 @@ class Payments:
             log.warning("automatic refund of payment %s failed (will retry): %s", payment_id, exc)
             return
         async with self._engine.begin() as conn:
-            applied = await mark_refunded(conn, payment_id, payment.amount_minor)
+            applied = await mark_refunded(conn, payment_id, payment.amount_minor, self._mail)
         self._announce(applied)
 
     async def refund_in(self, conn: AsyncConnection, order: Any, reason: str) -> int:
@@ -434,7 +444,7 @@ class Payments:
         nothing left); returns the amount. The provider's call carries one idempotency key per
         order and the amount not yet refunded, so neither a retry nor a race refunds twice or
         more than was paid. `order` is the locked row (`id`, `amount_minor`); a free order (a
-        prize) has nothing to refund."""
+        prize) has nothing to refund. The buyer's refund confirmation is queued with it."""
         order_id = order.id
         if order.amount_minor == 0:
             return 0
@@ -462,6 +472,7 @@ class Payments:
             ),
             {"id": payment.id},
         )
+        await self._mail.queue(conn, REFUND, order_id, refunded_minor=due)
         return due
 
     def _announce(self, applied: Applied) -> None:

@@ -120,6 +120,10 @@ class User(Base):
     disabled: Mapped[bool] = mapped_column(server_default=text("false"))
     # carried in every token issued to the user; raising it revokes them all (logout, disable)
     token_version: Mapped[int] = mapped_column(Integer, server_default="0")
+    # a retired guest: the account that signed in with it and took over what it had
+    merged_into_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
     created_at: Mapped[datetime] = _created()
     __table_args__ = (
         CheckConstraint("is_guest OR login IS NOT NULL", name="account_has_login"),
@@ -320,6 +324,8 @@ class Order(Base):
     idempotency_key: Mapped[str] = mapped_column(String(100))
     reserved_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     shipping: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    # the language the buyer checked out in (a BCP 47 tag): mail about the order is in it
+    language: Mapped[str | None] = mapped_column(String(35))
     created_at: Mapped[datetime] = _created()
     paid_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -328,6 +334,33 @@ class Order(Base):
         CheckConstraint("quantity >= 1", name="quantity_positive"),
         CheckConstraint("amount_minor = quantity * unit_price_minor", name="amount_matches"),
         Index("ix_orders_reserved_until", "reserved_until", postgresql_where=text("status = 'reserved'")),
+    )
+
+
+class MailOutbox(Base):
+    """A message about an order (its receipt, its refund), written in the transaction that
+    changed the order and sent by whichever node's sender takes it first: one of each kind per
+    order. `message` is the whole message as it goes out; `last_error` says why it is waiting
+    or why it was given up (`failed`)."""
+
+    __tablename__ = "mail_outbox"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))
+    recipient: Mapped[str] = mapped_column(String(254))
+    message_id: Mapped[str] = mapped_column(String(300))
+    message: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(8), server_default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    next_attempt_at: Mapped[datetime] = _created()
+    last_error: Mapped[str] = mapped_column(Text, server_default="")
+    created_at: Mapped[datetime] = _created()
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    __table_args__ = (
+        UniqueConstraint("order_id", "kind"),
+        CheckConstraint("kind IN ('receipt', 'refund')", name="kind_known"),
+        CheckConstraint("state IN ('pending', 'sent', 'failed')", name="state_known"),
+        Index("ix_mail_outbox_due", "next_attempt_at", postgresql_where=text("state = 'pending'")),
     )
 
 

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from livecommerce.commerce.events import CommerceEvents
 from livecommerce.config import Settings
 from livecommerce.db.engine import Database
 from livecommerce.draws.api import DrawsApi
@@ -16,10 +17,15 @@ from livecommerce.draws.service import DrawService
 from livecommerce.realtime.hub import Hub
 
 
-def install(app: web.Application, settings: Settings, db: Database, hub: Hub) -> DrawService:
+def install(
+    app: web.Application, settings: Settings, db: Database, hub: Hub, shop_events: CommerceEvents
+) -> DrawService:
     """The draw service, its routes and room commands; its closer and its announcer of
-    entrants run while the app does."""
-    service = DrawService(db.session_factory, hub, settings.draw_min_watch_seconds)
+    entrants run while the app does. A claimed prize's stock change reaches rooms through the
+    commerce plane's `shop_events`."""
+    service = DrawService(
+        db.session_factory, hub, settings.draw_min_watch_seconds, stock_changed=shop_events.free_stock_changed
+    )
     api = DrawsApi(service)
     app.router.add_routes(api.routes())
     api.register(hub)

@@ -8,7 +8,7 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -185,10 +185,18 @@ class DrawService:
     """Draws for every room; one per process, closing due draws for the whole cluster."""
 
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], hub: Hub, default_min_watch: float
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        hub: Hub,
+        default_min_watch: float,
+        *,
+        stock_changed: Callable[[int], None],
     ) -> None:
+        """`stock_changed(sku_id)`: a SKU's free stock changed (a prize taken from it); the shop's
+        `sku.stock` event tells the rooms that offer it."""
         self._sessions = sessions
         self._hub = hub
+        self._stock_changed = stock_changed
         self._default_min_watch = default_min_watch
         self._wake = asyncio.Event()
         self._keyword_cache: dict[int, tuple[float, tuple[int, str] | None]] = {}
@@ -581,9 +589,14 @@ class DrawService:
             draw = await session.get(Draw, draw_id)
             if draw is None:
                 raise AppError("not_found", "no such draw")
+            # the caller's own win, or one of a guest that signed in to the caller's account
+            # after the draw closed (its published entrants name the guest)
+            claimants = select(User.id).where((User.id == who.user_id) | (User.merged_into_id == who.user_id))
             winner = await session.scalar(
                 select(DrawWinner)
-                .where(DrawWinner.draw_id == draw_id, DrawWinner.user_id == who.user_id)
+                .where(DrawWinner.draw_id == draw_id, DrawWinner.user_id.in_(claimants))
+                .order_by(DrawWinner.rank)
+                .limit(1)
                 .with_for_update()
             )
             if winner is None:
@@ -603,7 +616,10 @@ class DrawService:
                 shipping=shipping,
                 now=now,
             )
-            if winner.claim_order_id is None:
+            took_stock = winner.claim_order_id is None
+            if took_stock:
                 winner.claim_order_id = order.id
                 winner.claimed_at = now
+        if took_stock:
+            self._stock_changed(draw.prize_sku_id)
         return {"draw_id": draw_id, "rank": winner.rank, "order": prizes.order_summary(order)}

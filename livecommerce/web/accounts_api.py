@@ -1,4 +1,5 @@
-"""Sign-in, guest tokens, sign-out, the caller's identity, disabling accounts, and stream keys."""
+"""Sign-in (taking over the guest who signs in), guest tokens, sign-out, the caller's identity,
+disabling accounts, and stream keys."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from livecommerce.config import Settings
 from livecommerce.db.models import Role
 from livecommerce.errors import AppError
 from livecommerce.http import int_param, json_response, optional_principal, principal, read_json
-from livecommerce.http.identity import Identity
+from livecommerce.http.identity import Identity, bearer_token
 from livecommerce.http.throttle import Throttle
 
 # sign-in attempts allowed per address, as a multiple of those allowed per login
@@ -36,6 +37,17 @@ class GuestBody(BaseModel):
 
 class StreamKeyBody(BaseModel):
     label: str = Field("", max_length=100)
+
+
+def _bearer_guest(request: web.Request) -> Principal | None:
+    """The guest named by the request's `Authorization` header, if its token still holds."""
+    if bearer_token(request) is None:
+        return None
+    try:
+        who = optional_principal(request)
+    except AppError:
+        return None  # an expired or retired guest: there is nothing left to take over
+    return who if who is not None and who.is_guest else None
 
 
 class AccountsApi:
@@ -64,11 +76,12 @@ class AccountsApi:
             web.post("/api/rooms/{room_id}/stream-keys", self.create_stream_key),
         ]
 
-    def _session_response(self, who: Principal) -> web.Response:
+    def _session_response(self, who: Principal, **more: object) -> web.Response:
         tokens = self.tokens
         token = tokens.issue(who)
         response = json_response(
             {
+                **more,
                 "token": token,
                 "expires_in": tokens.ttl(who),
                 "user": {
@@ -91,13 +104,23 @@ class AccountsApi:
         return response
 
     async def login(self, request: web.Request) -> web.Response:
+        """Sign in. Called with a guest's token in the `Authorization` header (never from the
+        cookie alone, which a shared browser may still hold), the account takes over the guest's
+        orders, saved details and draw entries, and the guest's tokens stop working."""
         body = await read_json(request, LoginBody)
         # per login (guessing one account's password) and per address (trying many accounts)
         self.sign_in_per_address.check(request.remote)
         self.sign_in_per_login.check(body.login.strip().lower())
-        async with self.sessions() as session:
+        guest = _bearer_guest(request)
+        taken_over = None
+        async with self.sessions.begin() as session:
             user = await accounts.sign_in(session, body.login, body.password)
-        return self._session_response(accounts.principal_of(user))
+            if guest is not None and await accounts.take_over_guest(session, guest.user_id, user):
+                taken_over = guest.user_id
+            principal_ = accounts.principal_of(user)
+        if taken_over is not None:
+            self.identity.revocations.forget(taken_over)
+        return self._session_response(principal_, took_over_guest=taken_over)
 
     async def guest(self, request: web.Request) -> web.Response:
         body = await read_json(request, GuestBody)

@@ -83,6 +83,7 @@ async def test_a_viewer_buys_a_variant_from_the_bag_with_details_that_fill_in_th
     [first] = await paid_orders(server, world.merchant_id)
     assert (first.sku_id, first.quantity, first.unit_price_minor, first.sale_id) == (large_id, 2, 3900, None)
     assert first.shipping["name"] == "Li Lei" and first.shipping["phone"] == "+8613800138000"
+    assert first.language == "en", "mail about the order comes in the language the page showed"
 
     # the next visit: the details come back from the server, filled in
     await watch.reload()
@@ -143,3 +144,43 @@ async def test_the_pinned_card_and_the_bag_follow_free_stock_and_buy_turns_off_a
     await expect(watch.locator("#bag-products li", has_text="Green tea")).to_contain_text("4 left")
     await expect(watch.locator("#card-stock")).to_have_text("4 in stock")
     await expect(watch.locator("#buy")).to_be_enabled()
+
+
+async def test_a_guest_who_signs_in_to_follow_brings_their_paid_order_into_the_account(
+    server: LiveServer, people: People
+) -> None:
+    world = await server.seed(stock=5, price_minor=1200)
+    login = f"ann-{world.room_id}@example.com"
+    async with aiohttp.ClientSession() as http:
+        status, account = await call(
+            http, "POST", f"{server.url}/api/auth/signup", None, {"login": login, "password": "password123"}
+        )
+        assert status == 200, account
+        status, _ = await call(
+            http,
+            "PUT",
+            f"{server.url}/api/rooms/{world.room_id}/bag/{world.product_id}",
+            world.tokens["anchor"],
+        )
+        assert status == 200
+    watch = await people.open(f"/watch/{world.room_id}", PHONE)
+    await watch.locator("#bag-button").click()
+    await watch.get_by_role("button", name="Choose: Green tea").click()
+    await watch.locator("#product-buy").click()
+    await expect(watch.locator("#product-result")).to_contain_text("Reserved for you")
+    await give_buyer_details(watch)
+    await watch.locator("#pay-button").click()
+    await expect(watch.locator("#pay-result")).to_contain_text("Paid (test mode)")
+    [bought] = await paid_orders(server, world.merchant_id)
+    guest_id = bought.user_id
+
+    await watch.locator("#bag [data-close]").click()
+    await watch.locator("#follow").click()
+    form = watch.locator("#follow-signin-form")
+    await form.locator("[name=login]").fill(login)
+    await form.locator("[name=password]").fill("password123")
+    await form.locator("button[type=submit]").click()
+    await expect(watch.locator("#follow")).to_have_attribute("aria-pressed", "true")
+    [bought] = await paid_orders(server, world.merchant_id)
+    assert bought.user_id == account["user"]["id"] != guest_id
+    await expect(watch.locator("#order-list li")).to_have_count(1)

@@ -406,6 +406,43 @@ async def test_winner_claims_a_sku_prize_once_and_late_claims_expire(server):
         await viewer.close()
 
 
+async def test_a_claimed_prize_tells_the_room_its_variant_has_one_unit_less(server):
+    world = await server.seed(stock=5)
+    _, winner_token = await server.guest("Winner")
+    status, _ = await api(
+        "PUT", f"{server.url}/api/rooms/{world.room_id}/bag/{world.product_id}", world.tokens["anchor"]
+    )
+    assert status == 200
+    watcher = await RoomClient.connect(server.room_ws(world.room_id, winner_token))
+    try:
+        _, started = await api(
+            "POST",
+            f"{server.url}/api/rooms/{world.room_id}/draws",
+            world.tokens["anchor"],
+            keyword_draw(prize_sku_id=world.sku_id),
+        )
+        await watcher.ok("draw.enter", {})
+        await api("POST", f"{server.url}/api/draws/{started['id']}/close", world.tokens["anchor"])
+        await private(watcher, "draw.won")
+        before = len(watcher.events("sku.stock"))
+        status, body = await api(
+            "POST", f"{server.url}/api/draws/{started['id']}/claim", winner_token, {"shipping": SHIPPING}
+        )
+        assert status == 200, body
+        async with server.app[SESSION_FACTORY]() as session:
+            version = (await session.get(Sku, world.sku_id)).stock_version
+        event = await watcher.event("sku.stock", sku_id=world.sku_id, available=4)
+        assert event["data"] == {
+            "sku_id": world.sku_id,
+            "product_id": world.product_id,
+            "available": 4,
+            "version": version,
+        }
+        assert len(watcher.events("sku.stock")) == before + 1
+    finally:
+        await watcher.close()
+
+
 async def test_snapshot_carries_the_running_draw(server):
     world = await server.seed()
     _, token = await server.guest()
@@ -532,7 +569,9 @@ async def test_racing_closers_close_a_due_draw_exactly_once(settings):
                 merchant_id=merchant.id,
             )
             viewers = [await accounts.create_guest(session, f"V{i}") for i in range(6)]
-        racers = [DrawService(db.session_factory, hub, 0) for _ in range(4)]
+        racers = [
+            DrawService(db.session_factory, hub, 0, stock_changed=lambda sku_id: None) for _ in range(4)
+        ]
         spec = parse(StartDraw, keyword_draw(winners_count=2))
         started = await racers[0].start(accounts.principal_of(anchor), room.id, spec)
         for viewer in viewers:

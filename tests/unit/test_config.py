@@ -30,6 +30,15 @@ from livecommerce.config import ConfigError, load_settings
         ({"METRICS_ALLOW": "10.0.0.0/8, prometheus"}, "METRICS_ALLOW: 'prometheus' is not an IP address"),
         ({"GUESTS_PER_MINUTE": "-1"}, "GUESTS_PER_MINUTE"),
         ({"NODE_ID": "node/a"}, "NODE_ID"),
+        ({"SMTP_URL": "mail.example.com:587"}, "SMTP_URL: must be an smtp:// or smtps:// URL"),
+        ({"SMTP_URL": "smtp://:587"}, "SMTP_URL: names no host"),
+        ({"SMTP_URL": "smtp://mail.example.com:99999"}, "SMTP_URL: has a port"),
+        (
+            {"SMTP_URL": "smtp://mail.example.com"},
+            "MAIL_FROM (the sender's address) must be set with SMTP_URL",
+        ),
+        ({"MAIL_FROM": "Shop <shop@example.com>"}, "MAIL_FROM: must be a plain email address"),
+        ({"MAIL_MAX_ATTEMPTS": "0"}, "MAIL_MAX_ATTEMPTS"),
     ],
 )
 def test_bad_setting_is_a_one_line_error(monkeypatch, env, fragment):
@@ -95,3 +104,15 @@ def test_other_nodes_reach_a_node_at_node_url_or_its_own_address():
     assert load_settings(
         node_url="http://10.0.0.5:9000/", public_url="https://live.example.com"
     ).node_address == ("http://10.0.0.5:9000")
+
+
+def test_smtp_url_names_the_server_its_tls_and_a_percent_encoded_login(monkeypatch):
+    monkeypatch.setenv("SMTP_URL", "smtps://me%40example.com:p%3Ass@mail.example.com")
+    monkeypatch.setenv("MAIL_FROM", "shop@example.com")
+    target = load_settings().smtp_target
+    assert (target.host, target.port, target.implicit_tls) == ("mail.example.com", 465, True)
+    assert (target.username, target.password) == ("me@example.com", "p:ss")
+    assert "p:ss" not in repr(target)
+    plain = load_settings(smtp_url="smtp://mail.example.com").smtp_target
+    assert (plain.port, plain.implicit_tls, plain.username) == (587, False, None)
+    assert load_settings(smtp_url="").smtp_target is None

@@ -67,8 +67,9 @@ export function forgetSession(scope) {
   localStorage.removeItem(storageKey(scope));
 }
 
-export async function signIn(scope, login, password) {
-  return saveSession(scope, await api("/api/auth/login", { method: "POST", body: { login, password } }));
+// A guest's token hands the account the guest's orders, saved details and draw entries.
+export async function signIn(scope, login, password, token) {
+  return saveSession(scope, await api("/api/auth/login", { method: "POST", token, body: { login, password } }));
 }
 
 // An account whose login is an email or a phone; a guest's token makes the guest that account.

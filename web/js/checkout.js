@@ -6,7 +6,7 @@
 
 import { api, joinAsGuest, loadSession } from "./api.js";
 import { countdown, money } from "./format.js";
-import { errorText, t } from "./i18n.js";
+import { errorText, language, t } from "./i18n.js";
 import { $, h, say, show } from "./ui.js";
 
 // the browser's viewer session, shared by the watch pages and the replays
@@ -141,7 +141,7 @@ export class Checkout {
     for (const input of this.form.querySelectorAll("input")) input.removeAttribute("aria-invalid");
     try {
       await api(`/api/orders/${order.order_id}/shipping`, { method: "PUT", token: this.token(),
-        body: { details: detailsFrom(this.form), remember } });
+        body: { details: detailsFrom(this.form), remember, language: language() } });
     } catch (error) {
       const field = error.details && this.form.elements[error.details.field];
       if (field) {

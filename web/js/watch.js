@@ -97,7 +97,9 @@ function setupFollow() {
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     try {
-      me = await busy(form, () => signIn(SCOPE, form.elements.login.value, form.elements.password.value));
+      // a guest's orders, details and draw entries go with them into the account
+      const guestToken = me && me.user.is_guest ? me.token : undefined;
+      me = await busy(form, () => signIn(SCOPE, form.elements.login.value, form.elements.password.value, guestToken));
       await setFollowing(true);
       sheet(panel, false);
       connect();
