@@ -135,12 +135,18 @@ async def sign_in(session: AsyncSession, login: str, password: str) -> User:
 
 
 # What a guest hands the account it signs in to, in one transaction (:guest, :account, :name).
-# Locks first: the guest's row (two sign-ins with one guest token take over once), then the open
+# Locks first: the guest's row (two sign-ins with one guest token take over once), then the
+# sales whose holdings move, in id order (a sale's batch also locks its sale row before its
+# buyers' holdings, so a batch and a takeover never wait on each other both ways), then the open
 # draws it entered (a draw's close locks its row, so none closes while its entries move).
 _GUEST_TO_RETIRE = text(
     "SELECT id FROM users WHERE id = :guest AND is_guest AND merged_into_id IS NULL FOR UPDATE"
 )
 _TAKE_OVER = [
+    text(
+        "SELECT id FROM flash_sales WHERE id IN (SELECT sale_id FROM sale_buyers WHERE user_id = :guest) "
+        "ORDER BY id FOR UPDATE"
+    ),
     text(
         "SELECT d.id FROM draws d JOIN draw_entries e ON e.draw_id = d.id AND e.user_id = :guest "
         "WHERE d.state = 'open' ORDER BY d.id FOR SHARE OF d"
