@@ -82,6 +82,8 @@ async def test_chat_cards_and_counts_cross_nodes(server, cluster):
     pinned = await ann.event("card.pinned")
     assert pinned["data"]["card"]["product_id"] == world.product_id
     await bob.event("card.pinned")
+    for client in (ann, bob):  # pinning a product puts it in the live's bag
+        await client.event("bag.updated")
 
     # one sequence across both nodes: every client sees the same events in the same order
     order = {

@@ -25,6 +25,7 @@ __all__ = ["browser", "people", "server"]
 MINIMUM_CONTRAST = 4.5  # WCAG 2 AA for body text
 FRAMES = {"white": (255, 255, 255), "black": (0, 0, 0)}
 FRAME_TIMEOUT_S = 60  # the fake video paints late on a busy machine
+REPAINT_AFTER_S = 5
 
 SHOW_FRAME = """([r, g, b]) => {
   const video = document.querySelector('video');
@@ -107,9 +108,15 @@ def worst_contrasts(screenshot: bytes, lines: list[dict[str, Any]]) -> list[tupl
 
 
 async def screenshot_over(page: Page, rgb: tuple[int, int, int], name: str) -> bytes:
-    """A capture of the page once the frame shows on screen (a pixel clear of the overlays)."""
-    deadline = time.monotonic() + FRAME_TIMEOUT_S
+    """A capture of the page once the frame shows on screen (a pixel clear of the overlays).
+    The frame is put in the video again every few seconds until it shows: the page's own player
+    (retrying, or falling back to HLS) may take the video element back meanwhile."""
+    painted_at = time.monotonic()  # the caller has just put the frame in
+    deadline = painted_at + FRAME_TIMEOUT_S
     while True:
+        if time.monotonic() - painted_at > REPAINT_AFTER_S:
+            await page.evaluate(SHOW_FRAME, list(rgb))
+            painted_at = time.monotonic()
         shot = await page.screenshot()
         shown = tuple(np.asarray(Image.open(io.BytesIO(shot)).convert("RGB"))[300, 5])
         if shown == rgb:
