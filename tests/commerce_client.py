@@ -101,6 +101,43 @@ async def guests(
     return list(await asyncio.gather(*(one(i) for i in range(count))))
 
 
+async def reserve_in_sale(
+    http: aiohttp.ClientSession,
+    server: Any,
+    world: Any,
+    *,
+    allocated: int = 5,
+    quantity: int = 1,
+    price: int = 2500,
+    buyers: int = 1,
+    per_user_limit: int = 5,
+) -> tuple[dict[str, Any], list[tuple[dict[str, Any], str]]]:
+    """A sale of the world's SKU and `buyers` guests who each reserved `quantity` units in it:
+    the sale and each (order, token)."""
+    sale = await start_sale(
+        http,
+        server.url,
+        world.tokens["operator"],
+        room_id=world.room_id,
+        sku_id=world.sku_id,
+        allocated=allocated,
+        per_user_limit=per_user_limit,
+        price=price,
+    )
+    orders = []
+    for _, token in await guests(http, server.url, buyers):
+        status, answer = await call(
+            http,
+            "POST",
+            f"{server.url}/api/orders",
+            token,
+            {"sale_id": sale["sale_id"], "quantity": quantity, "idempotency_key": new_key()},
+        )
+        assert status == 200, answer
+        orders.append((answer["order"], token))
+    return sale, orders
+
+
 @dataclass
 class Ledger:
     allocated: int

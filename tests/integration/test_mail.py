@@ -11,7 +11,7 @@ from email.utils import parsedate_to_datetime
 import aiohttp
 import asyncpg
 import pytest
-from commerce_client import BUYER_DETAILS, call, dsn_of, guests, new_key, start_sale
+from commerce_client import BUYER_DETAILS, call, dsn_of, reserve_in_sale
 from helpers import LiveServer, start_server, wait_for
 from mail_catcher import MailCatcher
 from prometheus_client import CollectorRegistry
@@ -59,32 +59,21 @@ async def reserve(
     http, server: LiveServer, world, count: int = 1, *, quantity: int = 2
 ) -> list[tuple[dict, str]]:
     """`count` buyers each reserve `quantity` units at 25.00 and give their details: (order, token)."""
-    sale = await start_sale(
+    _, reserved = await reserve_in_sale(
         http,
-        server.url,
-        world.tokens["operator"],
-        room_id=world.room_id,
-        sku_id=world.sku_id,
+        server,
+        world,
         allocated=count * quantity,
-        per_user_limit=quantity,
+        quantity=quantity,
         price=2500,
+        buyers=count,
+        per_user_limit=quantity,
     )
-    reserved = []
-    for _, token in await guests(http, server.url, count):
-        status, answer = await call(
-            http,
-            "POST",
-            f"{server.url}/api/orders",
-            token,
-            {"sale_id": sale["sale_id"], "quantity": quantity, "idempotency_key": new_key()},
-        )
-        assert status == 200, answer
-        order = answer["order"]
+    for order, token in reserved:
         status, answer = await call(
             http, "PUT", f"{server.url}/api/orders/{order['order_id']}/shipping", token, {"details": BUYER}
         )
         assert status == 200, answer
-        reserved.append((order, token))
     return reserved
 
 

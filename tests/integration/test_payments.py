@@ -7,35 +7,10 @@ import asyncio
 import aiohttp
 import asyncpg
 import orjson
-from commerce_client import call, dsn_of, guests, ledger, new_key, start_paying, start_sale
+from commerce_client import call, dsn_of, guests, ledger, new_key, reserve_in_sale, start_paying, start_sale
 from helpers import wait_for
 from room_client import RoomClient
 from stripe_fake import WEBHOOK_SECRET, sign
-
-
-async def _reserve(http, server, world, *, allocated=5, quantity=1, price=2500, buyers=1):
-    sale = await start_sale(
-        http,
-        server.url,
-        world.tokens["operator"],
-        room_id=world.room_id,
-        sku_id=world.sku_id,
-        allocated=allocated,
-        per_user_limit=5,
-        price=price,
-    )
-    orders = []
-    for _, token in await guests(http, server.url, buyers):
-        status, answer = await call(
-            http,
-            "POST",
-            f"{server.url}/api/orders",
-            token,
-            {"sale_id": sale["sale_id"], "quantity": quantity, "idempotency_key": new_key()},
-        )
-        assert status == 200, answer
-        orders.append((answer["order"], token))
-    return sale, orders
 
 
 async def _status(database_url: str, order_id: int) -> str:
@@ -59,7 +34,7 @@ async def _expire(database_url: str, order_id: int) -> None:
 async def test_payment_intent_uses_the_order_amount_and_an_idempotency_key(shop, stripe, database_url):
     world = await shop.seed(stock=10)
     async with aiohttp.ClientSession() as http:
-        sale, [(order, token)] = await _reserve(http, shop, world, quantity=2, price=2500)
+        sale, [(order, token)] = await reserve_in_sale(http, shop, world, quantity=2, price=2500)
         status, started = await start_paying(http, shop.url, order["order_id"], token)
         assert status == 200, started
         assert started["mode"] == "stripe" and started["publishable_key"] == "pk_test_local"
@@ -86,7 +61,7 @@ async def test_payment_intent_uses_the_order_amount_and_an_idempotency_key(shop,
 async def test_forged_webhooks_are_refused_and_write_nothing(shop, stripe, database_url):
     world = await shop.seed(stock=10)
     async with aiohttp.ClientSession() as http:
-        _, [(order, token)] = await _reserve(http, shop, world)
+        _, [(order, token)] = await reserve_in_sale(http, shop, world)
         _, started = await start_paying(http, shop.url, order["order_id"], token)
         url = f"{shop.url}/api/payments/stripe/webhook"
         event = stripe.event("payment_intent.succeeded", started["payment_intent"])
@@ -113,7 +88,7 @@ async def test_forged_webhooks_are_refused_and_write_nothing(shop, stripe, datab
 async def test_webhooks_in_any_order_settle_the_same_way(shop, stripe, database_url):
     world = await shop.seed(stock=10)
     async with aiohttp.ClientSession() as http:
-        sale, [(first, t1), (second, t2)] = await _reserve(http, shop, world, buyers=2)
+        sale, [(first, t1), (second, t2)] = await reserve_in_sale(http, shop, world, buyers=2)
         url = f"{shop.url}/api/payments/stripe/webhook"
         _, p1 = await start_paying(http, shop.url, first["order_id"], t1)
         _, p2 = await start_paying(http, shop.url, second["order_id"], t2)
@@ -138,7 +113,7 @@ async def test_webhooks_in_any_order_settle_the_same_way(shop, stripe, database_
 async def test_late_success_takes_the_units_again_or_is_refunded_automatically(shop, stripe, database_url):
     world = await shop.seed(stock=2)
     async with aiohttp.ClientSession() as http:
-        sale, [(kept, t1), (lost, t2)] = await _reserve(http, shop, world, allocated=2, buyers=2)
+        sale, [(kept, t1), (lost, t2)] = await reserve_in_sale(http, shop, world, allocated=2, buyers=2)
         url = f"{shop.url}/api/payments/stripe/webhook"
         _, p1 = await start_paying(http, shop.url, kept["order_id"], t1)
         _, p2 = await start_paying(http, shop.url, lost["order_id"], t2)
@@ -190,7 +165,7 @@ async def _both_expired(database_url, *orders) -> bool:
 async def test_operator_refund_calls_stripe_once_and_is_audited(shop, stripe, database_url):
     world = await shop.seed(stock=5)
     async with aiohttp.ClientSession() as http:
-        _, [(order, token)] = await _reserve(http, shop, world)
+        _, [(order, token)] = await reserve_in_sale(http, shop, world)
         order_id = order["order_id"]
         status, answer = await call(
             http,
@@ -246,7 +221,7 @@ async def test_operator_refund_calls_stripe_once_and_is_audited(shop, stripe, da
 async def test_test_mode_confirms_locally_and_is_labelled(server, database_url):
     world = await server.seed(stock=5)
     async with aiohttp.ClientSession() as http:
-        sale, [(order, token), (other, other_token)] = await _reserve(http, server, world, buyers=2)
+        sale, [(order, token), (other, other_token)] = await reserve_in_sale(http, server, world, buyers=2)
         status, started = await start_paying(http, server.url, order["order_id"], token)
         assert started["mode"] == "test" and "TEST MODE" in started["notice"]
         status, answer = await call(
@@ -282,7 +257,7 @@ async def test_signed_but_malformed_webhooks_are_refused_once_without_a_tracebac
 ):
     world = await shop.seed(stock=10)
     async with aiohttp.ClientSession() as http:
-        _, [(order, token)] = await _reserve(http, shop, world)
+        _, [(order, token)] = await reserve_in_sale(http, shop, world)
         _, started = await start_paying(http, shop.url, order["order_id"], token)
         url = f"{shop.url}/api/payments/stripe/webhook"
         good = stripe.event("payment_intent.succeeded", started["payment_intent"])
@@ -347,7 +322,7 @@ async def _concurrent_refunds(http, server, database_url, world, order_id: int, 
 async def test_concurrent_refunds_of_one_order_refund_it_once(server, database_url):
     world = await server.seed(stock=5)
     async with aiohttp.ClientSession() as http:
-        _, [(order, token)] = await _reserve(http, server, world)
+        _, [(order, token)] = await reserve_in_sale(http, server, world)
         await start_paying(http, server.url, order["order_id"], token)
         status, _ = await call(
             http, "POST", f"{server.url}/api/orders/{order['order_id']}/test-confirm", token
@@ -359,7 +334,7 @@ async def test_concurrent_refunds_of_one_order_refund_it_once(server, database_u
 async def test_concurrent_stripe_refunds_of_one_order_refund_it_once(shop, stripe, database_url):
     world = await shop.seed(stock=5)
     async with aiohttp.ClientSession() as http:
-        _, [(order, token)] = await _reserve(http, shop, world)
+        _, [(order, token)] = await reserve_in_sale(http, shop, world)
         _, started = await start_paying(http, shop.url, order["order_id"], token)
         await stripe.deliver(
             http,
@@ -450,7 +425,7 @@ async def test_an_order_without_the_buyers_details_is_not_paid_and_nothing_chang
 ):
     world = await shop.seed(stock=5)
     async with aiohttp.ClientSession() as http:
-        sale, [(order, token)] = await _reserve(http, shop, world)
+        sale, [(order, token)] = await reserve_in_sale(http, shop, world)
         status, answer = await call(http, "POST", f"{shop.url}/api/orders/{order['order_id']}/pay", token)
         assert (status, answer["error"]["code"]) == (409, "details_required"), answer
         assert stripe.requests == []
