@@ -7,19 +7,13 @@ import aiohttp
 import asyncpg
 from commerce_client import BUYER_DETAILS, call, dsn_of, start_sale
 from room_client import RoomClient
+from test_draws import SHIPPING, keyword_draw
 
 from livecommerce.draws.verification import verify
 
 LOGIN = {"login": "ann@example.com", "password": "password123"}
 ACCOUNT_DETAILS = {**BUYER_DETAILS, "name": "Ann Lee", "city": "Shanghai"}
 GUEST_DETAILS = {**BUYER_DETAILS, "name": "Ann (guest)", "city": "Hangzhou"}
-SHIPPING = {
-    "name": "Ann Lee",
-    "line1": "1 Main St",
-    "city": "Springfield",
-    "postal_code": "12345",
-    "country": "US",
-}
 
 
 async def fetch(database_url: str, sql: str, *args):
@@ -48,14 +42,7 @@ async def draw(http, server, world, **spec) -> dict:
         "POST",
         f"{server.url}/api/rooms/{world.room_id}/draws",
         world.tokens["anchor"],
-        {
-            "prize_text": "Tea set",
-            "winners_count": 1,
-            "rule": "keyword",
-            "keyword": "tea",
-            "duration_seconds": 600,
-            **spec,
-        },
+        keyword_draw(**spec),
     )
     assert status == 201, started
     return started
