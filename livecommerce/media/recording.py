@@ -259,14 +259,20 @@ class Recorder:
         if session_id is None:
             return
         self.session_id = session_id
+        # The broadcast starts with its first frame, the segments with the first keyframe that
+        # carries the picture size: a recording starts with its first segment, and a live that
+        # ends before one has nothing to record.
+        segment = await self._queue.get()
+        if segment is None:
+            return
         started_at = output.started_at
-        assert started_at is not None
+        assert started_at is not None  # segments come only once the muxer has started
         listed: list[tuple[int, float]] = []
         size = 0
         recordings.metrics.active.inc()
         try:
             await recordings._started(session_id, output.room_id, started_at)
-            while (segment := await self._queue.get()) is not None:
+            while segment is not None:
                 if not listed:
                     assert output.init is not None
                     await recordings.storage.put(f"{session_id}/{INIT}", output.init)
@@ -277,6 +283,7 @@ class Recorder:
                 size += len(data)
                 recordings.metrics.bytes.inc(len(data))
                 await recordings._update(session_id, **_totals(listed, size))
+                segment = await self._queue.get()
             playlist = llhls.vod_playlist(recordings.layout, listed, started_at).encode()
             await recordings.storage.put(f"{session_id}/{PLAYLIST}", playlist)
             await recordings._update(

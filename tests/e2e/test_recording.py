@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 import aiohttp
 import av
 import pytest
+import testpattern
 from helpers import wait_for
 from sqlalchemy import select
 from test_hls import get, segment_uris
@@ -165,3 +166,47 @@ async def test_a_store_that_fails_mid_live_stops_the_recording_and_the_live_goes
         ) as response:
             (listed,) = (await response.json())["recordings"]
         assert listed["state"] == "failed" and listed["error"] == row.error
+
+
+class KeyframelessH264(testpattern.PatternVideoTrack):
+    """H.264 whose keyframes are lost on the way: the server sees only the frames between them."""
+
+    def _encode(self) -> list[av.Packet]:
+        return [packet for packet in super()._encode() if not packet.is_keyframe]
+
+
+async def test_a_live_that_ends_before_its_first_segment_records_nothing_and_fails_nothing(server):
+    """The broadcast starts with its first frame, HLS segments with the first keyframe: a live
+    that ends before one has a stream session but nothing to record, and its recorder ends
+    cleanly (it used to fail on the missing start time)."""
+    world = await server.seed()
+    whip = f"{server.url}/api/rooms/{world.room_id}/whip"
+    recordings = server.app[MEDIA].recordings
+    async with aiohttp.ClientSession() as http:
+        publisher = await testpattern.publish(
+            http,
+            whip,
+            world.stream_key,
+            video=KeyframelessH264(width=480, height=272, fps=15, bitrate=300_000, codec="h264"),
+            audio=testpattern.ToneAudioTrack(),
+            rewrite_offer=testpattern.prefer_h264,
+        )
+        await wait_for(
+            lambda: (
+                world.room_id in server.app[MEDIA].streams
+                and server.app[MEDIA].streams[world.room_id].session_id is not None
+            ),
+            timeout=60,
+            message="the broadcast",
+        )
+        await wait_for(
+            lambda: any(r.session_id for r in recordings.recorders), timeout=30, message="a recorder"
+        )
+        recorders = list(recordings.recorders)
+        async with http.delete(publisher.location, headers={"Authorization": f"Bearer {world.stream_key}"}):
+            pass
+        await publisher.pc.close()
+    for recorder in recorders:
+        await recorder.task
+        assert recorder.task.exception() is None
+    assert await recording_row(server, world.room_id) is None
