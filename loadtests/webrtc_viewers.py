@@ -653,7 +653,8 @@ def _cluster_figures(
     edge_added = _mean([nodes[n]["cpu_percent_per_added_viewer"] for n in edges])
     edge_all_in = _mean([nodes[n]["cpu_percent_per_viewer"] for n in edges])
     relay_cost, viewer_cost = 100 * _mean(relay_costs), 100 * _mean(viewer_costs)
-    hops_light = [hop for window in rounds["edges"] for hop in _hop_latencies(window, edges)]
+    hops_by_round = [_hop_latencies(window, edges) for window in rounds["edges"]]
+    hops_light = [hop for hops in hops_by_round for hop in hops]
     hops_loaded = _hop_latencies(everywhere, edges)
 
     def ratio(value: float, base: float) -> float | None:
@@ -669,7 +670,7 @@ def _cluster_figures(
                 },
                 "frames_sent": [windows[index]["sent"] for windows in rounds.values()],
                 "steady": index in steady,
-                "hop_ms": [round(hop, 1) for hop in _hop_latencies(rounds["edges"][index], edges)],
+                "hop_ms": [round(hop, 1) for hop in hops_by_round[index]],
                 "glass_to_glass_p50_ms": [_p50(rounds["edges"][index], node) for node in range(args.nodes)],
             }
             for index in range(args.rounds)
